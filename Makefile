@@ -1,0 +1,51 @@
+# nbutils: `make run` executes the six notebooks, `make test` runs the tests.
+# Both create .venv and install what they need on first use.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+RUNTIME_STAMP := $(VENV)/.runtime-installed
+DEV_STAMP     := $(VENV)/.dev-installed
+RUN_DIR ?= runs/latest
+
+.PHONY: setup run test lint format lab bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+
+$(RUNTIME_STAMP): $(BIN)/python requirements.txt pyproject.toml
+	$(BIN)/python -m pip install -q -r requirements.txt
+	$(BIN)/python -m pip install -q --no-deps -e .
+	touch $@
+
+$(DEV_STAMP): $(RUNTIME_STAMP) requirements-dev.txt
+	$(BIN)/python -m pip install -q -r requirements-dev.txt
+	touch $@
+
+setup: $(DEV_STAMP)
+
+run: $(RUNTIME_STAMP)
+	$(BIN)/python -m nbutils run --run-dir $(RUN_DIR)
+
+test: $(DEV_STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/python -m pytest -q
+
+lint: $(DEV_STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check nbutils tests bench
+
+format: $(DEV_STAMP)
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format nbutils tests bench
+
+lab: $(DEV_STAMP)
+	$(BIN)/jupyter lab notebooks
+
+bench: $(DEV_STAMP)
+	$(BIN)/python bench/bench_load.py
+	$(BIN)/python bench/bench_metrics.py
+	$(BIN)/python bench/bench_train.py
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache .ruff_cache

@@ -1,0 +1,20 @@
+"""nbutils: the Japanese Numerai beginner's guide, made runnable and tested.
+
+One module per tutorial step (see docs/design-decisions.md and ../shared/DESIGN.md):
+
+- ``nbutils.data``        2A  load the data (synthetic, numerapi download, loading)
+- ``nbutils.features``    2B  feature engineering
+- ``nbutils.train``       2C  LightGBM training
+- ``nbutils.metrics``     2D  measuring the model, 3 diagnostics
+- ``nbutils.submission``  2E  the submission file
+- ``nbutils.neutralize``  2F  neutralization
+- ``nbutils.plots``       the figures the notebooks show
+- ``nbutils.pipeline``    the papermill chain (``python -m nbutils run``)
+
+Importing ``nbutils`` itself is cheap: submodules are imported on use.
+"""
+
+from nbutils.errors import NbutilsError
+
+__version__ = "0.1.0"
+__all__ = ["NbutilsError", "__version__"]

@@ -1,0 +1,29 @@
+"""The one exception family of nbutils.
+
+Every error says what went wrong and what to do about it. This module imports nothing from
+nbutils, so every other module (``data`` included) may use it.
+"""
+
+
+class NbutilsError(Exception):
+    """Base class of every error nbutils raises on purpose."""
+
+
+class DataError(NbutilsError, ValueError):
+    """A data file or frame is missing, malformed or inconsistent."""
+
+
+class DownloadError(NbutilsError):
+    """Numerai could not be reached or a download did not complete."""
+
+
+class ScoringError(NbutilsError, ValueError):
+    """Inputs to a score are invalid (NaN predictions, missing columns, ...)."""
+
+
+class SubmissionError(NbutilsError, ValueError):
+    """A submission is invalid or could not be uploaded."""
+
+
+class PipelineError(NbutilsError):
+    """A notebook of the chain failed or an artifact is missing."""
