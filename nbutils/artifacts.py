@@ -90,3 +90,56 @@ def save_predictions(predictions: pd.DataFrame, run_dir: str | os.PathLike) -> P
 def load_predictions(run_dir: str | os.PathLike) -> pd.DataFrame:
     """Read ``predictions.parquet`` written by notebook 03."""
     return pd.read_parquet(artifact_path(run_dir, "predictions.parquet"))
+
+
+# -- data.json: how notebook 01 loaded the data, so that 02..06 load exactly the same -------------
+def save_data_info(
+    run_dir: str | os.PathLike,
+    data,
+    dataset_dir: str | os.PathLike,
+    *,
+    data_source: str,
+    feature_set: str | None,
+    era_step: int,
+) -> Path:
+    """Write ``data.json``: layout, version, round, the dataset path and the load arguments."""
+    from nbutils.util import write_json
+
+    info = {
+        "data_source": data_source,
+        "dataset_dir": str(Path(dataset_dir).resolve()),
+        "layout": data.layout,
+        "version": data.version,
+        "round": data.round,
+        "feature_set": feature_set,
+        "era_step": era_step,
+        "features": list(data.features),
+        "feature_groups": {k: list(v) for k, v in data.feature_groups.items()},
+        "targets": list(data.targets),
+        "rows": {
+            "train": len(data.train),
+            "validation": len(data.validation),
+            "live": len(data.live),
+        },
+    }
+    return write_json(Path(run_dir) / "data.json", info)
+
+
+def load_run_data(run_dir: str | os.PathLike, **overrides):
+    """The ``NumeraiData`` notebook 01 loaded, reloaded with the same arguments from ``data.json``.
+
+    Returns ``(data, info)``. ``overrides`` are passed to ``load_data`` (e.g. ``era_step=2``).
+    """
+    from nbutils.data import load_data
+
+    info = read_artifact_json(run_dir, "data.json")
+    kwargs = {"feature_set": info.get("feature_set"), "era_step": info.get("era_step", 1)}
+    kwargs.update(overrides)
+    return load_data(info["dataset_dir"], **kwargs), info
+
+
+def save_csv(frame: pd.DataFrame, path: str | os.PathLike) -> Path:
+    """Write ``frame`` (with its index) as CSV atomically."""
+    with atomic_path(path) as tmp:
+        frame.to_csv(tmp)
+    return Path(path)
