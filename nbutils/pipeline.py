@@ -67,12 +67,14 @@ def check_parameters(parameters: Mapping[str, Any]) -> None:
 
 def declared_parameters(notebook: Path) -> dict[str, Any]:
     """The parameters a notebook declares in its cell tagged ``parameters`` (name -> default)."""
-    import papermill
+    import nbformat
+    from papermill.translators import PythonTranslator
 
-    inferred = papermill.inspect_notebook(str(notebook))
-    if not inferred:
-        raise PipelineError(f"{notebook.name} has no cell tagged 'parameters'")
-    return {name: info.get("default") for name, info in inferred.items()}
+    nb = nbformat.read(notebook, as_version=4)
+    cells = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
+    if not cells:
+        raise PipelineError(f"{Path(notebook).name} has no cell tagged 'parameters'")
+    return {p.name: p.default for p in PythonTranslator.inspect(cells[0])}
 
 
 def parameters_for(notebook: Path, parameters: Mapping[str, Any]) -> dict[str, Any]:
@@ -157,13 +159,16 @@ def run_pipeline(
                     str(output),
                     parameters=nb_params,
                     kernel_name=KERNEL_NAME,
+                    language="python",
                     progress_bar=progress,
                     cwd=str(run_path),
                 )
             except PapermillExecutionError as err:
                 _scrub(output, keys)
+                first_line = (err.source or "").strip().splitlines()[:1] or [""]
                 raise PipelineError(
-                    f"{name} failed in cell {err.cell_index} (In [{err.exec_count}]): "
+                    f"{name} failed at cell {err.cell_index + 1} of the executed notebook "
+                    f"(In [{err.exec_count}]: {first_line[0][:80]!r}): "
                     f"{err.ename}: {redact(str(err.evalue), keys)}\n"
                     f"The partly executed notebook is kept at {output}"
                 ) from None
