@@ -1,0 +1,554 @@
+"""Step 2C: machine learning. LightGBM training, prediction, and model save/load.
+
+The tutorial trains one ``LGBMRegressor`` with :data:`SEED_PARAMS`. This module adds what a
+participant needs every week, without changing that model:
+
+- random-seed averaging (several boosters, averaged at prediction time);
+- optional early stopping on a validation frame;
+- optional era-wise time-series cross-validation with an embargo of eras between training and
+  validation (:func:`era_splits`);
+- a tqdm progress bar;
+- a lean LightGBM ``Dataset``: the int8 feature matrix is never converted as a whole. LightGBM's
+  own ``lgb.Dataset(numpy_int8)`` would first make a float32 copy of everything (and
+  ``df[features].astype(float)`` a float64 copy). Here the bin boundaries are found from a row
+  sample, read column by column, and the rows are then pushed in float32 batches
+  (:func:`build_dataset`), so the extra memory is one batch plus LightGBM's own binned data.
+- models saved in LightGBM's text format (never pickle): see :func:`save_model`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import lightgbm as lgb
+import numpy as np
+import pandas as pd
+from tqdm.auto import tqdm
+
+from nbutils.errors import DataError
+from nbutils.util import atomic_write_text, natural_sorted
+
+#: The tutorial's configuration (step 2C): ``LGBMRegressor(objective="regression",
+#: num_leaves=31, learning_rate=0.01, n_estimators=2000, max_depth=5, random_state=0)``.
+SEED_PARAMS: dict[str, Any] = {
+    "objective": "regression",
+    "num_leaves": 31,
+    "learning_rate": 0.01,
+    "n_estimators": 2000,
+    "max_depth": 5,
+    "random_state": 0,
+}
+
+#: Numerai's current example model (numerai/example-scripts, ``hello_numerai`` and
+#: ``example_model.py``): ``LGBMRegressor(n_estimators=2000, learning_rate=0.01, max_depth=5,
+#: num_leaves=2**5 - 1, colsample_bytree=0.1)``.
+EXAMPLE_MODEL_PARAMS: dict[str, Any] = {
+    "objective": "regression",
+    "n_estimators": 2000,
+    "learning_rate": 0.01,
+    "max_depth": 5,
+    "num_leaves": 2**5 - 1,
+    "colsample_bytree": 0.1,
+}
+
+#: Defaults added to every run unless the caller sets them: quiet, and reproducible
+#: (``deterministic`` with a fixed column-wise histogram layout).
+_RUN_DEFAULTS: dict[str, Any] = {"verbosity": -1, "deterministic": True, "force_col_wise": True}
+_ROUNDS_ALIASES = (
+    "n_estimators",
+    "num_iterations",
+    "num_iteration",
+    "n_iter",
+    "num_tree",
+    "num_trees",
+    "num_round",
+    "num_rounds",
+    "nrounds",
+    "num_boost_round",
+)
+_SEED_ALIASES = ("random_state", "seed", "random_seed")
+#: Values LightGBM treats as zero when sampling (``lightgbm.basic.ZERO_THRESHOLD``).
+_ZERO_THRESHOLD = 1e-35
+_BATCH_ROWS = 16_384
+_MODEL_MAGIC = "nbutils-seed-averaged-model"
+
+
+# -- parameters --------------------------------------------------------------------------------
+def lgb_params(params: dict[str, Any], seed: int) -> tuple[dict[str, Any], int]:
+    """LightGBM ``train`` parameters and number of rounds from sklearn-style ``params``.
+
+    ``n_estimators`` (or any alias) becomes the number of boosting rounds (LightGBM's default
+    100 if absent); ``random_state`` (or alias) is replaced by ``seed``; ``data_random_seed``
+    is pinned to ``seed`` unless given, so that the row sample for the bins does not change
+    between the seeds of one run... and :data:`_RUN_DEFAULTS` are added.
+    """
+    out = dict(_RUN_DEFAULTS)
+    if "force_row_wise" in params:
+        out.pop("force_col_wise")
+    rounds = 100
+    for key, value in params.items():
+        if key in _ROUNDS_ALIASES:
+            rounds = int(value)
+        elif key not in _SEED_ALIASES:
+            out[key] = value
+    out["seed"] = int(seed)
+    return out, rounds
+
+
+def _dataset_params(params: dict[str, Any]) -> dict[str, Any]:
+    """The parameters the Dataset is built with: the run's, with a fixed data sample seed."""
+    out = {k: v for k, v in params.items() if k != "seed"}
+    out.setdefault("data_random_seed", 1)
+    return out
+
+
+# -- lean Dataset ------------------------------------------------------------------------------
+def _positions(df: pd.DataFrame, columns: Sequence[str]) -> np.ndarray:
+    pos = df.columns.get_indexer(list(columns))
+    if (pos < 0).any():
+        missing = [c for c, p in zip(columns, pos, strict=True) if p < 0]
+        raise DataError(
+            f"{len(missing)} feature column(s) missing from the frame, e.g. {missing[:3]}; "
+            "apply the same FeatureSpec to every frame and pass the same feature list."
+        )
+    if df.columns.has_duplicates:
+        raise DataError("the frame has duplicate column names; make them unique first.")
+    return pos
+
+
+def iter_batches(
+    df: pd.DataFrame,
+    features: Sequence[str],
+    rows: np.ndarray | None = None,
+    batch_rows: int = _BATCH_ROWS,
+) -> Iterator[np.ndarray]:
+    """float32 blocks of ``df[features]``, ``batch_rows`` rows at a time (C order).
+
+    Only one batch exists as float32 at a time: the whole matrix is never converted.
+    """
+    pos = _positions(df, features)
+    n = len(df) if rows is None else len(rows)
+    for start in range(0, n, batch_rows):
+        stop = min(start + batch_rows, n)
+        take = slice(start, stop) if rows is None else rows[start:stop]
+        block = df.iloc[take, pos].to_numpy(dtype=np.float32, na_value=np.nan)
+        yield np.ascontiguousarray(block)
+
+
+def _sample_columns(
+    df: pd.DataFrame, pos: np.ndarray, sample_rows: np.ndarray
+) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Per column: the non-zero sampled values (float64) and their sample positions (int32).
+
+    The same structure LightGBM builds internally to find bin boundaries, read column by column
+    from the frame (each column of an int8 block is a view; only the sample is copied).
+    """
+    values, indices = [], []
+    order = np.arange(len(sample_rows), dtype=np.int32)
+    for p in pos:
+        col = df.iloc[:, p].to_numpy()
+        sampled = col[sample_rows].astype(np.float64)
+        keep = (np.abs(sampled) > _ZERO_THRESHOLD) | np.isnan(sampled)
+        values.append(np.ascontiguousarray(sampled[keep]))
+        indices.append(np.ascontiguousarray(order[keep]))
+    return values, indices
+
+
+def build_dataset(
+    df: pd.DataFrame,
+    features: Sequence[str],
+    label: np.ndarray,
+    params: dict[str, Any],
+    rows: np.ndarray | None = None,
+    reference: lgb.Dataset | None = None,
+    batch_rows: int = _BATCH_ROWS,
+) -> lgb.Dataset:
+    """A constructed LightGBM ``Dataset`` built without converting the whole feature matrix.
+
+    Steps (those of LightGBM's ``Sequence`` loader, without its float64 row sample):
+
+    1. LightGBM draws the sample rows (``bin_construct_sample_cnt``, ``data_random_seed``);
+    2. bin boundaries are found from the sampled values, read one column at a time;
+    3. rows are pushed in float32 batches of ``batch_rows`` (LightGBM bins and keeps them);
+    4. the label is set.
+
+    A validation set passes ``reference`` (the training Dataset) and reuses its bins.
+    Equal to ``lgb.Dataset(df[features].to_numpy(), label, params=params)`` (tested).
+
+    Parameters
+    ----------
+    df : DataFrame
+        Holds the feature columns (int8 or float).
+    features : sequence of str
+        Feature columns, in model order.
+    label : ndarray
+        Target for the selected rows.
+    params : dict
+        LightGBM parameters (see :func:`lgb_params`).
+    rows : ndarray of int, optional
+        Row positions to use (default: every row).
+    reference : lightgbm.Dataset, optional
+        The training set, for a validation set.
+    batch_rows : int
+        Rows converted to float32 at a time.
+    """
+    pos = _positions(df, features)
+    n = len(df) if rows is None else len(rows)
+    if n == 0:
+        raise DataError("no rows to train on; check the era selection and the target column.")
+    ds = lgb.Dataset(None, params=dict(params), free_raw_data=True)
+    if reference is None:
+        sample = ds._create_sample_indices(total_nrow=n)
+        sample_rows = sample if rows is None else rows[sample]
+        values, indices = _sample_columns(df, pos, sample_rows)
+        ds._init_from_sample(values, indices, len(sample), n)
+        del values, indices
+    else:
+        ds._init_from_ref_dataset(n, reference._handle)
+        ds.reference = reference
+    for batch in iter_batches(df, features, rows, batch_rows):
+        ds._push_rows(batch)
+    ds.set_label(np.asarray(label, dtype=np.float32))
+    ds.set_feature_name(list(features))
+    return ds
+
+
+# -- the model ---------------------------------------------------------------------------------
+@dataclass
+class SeedAveragedModel:
+    """LightGBM boosters trained with different seeds; predictions are their mean.
+
+    Attributes
+    ----------
+    boosters : list of lightgbm.Booster
+        One per seed, each trimmed to its best iteration when early stopping was used.
+    features : list of str
+        The feature columns, in the order the boosters expect.
+    seeds : list of int
+    cv_scores : DataFrame or None
+        Per-fold validation scores when trained with ``cv_folds``.
+    """
+
+    boosters: list[lgb.Booster]
+    features: list[str]
+    seeds: list[int] = field(default_factory=list)
+    cv_scores: pd.DataFrame | None = None
+
+    def predict(self, df: pd.DataFrame, batch_rows: int = 65_536) -> pd.Series:
+        """Mean of the boosters' predictions, indexed like ``df`` (see :func:`predict`)."""
+        return predict(self, df, batch_rows=batch_rows)
+
+    @property
+    def num_trees(self) -> list[int]:
+        """Trees per booster."""
+        return [b.num_trees() for b in self.boosters]
+
+
+# -- cross-validation --------------------------------------------------------------------------
+def era_splits(
+    eras: Sequence[str], n_folds: int, embargo_eras: int = 4
+) -> list[tuple[list[str], list[str]]]:
+    """Era-wise time-series folds with an embargo (walk-forward, as sklearn's TimeSeriesSplit).
+
+    The unique eras, in natural order, are cut into ``n_folds + 1`` contiguous blocks.
+    Fold ``k`` validates on block ``k + 1`` and trains on every earlier era except the
+    ``embargo_eras`` eras just before the validation block, so that the last training era and
+    the first validation era are more than ``embargo_eras`` eras apart (Numerai targets look
+    about 20 business days ahead: neighbouring eras overlap).
+
+    Returns
+    -------
+    list of (train_eras, valid_eras)
+    """
+    unique = natural_sorted(pd.unique(pd.Series(list(eras), dtype=str)))
+    if n_folds < 1 or embargo_eras < 0:
+        raise DataError("cv_folds must be >= 1 and embargo_eras >= 0.")
+    blocks = np.array_split(np.arange(len(unique)), n_folds + 1)
+    splits = []
+    for k in range(n_folds):
+        valid = blocks[k + 1]
+        if len(valid) == 0:
+            raise DataError(f"{len(unique)} eras are too few for {n_folds} folds; use fewer folds.")
+        last_train = valid[0] - embargo_eras
+        if last_train <= 0:
+            raise DataError(
+                f"fold {k + 1} has no training era left after an embargo of {embargo_eras} eras "
+                f"({len(unique)} eras in all); use fewer folds or a shorter embargo."
+            )
+        splits.append(([unique[i] for i in range(last_train)], [unique[i] for i in valid]))
+    return splits
+
+
+def _fold_score(valid: pd.DataFrame, pred: np.ndarray, target: str, era_col: str) -> float:
+    """Mean over eras of ``numerai_tools.scoring.numerai_corr`` (DESIGN.md's numerai corr)."""
+    from numerai_tools.scoring import numerai_corr
+
+    frame = pd.DataFrame({"prediction": pred, "target": valid[target].to_numpy()})
+    frame["era"] = valid[era_col].to_numpy()
+    scores = [
+        float(numerai_corr(g[["prediction"]], g["target"]).iloc[0])
+        for _, g in frame.groupby("era", sort=False)
+    ]
+    return float(np.nanmean(scores))
+
+
+# -- training ----------------------------------------------------------------------------------
+def _progress_callback(bar: tqdm) -> Callable[[Any], None]:
+    def callback(env: Any) -> None:
+        bar.update(1)
+
+    callback.order = 100  # type: ignore[attr-defined]
+    return callback
+
+
+def _labelled_rows(df: pd.DataFrame, target: str, mask: np.ndarray | None = None) -> np.ndarray:
+    if target not in df.columns:
+        raise DataError(f"target column {target!r} not in the frame; pass target=... of your data.")
+    ok = df[target].notna().to_numpy()
+    if mask is not None:
+        ok = ok & mask
+    return np.flatnonzero(ok)
+
+
+def _fit_seeds(
+    train_ds: lgb.Dataset,
+    valid_ds: lgb.Dataset | None,
+    params: dict[str, Any],
+    seeds: Sequence[int],
+    early_stopping_rounds: int | None,
+    bar: tqdm,
+) -> list[lgb.Booster]:
+    boosters = []
+    for seed in seeds:
+        run_params, rounds = lgb_params(params, seed)
+        run_params["data_random_seed"] = train_ds.params["data_random_seed"]
+        callbacks = [_progress_callback(bar)]
+        valid_sets = None
+        if valid_ds is not None:
+            valid_sets = [valid_ds]
+            if early_stopping_rounds:
+                callbacks.append(lgb.early_stopping(early_stopping_rounds, verbose=False))
+        start = bar.n
+        booster = lgb.train(
+            run_params, train_ds, num_boost_round=rounds, valid_sets=valid_sets, callbacks=callbacks
+        )
+        bar.update(rounds - (bar.n - start))
+        if booster.best_iteration > 0:  # early stopping: keep only the best trees
+            booster = lgb.Booster(
+                model_str=booster.model_to_string(num_iteration=booster.best_iteration)
+            )
+        boosters.append(booster)
+    return boosters
+
+
+def train_lgbm(
+    train_df: pd.DataFrame,
+    features: Sequence[str],
+    target: str = "target",
+    params: dict[str, Any] | None = None,
+    seeds: Sequence[int] = (0,),
+    valid_df: pd.DataFrame | None = None,
+    early_stopping_rounds: int | None = None,
+    cv_folds: int | None = None,
+    embargo_eras: int = 4,
+    era_col: str = "era",
+    progress: bool = True,
+    batch_rows: int = _BATCH_ROWS,
+) -> SeedAveragedModel:
+    """Train LightGBM regressors on ``train_df[features]`` (tutorial step 2C).
+
+    One booster per seed (``seed`` replaces ``random_state``), averaged at prediction time.
+    With one seed and :data:`SEED_PARAMS`, the tutorial's model.
+
+    Parameters
+    ----------
+    train_df : DataFrame
+        Training rows; rows whose target is NaN are skipped.
+    features : sequence of str
+        Feature columns (int8 or float).
+    target : str
+        Target column.
+    params : dict, optional
+        sklearn-style LightGBM parameters (default :data:`SEED_PARAMS`).
+    seeds : sequence of int
+        One booster per seed.
+    valid_df : DataFrame, optional
+        Evaluated during training (l2); with ``early_stopping_rounds``, training of each seed
+        stops when it has not improved for that many rounds and the best iteration is kept.
+    early_stopping_rounds : int, optional
+        Needs ``valid_df``.
+    cv_folds : int, optional
+        Before the final fit, era-wise walk-forward cross-validation (:func:`era_splits`);
+        the per-fold mean numerai corr is stored in ``model.cv_scores``.
+    embargo_eras : int
+        Eras left out between training and validation eras in each fold.
+    era_col : str
+        Era column (for cross-validation).
+    progress : bool
+        Show a tqdm bar (one step per boosting round).
+    batch_rows : int
+        Rows converted to float32 at a time when building the Dataset.
+
+    Returns
+    -------
+    SeedAveragedModel
+    """
+    params = dict(SEED_PARAMS if params is None else params)
+    features = list(features)
+    seeds = [int(s) for s in seeds]
+    if not seeds:
+        raise DataError("seeds is empty; pass at least one seed, e.g. seeds=(0,).")
+    if early_stopping_rounds and valid_df is None:
+        raise DataError("early stopping needs a validation frame: pass valid_df=...")
+    base_params, rounds = lgb_params(params, seeds[0])
+    ds_params = _dataset_params(base_params)
+    folds = era_splits(train_df[era_col], cv_folds, embargo_eras) if cv_folds else []
+    total = rounds * len(seeds) * (len(folds) + 1)
+    cv_rows = []
+    with tqdm(total=total, desc="LightGBM", unit="round", disable=not progress) as bar:
+        eras = train_df[era_col].astype(str).to_numpy() if folds else None
+        for k, (train_eras, valid_eras) in enumerate(folds):
+            fold_train = _labelled_rows(train_df, target, np.isin(eras, train_eras))
+            fold_valid = _labelled_rows(train_df, target, np.isin(eras, valid_eras))
+            ds = build_dataset(
+                train_df,
+                features,
+                train_df[target].to_numpy()[fold_train],
+                ds_params,
+                rows=fold_train,
+                batch_rows=batch_rows,
+            )
+            fold_model = SeedAveragedModel(_fit_seeds(ds, None, params, seeds, None, bar), features)
+            del ds
+            valid = train_df.iloc[fold_valid]
+            score = _fold_score(valid, predict(fold_model, valid).to_numpy(), target, era_col)
+            cv_rows.append(
+                {
+                    "fold": k + 1,
+                    "train_eras": len(train_eras),
+                    "first_train_era": train_eras[0],
+                    "last_train_era": train_eras[-1],
+                    "first_valid_era": valid_eras[0],
+                    "last_valid_era": valid_eras[-1],
+                    "valid_eras": len(valid_eras),
+                    "corr_mean": score,
+                }
+            )
+        rows = _labelled_rows(train_df, target)
+        train_ds = build_dataset(
+            train_df,
+            features,
+            train_df[target].to_numpy()[rows],
+            ds_params,
+            rows=None if len(rows) == len(train_df) else rows,
+            batch_rows=batch_rows,
+        )
+        valid_ds = None
+        if valid_df is not None:
+            vrows = _labelled_rows(valid_df, target)
+            valid_ds = build_dataset(
+                valid_df,
+                features,
+                valid_df[target].to_numpy()[vrows],
+                ds_params,
+                rows=vrows,
+                reference=train_ds,
+                batch_rows=batch_rows,
+            )
+        boosters = _fit_seeds(train_ds, valid_ds, params, seeds, early_stopping_rounds, bar)
+    cv_scores = pd.DataFrame(cv_rows) if folds else None
+    return SeedAveragedModel(boosters, features, seeds, cv_scores)
+
+
+# -- prediction --------------------------------------------------------------------------------
+def predict(
+    model: SeedAveragedModel,
+    df: pd.DataFrame,
+    features: Sequence[str] | None = None,
+    batch_rows: int = 65_536,
+) -> pd.Series:
+    """Predictions for ``df``: the mean over the model's boosters, a Series indexed like ``df``.
+
+    Rows are converted to float32 in batches. Deterministic: the same model and rows give the
+    same values bit for bit.
+
+    Parameters
+    ----------
+    model : SeedAveragedModel
+    df : DataFrame
+        Holds the model's feature columns.
+    features : sequence of str, optional
+        Must equal ``model.features`` when given (a guard against a changed feature list).
+    batch_rows : int
+        Rows converted at a time.
+    """
+    if features is not None and list(features) != list(model.features):
+        raise DataError(
+            "the feature list differs from the one the model was trained on; "
+            "apply the same FeatureSpec and pass model.features."
+        )
+    out = np.empty(len(df), dtype=np.float64)
+    start = 0
+    for batch in iter_batches(df, model.features, batch_rows=batch_rows):
+        stop = start + len(batch)
+        acc = np.zeros(len(batch), dtype=np.float64)
+        for booster in model.boosters:
+            acc += booster.predict(batch)
+        out[start:stop] = acc / len(model.boosters)
+        start = stop
+    return pd.Series(out, index=df.index, name="prediction")
+
+
+# -- save / load -------------------------------------------------------------------------------
+def save_model(model: SeedAveragedModel, path: str | os.PathLike) -> Path:
+    """Write the model as text (atomically); never pickle.
+
+    One booster: the file is exactly LightGBM's model text (``lgb.Booster(model_file=path)``
+    reads it). Several boosters: the first line is ``nbutils-seed-averaged-model`` followed by
+    a JSON header (format version, features, seeds, the character length of each booster's
+    text, the CV scores), then the boosters' LightGBM texts one after another.
+    """
+    texts = [b.model_to_string() for b in model.boosters]
+    if len(texts) == 1 and model.cv_scores is None:
+        return atomic_write_text(path, texts[0])
+    header = {
+        "format": 1,
+        "features": model.features,
+        "seeds": model.seeds,
+        "lengths": [len(t) for t in texts],
+        "cv_scores": None if model.cv_scores is None else model.cv_scores.to_dict(orient="list"),
+    }
+    return atomic_write_text(path, f"{_MODEL_MAGIC} {json.dumps(header)}\n" + "".join(texts))
+
+
+def load_model(path: str | os.PathLike) -> SeedAveragedModel:
+    """Read a model written by :func:`save_model` (or any LightGBM text model)."""
+    source = Path(path)
+    if not source.is_file():
+        raise DataError(f"no model at {source}; train one (notebook 03) or check the path.")
+    text = source.read_text(encoding="utf-8")
+    if not text.startswith(_MODEL_MAGIC):
+        booster = lgb.Booster(model_str=text)
+        return SeedAveragedModel([booster], booster.feature_name())
+    first, _, body = text.partition("\n")
+    header = json.loads(first[len(_MODEL_MAGIC) :])
+    if header.get("format") != 1:
+        raise DataError(f"{source}: model format {header.get('format')} is not supported.")
+    boosters, start = [], 0
+    for length in header["lengths"]:
+        boosters.append(lgb.Booster(model_str=body[start : start + length]))
+        start += length
+    if start != len(body):
+        raise DataError(f"{source} is truncated or edited (lengths do not add up); save it again.")
+    cv = header.get("cv_scores")
+    return SeedAveragedModel(
+        boosters,
+        list(header["features"]),
+        list(header.get("seeds") or []),
+        None if cv is None else pd.DataFrame(cv),
+    )

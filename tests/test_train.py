@@ -1,0 +1,284 @@
+"""Tests for nbutils.train: params, lean Dataset, seeds, CV embargo, early stopping, save/load."""
+
+from __future__ import annotations
+
+import tracemalloc
+
+import lightgbm as lgb
+import numpy as np
+import pandas as pd
+import pytest
+from numerai_tools.scoring import numerai_corr
+
+import nbutils.train as train_mod
+from nbutils.errors import DataError
+from nbutils.train import (
+    EXAMPLE_MODEL_PARAMS,
+    SEED_PARAMS,
+    SeedAveragedModel,
+    build_dataset,
+    era_splits,
+    lgb_params,
+    load_model,
+    predict,
+    save_model,
+    train_lgbm,
+)
+
+FAST = dict(SEED_PARAMS, n_estimators=30, learning_rate=0.1)
+
+
+def make_frame(n_eras: int = 24, per_era: int = 60, n_features: int = 12, seed: int = 0):
+    """int8 features 0..4; the target is a noisy function of the first two features."""
+    rng = np.random.default_rng(seed)
+    n = n_eras * per_era
+    x = rng.integers(0, 5, size=(n, n_features), dtype=np.int8)
+    features = [f"feature_{i}" for i in range(n_features)]
+    df = pd.DataFrame(
+        x, columns=features, index=pd.Index([f"n{seed}_{i:05d}" for i in range(n)], name="id")
+    )
+    df.insert(0, "era", [f"{i // per_era + 1:04d}" for i in range(n)])
+    df.insert(1, "data_type", "train")
+    signal = x[:, 0] + x[:, 1] - x[:, 2] + rng.normal(0, 1.5, n)
+    df["target"] = np.clip(np.round((signal + 2) / 10 * 4) / 4, 0, 1)
+    return df, features
+
+
+def test_presets_are_the_tutorial_and_the_example_model():
+    assert SEED_PARAMS == {
+        "objective": "regression",
+        "num_leaves": 31,
+        "learning_rate": 0.01,
+        "n_estimators": 2000,
+        "max_depth": 5,
+        "random_state": 0,
+    }
+    assert EXAMPLE_MODEL_PARAMS["colsample_bytree"] == 0.1
+    assert EXAMPLE_MODEL_PARAMS["num_leaves"] == 31
+    assert EXAMPLE_MODEL_PARAMS["n_estimators"] == 2000
+
+
+def test_lgb_params_maps_sklearn_names():
+    run, rounds = lgb_params(SEED_PARAMS, seed=7)
+    assert rounds == 2000
+    assert run["seed"] == 7
+    assert "random_state" not in run and "n_estimators" not in run
+    assert run["num_leaves"] == 31 and run["deterministic"] is True
+    run, rounds = lgb_params({"num_boost_round": 5, "force_row_wise": True}, seed=0)
+    assert rounds == 5 and "force_col_wise" not in run
+
+
+def test_lean_dataset_trains_the_same_model_as_plain_lightgbm():
+    df, features = make_frame()
+    df.loc[df.index[::7], "target"] = np.nan  # unlabelled rows are skipped
+    model = train_lgbm(df, features, params=FAST, progress=False, batch_rows=100)
+    labelled = df[df["target"].notna()]
+    run, rounds = lgb_params(FAST, 0)
+    ds_params = dict(run, data_random_seed=1)
+    ds_params.pop("seed")
+    plain = lgb.train(
+        run,
+        lgb.Dataset(labelled[features].to_numpy(np.float64), labelled["target"], params=ds_params),
+        num_boost_round=rounds,
+    )
+    ours = predict(model, df)
+    np.testing.assert_array_equal(ours.to_numpy(), plain.predict(df[features].to_numpy(np.float64)))
+
+    def strip(text: str) -> list[str]:  # the feature-name lines differ (Column_i vs names)
+        names = ("feature_names", "Column_", "feature_")
+        return [ln for ln in text.splitlines() if not ln.startswith(names)]
+
+    assert strip(model.boosters[0].model_to_string()) == strip(plain.model_to_string())
+
+
+def test_build_dataset_pushes_float32_batches(monkeypatch):
+    df, features = make_frame()
+    pushed = []
+    original = lgb.Dataset._push_rows
+
+    def spy(self, data):
+        pushed.append((data.shape, data.dtype))
+        return original(self, data)
+
+    monkeypatch.setattr(lgb.Dataset, "_push_rows", spy)
+    run, _ = lgb_params(FAST, 0)
+    build_dataset(
+        df, features, df["target"].to_numpy(), dict(run, data_random_seed=1), batch_rows=256
+    )
+    assert sum(shape[0] for shape, _ in pushed) == len(df)
+    assert all(shape[0] <= 256 and shape[1] == len(features) for shape, _ in pushed)
+    assert {dtype for _, dtype in pushed} == {np.dtype(np.float32)}
+
+
+def test_training_never_converts_the_whole_matrix():
+    """Python-side peak allocation stays far below one float32 copy of the int8 features."""
+    df, features = make_frame(n_eras=50, per_era=1000, n_features=40)
+    float32_copy = len(df) * len(features) * 4
+    params = dict(FAST, n_estimators=3, bin_construct_sample_cnt=2000)
+    tracemalloc.start()
+    try:
+        train_lgbm(df, features, params=params, progress=False, batch_rows=1024)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < float32_copy / 2, (peak, float32_copy)
+
+
+def test_same_seed_same_predictions_and_seeds_average():
+    df, features = make_frame()
+    params = dict(FAST, colsample_bytree=0.5)
+    a = predict(train_lgbm(df, features, params=params, seeds=(3,), progress=False), df)
+    b = predict(train_lgbm(df, features, params=params, seeds=(3,), progress=False), df)
+    pd.testing.assert_series_equal(a, b)
+    c = predict(train_lgbm(df, features, params=params, seeds=(4,), progress=False), df)
+    assert not np.array_equal(a.to_numpy(), c.to_numpy())
+    both = train_lgbm(df, features, params=params, seeds=(3, 4), progress=False)
+    assert len(both.boosters) == 2
+    np.testing.assert_allclose(predict(both, df).to_numpy(), (a + c).to_numpy() / 2, rtol=1e-12)
+
+
+def test_predict_returns_series_by_id_whatever_the_row_order():
+    df, features = make_frame()
+    model = train_lgbm(df, features, params=FAST, progress=False)
+    pred = predict(model, df, features)
+    assert pred.name == "prediction" and pred.index.equals(df.index)
+    shuffled = df.sample(frac=1.0, random_state=0)
+    pd.testing.assert_series_equal(
+        predict(model, shuffled, batch_rows=37).sort_index(), pred.sort_index()
+    )
+    with pytest.raises(DataError, match="feature list differs"):
+        predict(model, df, features[::-1])
+    with pytest.raises(DataError, match="missing from the frame"):
+        predict(model, df.drop(columns=features[0]))
+
+
+@pytest.mark.parametrize("seeds", [(0,), (0, 1)])
+def test_model_text_round_trip(tmp_path, seeds):
+    df, features = make_frame()
+    model = train_lgbm(
+        df, features, params=dict(FAST, colsample_bytree=0.5), seeds=seeds, progress=False
+    )
+    path = save_model(model, tmp_path / "model.txt")
+    text = path.read_text()
+    if len(seeds) == 1:  # a single booster is plain LightGBM text
+        assert text.startswith("tree")
+        plain = lgb.Booster(model_file=str(path))
+        np.testing.assert_array_equal(
+            plain.predict(df[features].to_numpy(np.float32)), predict(model, df).to_numpy()
+        )
+    else:
+        assert text.startswith("nbutils-seed-averaged-model {")
+    loaded = load_model(path)
+    assert loaded.features == features
+    pd.testing.assert_series_equal(predict(loaded, df), predict(model, df))
+
+
+def test_load_model_errors(tmp_path):
+    df, features = make_frame()
+    model = train_lgbm(df, features, params=FAST, seeds=(0, 1), progress=False)
+    path = save_model(model, tmp_path / "model.txt")
+    path.write_text(path.read_text()[:-100])
+    with pytest.raises(DataError, match="truncated"):
+        load_model(path)
+    with pytest.raises(DataError, match="no model"):
+        load_model(tmp_path / "nope.txt")
+
+
+@pytest.mark.parametrize(
+    ("n_eras", "folds", "embargo"), [(30, 3, 4), (24, 5, 2), (12, 2, 0), (100, 4, 13)]
+)
+def test_era_splits_embargo_separates_train_and_validation(n_eras, folds, embargo):
+    eras = [f"era{i}" for i in range(1, n_eras + 1)]  # natural order: era2 before era10
+    position = {e: i for i, e in enumerate(eras)}
+    splits = era_splits(list(reversed(eras)) * 3, folds, embargo)
+    assert len(splits) == folds
+    seen_valid = []
+    for train_eras, valid_eras in splits:
+        assert train_eras and valid_eras
+        assert not set(train_eras) & set(valid_eras)
+        gap = min(position[v] for v in valid_eras) - max(position[t] for t in train_eras)
+        assert gap > embargo  # no validation era within `embargo` eras of a training era
+        assert all(position[t] < position[v] for t in train_eras for v in valid_eras)
+        idx = sorted(position[v] for v in valid_eras)
+        assert idx == list(range(idx[0], idx[-1] + 1))  # contiguous block
+        seen_valid += valid_eras
+    assert len(seen_valid) == len(set(seen_valid))
+
+
+def test_era_splits_errors():
+    eras = [f"{i:04d}" for i in range(10)]
+    with pytest.raises(DataError, match="no training era"):
+        era_splits(eras, 4, embargo_eras=4)
+    with pytest.raises(DataError, match="too few"):
+        era_splits(eras[:3], 5, embargo_eras=0)
+    with pytest.raises(DataError, match="cv_folds"):
+        era_splits(eras, 0)
+
+
+def test_cv_scores_match_an_independent_fold_fit():
+    df, features = make_frame()
+    model = train_lgbm(df, features, params=FAST, cv_folds=2, embargo_eras=3, progress=False)
+    cv = model.cv_scores
+    assert list(cv["fold"]) == [1, 2]
+    train_eras, valid_eras = era_splits(df["era"], 2, 3)[1]
+    assert (
+        cv.loc[1, "last_train_era"] == train_eras[-1]
+        and cv.loc[1, "first_valid_era"] == valid_eras[0]
+    )
+    fold_model = train_lgbm(df[df["era"].isin(train_eras)], features, params=FAST, progress=False)
+    valid = df[df["era"].isin(valid_eras)].assign(prediction=lambda d: predict(fold_model, d))
+    expected = np.mean(
+        [numerai_corr(g[["prediction"]], g["target"]).iloc[0] for _, g in valid.groupby("era")]
+    )
+    assert cv.loc[1, "corr_mean"] == pytest.approx(expected, rel=1e-9)
+    assert (cv["corr_mean"] > 0).all()  # the synthetic target is learnable
+
+
+def test_early_stopping_keeps_the_best_trees(tmp_path):
+    df, features = make_frame()
+    noise, _ = make_frame(n_eras=6, seed=5)
+    noise["target"] = np.random.default_rng(1).permutation(noise["target"].to_numpy())
+    params = dict(FAST, n_estimators=300, learning_rate=0.3)
+    model = train_lgbm(
+        df, features, params=params, valid_df=noise, early_stopping_rounds=5, progress=False
+    )
+    assert model.num_trees[0] < 300
+    loaded = load_model(save_model(model, tmp_path / "model.txt"))
+    pd.testing.assert_series_equal(predict(loaded, df), predict(model, df))
+
+
+def test_progress_bar_counts_every_round(monkeypatch):
+    df, features = make_frame()
+    seen = {}
+    real_tqdm = train_mod.tqdm
+
+    class Spy(real_tqdm):
+        def close(self):
+            seen["n"], seen["total"] = self.n, self.total
+            super().close()
+
+    monkeypatch.setattr(train_mod, "tqdm", Spy)
+    train_lgbm(df, features, params=FAST, seeds=(0, 1), cv_folds=2, embargo_eras=1, progress=True)
+    assert seen == {"n": 30 * 2 * 3, "total": 30 * 2 * 3}
+
+
+def test_train_errors():
+    df, features = make_frame()
+    with pytest.raises(DataError, match="valid_df"):
+        train_lgbm(df, features, params=FAST, early_stopping_rounds=5, progress=False)
+    with pytest.raises(DataError, match="seeds"):
+        train_lgbm(df, features, params=FAST, seeds=(), progress=False)
+    with pytest.raises(DataError, match="target column"):
+        train_lgbm(df, features, target="target_cyrus", params=FAST, progress=False)
+    with pytest.raises(DataError, match="missing from the frame"):
+        train_lgbm(df, [*features, "feature_nope"], params=FAST, progress=False)
+    empty = df.assign(target=np.nan)
+    with pytest.raises(DataError, match="no rows"):
+        train_lgbm(empty, features, params=FAST, progress=False)
+
+
+def test_model_object_predict_method():
+    df, features = make_frame()
+    model = train_lgbm(df, features, params=FAST, progress=False)
+    assert isinstance(model, SeedAveragedModel)
+    pd.testing.assert_series_equal(model.predict(df), predict(model, df))
