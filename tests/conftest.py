@@ -21,3 +21,26 @@ def fake_numerai(monkeypatch):
     monkeypatch.delenv("NUMERAI_SECRET_KEY", raising=False)
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="session")
+def tiny_v5_dir(tmp_path_factory):
+    """A tiny synthetic v5 dataset (nbutils.data.TINY_SIZES, seed 0): its directory ``.../v5.2``.
+
+    Session-scoped and shared: treat it as read-only (copy it before changing files).
+    """
+    from nbutils.data import TINY_SIZES, make_synthetic_dataset
+
+    return make_synthetic_dataset(
+        tmp_path_factory.mktemp("tiny_v5"), layout="v5", seed=0, **TINY_SIZES
+    )
+
+
+@pytest.fixture(scope="session")
+def tiny_legacy_dir(tmp_path_factory):
+    """The same tiny dataset in the legacy 2021 CSV layout: ``.../numerai_dataset_280``. Read-only."""
+    from nbutils.data import TINY_SIZES, make_synthetic_dataset
+
+    return make_synthetic_dataset(
+        tmp_path_factory.mktemp("tiny_legacy"), layout="legacy", seed=0, **TINY_SIZES
+    )
