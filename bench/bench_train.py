@@ -40,7 +40,7 @@ def child(path: str, rows: int, features: int, trees: int) -> dict:
     import numpy as np
     import pandas as pd
 
-    from nbutils.train import SEED_PARAMS, lgb_params, train_lgbm
+    from nbutils.train import SEED_PARAMS, lgb_params, predict, train_lgbm
 
     imports = _status_kib("VmRSS")
     rng = np.random.default_rng(0)
@@ -59,13 +59,17 @@ def child(path: str, rows: int, features: int, trees: int) -> dict:
     params = dict(SEED_PARAMS, n_estimators=trees)
     start = time.perf_counter()
     if path == "nbutils":
-        train_lgbm(df, names, params=params, progress=False)
+        model = train_lgbm(df, names, params=params, progress=False)
+        seconds = time.perf_counter() - start
+        sample = predict(model, df.iloc[:2000]).to_numpy()
     else:
         run, rounds = lgb_params(params, 0)
         ds = lgb.Dataset(df[names].astype(float), label=df["target"], params=run)
-        lgb.train(run, ds, num_boost_round=rounds)
-    seconds = time.perf_counter() - start
+        booster = lgb.train(run, ds, num_boost_round=rounds)
+        seconds = time.perf_counter() - start
+        sample = booster.predict(df[names].iloc[:2000].to_numpy(np.float64))
     return {
+        "predictions": sample.tolist(),
         "imports": _mib(imports),
         "with_data": _mib(with_data),
         "peak": _mib(_status_kib("VmHWM")),
@@ -115,7 +119,14 @@ def main() -> None:
             f"| {r['seconds']:.1f} |"
         )
     ratio = results["nbutils"]["peak"] / results["plain"]["peak"]
+    diff = max(
+        abs(a - b)
+        for a, b in zip(
+            results["nbutils"]["predictions"], results["plain"]["predictions"], strict=True
+        )
+    )
     print(f"\nnbutils / plain peak RSS: {ratio:.2f}x (goal: nbutils peak <= 2.5x payload)")
+    print(f"max |prediction difference| on 2,000 rows: {diff:.3g} (same model: 0)")
 
 
 if __name__ == "__main__":
