@@ -169,9 +169,10 @@ def numeric_matrix(df: pd.DataFrame, columns: list[str], what: str) -> np.ndarra
             f"{what.capitalize()} must be numeric; not numeric: {sorted(set(bad_type))[:10]}. "
             "Convert them with pd.to_numeric or pass other columns."
         )
-    arr = sub.to_numpy()
-    if arr.dtype == object:
-        arr = arr.astype(np.float64)
+    if all(isinstance(dt, np.dtype) for dt in sub.dtypes):
+        arr = sub.to_numpy()
+    else:  # pandas extension dtypes (Float64, Int8, ...): pd.NA becomes NaN
+        arr = sub.to_numpy(dtype=np.float64, na_value=np.nan)
     nan_cols = [c for c, bad in zip(columns, pd.isna(arr).any(axis=0), strict=True) if bad]
     if nan_cols:
         raise ScoringError(
