@@ -1,0 +1,581 @@
+"""nbutils.metrics against numerai-tools (era by era), scipy, hand-computed values and the
+tutorial's own pandas code, on tiny synthetic frames with ties, 5-bin targets and uneven eras."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+from numerai_tools import scoring as nt
+from scipy.stats import pearsonr, spearmanr
+
+from nbutils import metrics
+from nbutils.errors import ScoringError
+from nbutils.metrics import ScoringWarning
+from nbutils.util import natural_sorted
+
+FEATURES = [f"feature_{i}" for i in range(6)]
+# Uneven era sizes; labels chosen so that lexicographic order differs from natural order.
+ERA_SIZES = {"era1": 40, "era2": 25, "era3": 60, "era9": 33, "era10": 18, "era11": 52, "era12": 30}
+
+
+def make_frame(seed: int = 0) -> pd.DataFrame:
+    """Shuffled rows, int8 features 0..4, 5-bin target, predictions with many ties."""
+    rng = np.random.default_rng(seed)
+    eras = np.concatenate([[e] * n for e, n in ERA_SIZES.items()])
+    n = len(eras)
+    feats = rng.integers(0, 5, size=(n, len(FEATURES))).astype(np.int8)
+    signal = feats[:, 0] * 0.3 - feats[:, 1] * 0.2 + rng.normal(size=n)
+    df = pd.DataFrame(feats, columns=FEATURES)
+    df.insert(0, "era", eras)
+    df["target"] = np.clip(np.round((signal - signal.min()) / np.ptp(signal) * 4) / 4, 0, 1)
+    df["prediction"] = np.round(0.5 + 0.05 * signal + 0.1 * rng.normal(size=n), 2)  # ties
+    df["prediction_b"] = rng.random(n)
+    df["meta_model"] = np.round(0.5 + 0.04 * signal + 0.1 * rng.normal(size=n), 2)
+    df["example_prediction"] = np.round(0.5 + 0.03 * signal + 0.1 * rng.normal(size=n), 3)
+    df.index = pd.Index([f"id{i:04d}" for i in range(n)], name="id")
+    return df.sample(frac=1.0, random_state=seed)
+
+
+def per_era_reference(df: pd.DataFrame, func) -> pd.Series:
+    """Apply ``func`` to each era through pandas groupby, as Numerai's example notebooks do."""
+    out = df.sort_index().groupby("era").apply(func)  # numerai-tools wants sorted ids
+    if isinstance(out, pd.DataFrame) and out.shape[1] == 1:
+        out = out.iloc[:, 0]
+    return out.reindex(natural_sorted(out.index))
+
+
+def with_nan_targets(df: pd.DataFrame, share: float = 0.1) -> pd.DataFrame:
+    """A copy with ``share`` of each era's targets set to NaN (numerai-tools accepts < 20 %)."""
+    holed = df.copy()
+    for _, rows in holed.groupby("era").groups.items():
+        holed.loc[rows[: max(1, int(share * len(rows)))], "target"] = np.nan
+    return holed
+
+
+@pytest.fixture
+def df() -> pd.DataFrame:
+    return make_frame()
+
+
+# ---------------------------------------------------------------- numerai corr, spearman, pearson
+
+
+def test_numerai_corr_equals_numerai_tools_per_era(df):
+    ours = metrics.per_era_corr(df)
+    ref = per_era_reference(df, lambda d: nt.numerai_corr(d[["prediction"]], d["target"]))
+    np.testing.assert_allclose(ours.to_numpy(), ref.to_numpy(), atol=1e-9, rtol=0)
+    assert ours.name == "prediction"
+
+
+def test_several_prediction_columns_give_a_frame(df):
+    cols = ["prediction", "prediction_b"]
+    ours = metrics.per_era_corr(df, cols)
+    ref = per_era_reference(df, lambda d: nt.numerai_corr(d[cols], d["target"]))
+    assert list(ours.columns) == cols
+    np.testing.assert_allclose(ours.to_numpy(), ref.to_numpy(), atol=1e-9, rtol=0)
+
+
+def test_eras_come_out_in_natural_order(df):
+    ours = metrics.per_era_corr(df)
+    assert list(ours.index) == ["era1", "era2", "era3", "era9", "era10", "era11", "era12"]
+    assert ours.index.name == "era"
+
+
+def test_spearman_equals_scipy_per_era(df):
+    ours = metrics.per_era_corr(df, method="spearman")
+    ref = per_era_reference(df, lambda d: spearmanr(d["target"], d["prediction"])[0])
+    np.testing.assert_allclose(ours.to_numpy(), ref.to_numpy(), atol=1e-12, rtol=0)
+
+
+def test_pearson_equals_scipy_per_era(df):
+    ours = metrics.per_era_corr(df, method="pearson")
+    ref = per_era_reference(df, lambda d: pearsonr(d["target"], d["prediction"])[0])
+    np.testing.assert_allclose(ours.to_numpy(), ref.to_numpy(), atol=1e-12, rtol=0)
+
+
+def test_tutorial_score_is_pearson_with_tie_broken_ranks(df):
+    """The tutorial's ``score``: corrcoef(target, prediction.rank(pct=True, method="first"))."""
+
+    def tutorial_score(d):
+        return np.corrcoef(d["target"], d["prediction"].rank(pct=True, method="first"))[0, 1]
+
+    by_id = df.sort_index()  # "first" breaks ties by row order: use the reference's order
+    ranked = by_id.assign(
+        prediction=by_id.groupby("era")["prediction"].rank(pct=True, method="first")
+    )
+    ours = metrics.per_era_corr(ranked, method="pearson")
+    ref = per_era_reference(df, tutorial_score)
+    np.testing.assert_allclose(ours.to_numpy(), ref.to_numpy(), atol=1e-12, rtol=0)
+
+
+def test_unknown_method_raises(df):
+    with pytest.raises(ScoringError, match="Unknown method"):
+        metrics.per_era_corr(df, method="kendall")
+
+
+# ---------------------------------------------------------------- MMC and FNC
+
+
+def test_mmc_equals_correlation_contribution_per_era(df):
+    cols = ["prediction", "prediction_b"]
+    ours = metrics.per_era_mmc(df, cols)
+    ref = per_era_reference(
+        df, lambda d: nt.correlation_contribution(d[cols], d["meta_model"], d["target"])
+    )
+    np.testing.assert_allclose(ours.to_numpy(), ref.to_numpy(), atol=1e-9, rtol=0)
+
+
+def test_mmc_with_target_outside_unit_interval_is_not_scaled(df):
+    shifted = df.assign(target=df["target"] - 0.5)  # numerai-tools multiplies by 4 only in [0,1]
+    ours = metrics.per_era_mmc(shifted)
+    ref = per_era_reference(
+        shifted,
+        lambda d: nt.correlation_contribution(d[["prediction"]], d["meta_model"], d["target"]),
+    )
+    np.testing.assert_allclose(ours.to_numpy(), ref.to_numpy(), atol=1e-9, rtol=0)
+
+
+def test_mmc_leaves_out_rows_without_meta_model(df):
+    holed = df.copy()
+    holed.loc[holed.index[::9], "meta_model"] = np.nan
+    with pytest.warns(ScoringWarning, match="'meta_model' is NaN"):
+        ours = metrics.per_era_mmc(holed)
+    ref = per_era_reference(
+        holed,
+        lambda d: nt.correlation_contribution(d[["prediction"]], d["meta_model"], d["target"]),
+    )
+    np.testing.assert_allclose(ours.to_numpy(), ref.to_numpy(), atol=1e-9, rtol=0)
+    assert ours.attrs["rows_left_out"] == holed["meta_model"].isna().sum()
+
+
+def test_fnc_equals_feature_neutral_corr_per_era(df):
+    cols = ["prediction", "prediction_b"]
+    ours = metrics.per_era_fnc(df, FEATURES, cols)
+    ref = per_era_reference(
+        df, lambda d: nt.feature_neutral_corr(d[cols], d[FEATURES], d["target"])
+    )
+    np.testing.assert_allclose(ours.to_numpy(), ref.to_numpy(), atol=1e-6, rtol=0)
+
+
+def test_fnc_with_nan_targets_matches_numerai_tools(df):
+    holed = with_nan_targets(df)
+    with pytest.warns(ScoringWarning, match="'target' is NaN"):
+        ours = metrics.per_era_fnc(holed, FEATURES)
+    ref = per_era_reference(
+        holed,
+        lambda d: nt.feature_neutral_corr(d[["prediction"]], d[FEATURES], d["target"]),
+    )
+    np.testing.assert_allclose(ours.to_numpy(), ref.to_numpy(), atol=1e-6, rtol=0)
+
+
+# ---------------------------------------------------------------- bad inputs
+
+
+def test_nan_targets_are_left_out_and_counted(df):
+    holed = with_nan_targets(df, 0.15)
+    with pytest.warns(ScoringWarning, match=r"Left out \d+ row"):
+        ours = metrics.per_era_corr(holed)
+    ref = per_era_reference(holed, lambda d: nt.numerai_corr(d[["prediction"]], d["target"]))
+    np.testing.assert_allclose(ours.to_numpy(), ref.to_numpy(), atol=1e-9, rtol=0)
+    assert ours.attrs["rows_left_out"] == holed["target"].isna().sum() > 0
+
+
+def test_era_with_only_nan_targets_scores_nan(df):
+    holed = df.copy()
+    holed.loc[holed["era"] == "era3", "target"] = np.nan
+    with pytest.warns(ScoringWarning) as record:
+        ours = metrics.per_era_corr(holed)
+    assert any("era3 (0 row(s))" in str(w.message) for w in record)
+    assert np.isnan(ours["era3"])
+    assert ours.drop("era3").notna().all()
+
+
+def test_nan_prediction_raises_naming_the_column(df):
+    bad = df.copy()
+    bad.loc[bad.index[3], "prediction_b"] = np.nan
+    for func in (metrics.per_era_corr, metrics.per_era_mmc):
+        with pytest.raises(ScoringError, match="prediction_b"):
+            func(bad, ["prediction", "prediction_b"])
+    with pytest.raises(ScoringError, match="prediction_b"):
+        metrics.per_era_fnc(bad, FEATURES, "prediction_b")
+
+
+def test_nan_feature_raises(df):
+    bad = df.copy()
+    bad["feature_2"] = bad["feature_2"].astype(float)
+    bad.loc[bad.index[0], "feature_2"] = np.nan
+    with pytest.raises(ScoringError, match="feature_2"):
+        metrics.per_era_fnc(bad, FEATURES)
+    with pytest.raises(ScoringError, match="feature_2"):
+        metrics.max_feature_exposure(bad, FEATURES)
+
+
+MISSING_CASES = [
+    (metrics.per_era_corr, {}, "prediction"),
+    (metrics.per_era_corr, {}, "target"),
+    (metrics.per_era_corr, {}, "era"),
+    (metrics.per_era_mmc, {}, "meta_model"),
+    (metrics.per_era_fnc, {"features": FEATURES}, "feature_3"),
+    (metrics.max_feature_exposure, {"features": FEATURES}, "feature_3"),
+    (metrics.feature_exposure, {"features": FEATURES}, "feature_3"),
+    (metrics.evaluate, {"example_col": "example_prediction"}, "example_prediction"),
+    (metrics.diagnostics, {"meta_col": "meta_model"}, "meta_model"),
+]
+
+
+@pytest.mark.parametrize(("func", "kwargs", "missing"), MISSING_CASES)
+def test_missing_columns_raise(df, func, kwargs, missing):
+    with pytest.raises(ScoringError, match=missing):
+        func(df.drop(columns=[missing]), **kwargs)
+
+
+def test_non_numeric_prediction_raises(df):
+    bad = df.assign(prediction=df["prediction"].astype(str))
+    with pytest.raises(ScoringError, match="numeric"):
+        metrics.per_era_corr(bad)
+
+
+def test_missing_era_label_raises(df):
+    bad = df.copy()
+    bad.loc[bad.index[0], "era"] = None
+    with pytest.raises(ScoringError, match="missing era"):
+        metrics.per_era_corr(bad)
+
+
+def test_tiny_and_constant_eras_score_nan_with_a_warning(df):
+    odd = df.copy()
+    odd.loc[odd["era"] == "era9", "prediction"] = 0.5  # constant predictions
+    one_row = odd[odd["era"] == "era2"].iloc[[0]].assign(era="era99")
+    odd = pd.concat([odd, one_row])
+    for func in (metrics.per_era_corr, metrics.per_era_mmc):
+        with pytest.warns(ScoringWarning, match="era9") as record:
+            ours = func(odd)
+        assert any("era99" in str(w.message) for w in record)
+        assert np.isnan(ours["era9"]) and np.isnan(ours["era99"])
+        assert ours.drop(["era9", "era99"]).notna().all()
+    with pytest.warns(ScoringWarning, match="era9"):
+        fnc = metrics.per_era_fnc(odd, FEATURES)
+    assert np.isnan(fnc["era9"]) and fnc.drop(["era9", "era99"]).notna().all()
+
+
+def test_constant_target_scores_nan(df):
+    odd = df.copy()
+    odd.loc[odd["era"] == "era1", "target"] = 0.5
+    with pytest.warns(ScoringWarning, match="constant target"):
+        ours = metrics.per_era_corr(odd, method="spearman")
+    assert np.isnan(ours["era1"])
+
+
+def test_nullable_dtypes_are_accepted(df):
+    nullable = df.astype({"target": "Float64", "prediction": "Float64"})
+    nullable.loc[nullable.index[0], "target"] = pd.NA
+    with pytest.warns(ScoringWarning):
+        ours = metrics.per_era_corr(nullable)
+    plain = df.copy()
+    plain.loc[plain.index[0], "target"] = np.nan
+    with pytest.warns(ScoringWarning):
+        ref = metrics.per_era_corr(plain)
+    np.testing.assert_allclose(ours.to_numpy(), ref.to_numpy(), atol=1e-15)
+
+
+def test_inputs_are_never_modified(df):
+    holed = df.copy()
+    holed.loc[holed.index[::8], "target"] = np.nan
+    before = holed.copy(deep=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ScoringWarning)
+        metrics.per_era_corr(holed)
+        metrics.per_era_corr(holed, method="spearman")
+        metrics.per_era_mmc(holed)
+        metrics.per_era_fnc(holed, FEATURES)
+        metrics.feature_exposure(holed, FEATURES)
+        metrics.max_feature_exposure(holed, FEATURES)
+        metrics.evaluate(holed, features=FEATURES, example_col="example_prediction")
+        metrics.diagnostics(holed, features=FEATURES, example_col="example_prediction")
+        metrics.neutralization_sweep(holed, "prediction", FEATURES)
+    pd.testing.assert_frame_equal(holed, before)
+
+
+# ---------------------------------------------------------------- feature exposure
+
+
+def tutorial_feature_exposure(df, features):
+    return np.std([spearmanr(df[f], df["prediction"])[0] for f in features])
+
+
+def test_feature_exposure_equals_tutorial_code(df):
+    assert metrics.feature_exposure(df, FEATURES) == pytest.approx(
+        tutorial_feature_exposure(df, FEATURES), abs=1e-12
+    )
+
+
+def test_feature_exposure_with_legacy_float_features(df):
+    legacy = df.astype({f: float for f in FEATURES})
+    legacy[FEATURES] = legacy[FEATURES] / 4  # 0, 0.25, ..., 1 as in the 2021 files
+    assert metrics.feature_exposure(legacy, FEATURES) == pytest.approx(
+        tutorial_feature_exposure(legacy, FEATURES), abs=1e-12
+    )
+
+
+def test_feature_exposure_skips_constant_features(df):
+    flat = df.assign(feature_5=np.int8(2))
+    with pytest.warns(ScoringWarning, match="feature_5"):
+        ours = metrics.feature_exposure(flat, FEATURES)
+    assert ours == pytest.approx(tutorial_feature_exposure(flat, FEATURES[:-1]), abs=1e-12)
+
+
+def test_feature_exposure_for_several_columns(df):
+    ours = metrics.feature_exposure(df, FEATURES, ["prediction", "prediction_b"])
+    assert ours["prediction"] == pytest.approx(tutorial_feature_exposure(df, FEATURES), abs=1e-12)
+    other = df.assign(prediction=df["prediction_b"])
+    assert ours["prediction_b"] == pytest.approx(
+        tutorial_feature_exposure(other, FEATURES), abs=1e-12
+    )
+
+
+def test_max_feature_exposure_equals_numerai_tools(df):
+    ref = per_era_reference(
+        df, lambda d: nt.max_feature_correlation(d["prediction"], d[FEATURES])[1]
+    ).mean()
+    assert metrics.max_feature_exposure(df, FEATURES) == pytest.approx(ref, abs=1e-12)
+
+
+def test_max_feature_exposure_skips_constant_eras(df):
+    odd = df.copy()
+    odd.loc[odd["era"] == "era2", "prediction"] = 0.3
+    with pytest.warns(ScoringWarning, match="era2"):
+        ours = metrics.max_feature_exposure(odd, FEATURES)
+    rest = odd[odd["era"] != "era2"]
+    ref = per_era_reference(
+        rest, lambda d: nt.max_feature_correlation(d["prediction"], d[FEATURES])[1]
+    ).mean()
+    assert ours == pytest.approx(ref, abs=1e-12)
+
+
+# ---------------------------------------------------------------- summaries, hand-computed
+
+
+def test_sharpe_hand_computed():
+    scores = pd.Series([0.01, 0.03, -0.01, 0.05])  # mean 0.02, deviations +-0.01, +-0.03
+    assert metrics.sharpe(scores) == pytest.approx(2 / np.sqrt(5), rel=1e-12)  # ddof=0
+    assert metrics.sharpe(scores, ddof=1) == pytest.approx(np.sqrt(3 / 5), rel=1e-12)
+    assert metrics.sharpe(scores) == pytest.approx(nt.sharpe_ratio(scores), rel=1e-12)
+
+
+def test_sharpe_edge_cases():
+    assert np.isnan(metrics.sharpe([0.02]))
+    assert np.isnan(metrics.sharpe([0.02, 0.02, 0.02]))
+    assert metrics.sharpe([0.01, np.nan, 0.03]) == pytest.approx(2.0)  # NaN eras skipped
+    frame = pd.DataFrame({"a": [0.01, 0.03], "b": [0.0, 0.04]})
+    assert metrics.sharpe(frame).to_dict() == pytest.approx({"a": 2.0, "b": 1.0})
+
+
+def test_max_drawdown_hand_computed():
+    # cumulative: 0.02, -0.01, 0.00, -0.04, 0.01; peak 0.02 -> worst -0.06
+    assert metrics.max_drawdown([0.02, -0.03, 0.01, -0.04, 0.05]) == pytest.approx(-0.06)
+    # losing from the first era counts from 0: cumulative -0.01, -0.03
+    assert metrics.max_drawdown([-0.01, -0.02]) == pytest.approx(-0.03)
+    assert metrics.max_drawdown([0.01, 0.02, 0.0]) == 0.0
+    assert np.isnan(metrics.max_drawdown([]))
+
+
+def test_payout_hand_computed():
+    # clip(score / 0.2, -1, 1): 0.5, 1, -1, 0 -> mean 0.125
+    assert metrics.payout([0.1, 0.3, -0.5, 0.0]) == pytest.approx(0.125)
+
+
+def test_stake_payout_hand_computed():
+    # 0.5 * 0.02 + 2 * 0.01 = 0.03 of the stake
+    assert metrics.stake_payout(100, 0.02, 0.01) == pytest.approx(3.0)
+    assert metrics.stake_payout(100, 0.2, 0.05) == pytest.approx(5.0)  # clipped at +5 %
+    assert metrics.stake_payout(100, -0.2, -0.05) == pytest.approx(-5.0)  # and -5 %
+    assert metrics.stake_payout(100, 0.02, 0.01, payout_factor=0.5) == pytest.approx(1.5)
+    assert metrics.stake_payout(
+        10, 0.02, 0.01, corr_multiplier=1.0, mmc_multiplier=0.0
+    ) == pytest.approx(0.2)
+    per_era = metrics.stake_payout(100, pd.Series([0.02, 0.2]), pd.Series([0.01, 0.0]))
+    assert per_era.tolist() == pytest.approx([3.0, 5.0])
+
+
+def test_stake_payout_rejects_negative_inputs():
+    with pytest.raises(ScoringError, match="stake"):
+        metrics.stake_payout(-1, 0.01, 0.01)
+    with pytest.raises(ScoringError, match="payout_factor"):
+        metrics.stake_payout(1, 0.01, 0.01, payout_factor=-0.5)
+
+
+# ---------------------------------------------------------------- the tutorial's evaluate
+
+
+def tutorial_evaluate(df, features):
+    """The tutorial's 2D summary, written the way the tutorial wrote it."""
+    corrs = df.groupby("era").apply(lambda d: spearmanr(d["target"], d["prediction"])[0])
+    return {
+        "spearman_mean": corrs.mean(),
+        "spearman_std": corrs.std(),
+        "payout": (corrs.clip(-0.2, 0.2) / 0.2).mean(),
+        "spearman_sharpe_tutorial": corrs.mean() / corrs.std(),
+        "mae": np.mean(np.abs(df["target"] - df["prediction"])),
+        "feature_exposure": np.std([spearmanr(df[f], df["prediction"])[0] for f in features]),
+    }
+
+
+def test_evaluate_matches_the_tutorial_code(df):
+    ours = metrics.evaluate(df, features=FEATURES)
+    for key, value in tutorial_evaluate(df, FEATURES).items():
+        assert ours[key] == pytest.approx(value, abs=1e-12), key
+
+
+def test_evaluate_numerai_numbers(df):
+    ours = metrics.evaluate(
+        df, features=FEATURES, example_col="example_prediction", meta_col="meta_model"
+    )
+    corr = metrics.per_era_corr(df)
+    n = len(corr)
+    assert ours["numerai_corr_mean"] == pytest.approx(corr.mean())
+    assert ours["numerai_corr_std"] == pytest.approx(np.std(corr.to_numpy()))
+    assert ours["numerai_corr_sharpe"] == pytest.approx(corr.mean() / np.std(corr.to_numpy()))
+    assert ours["numerai_corr_sharpe_tutorial"] == pytest.approx(
+        ours["numerai_corr_sharpe"] * np.sqrt((n - 1) / n)
+    )
+    assert ours["spearman_sharpe"] == pytest.approx(
+        ours["spearman_sharpe_tutorial"] * np.sqrt(n / (n - 1))
+    )
+    assert ours["max_drawdown"] == pytest.approx(metrics.max_drawdown(corr))
+    assert ours["fnc_mean"] == pytest.approx(metrics.per_era_fnc(df, FEATURES).mean())
+    assert ours["mmc_mean"] == pytest.approx(metrics.per_era_mmc(df).mean())
+    ex = per_era_reference(
+        df, lambda d: spearmanr(d["prediction"], d["example_prediction"])[0]
+    ).mean()
+    assert ours["corr_with_example_preds"] == pytest.approx(ex, abs=1e-12)
+
+
+def test_evaluate_only_reports_what_its_inputs_allow(df):
+    ours = metrics.evaluate(df)
+    for key in ("fnc_mean", "mmc_mean", "corr_with_example_preds", "feature_exposure"):
+        assert key not in ours.index
+    both = metrics.evaluate(df, ["prediction", "prediction_b"])
+    assert list(both.columns) == ["prediction", "prediction_b"]
+    assert both["prediction"].to_dict() == pytest.approx(ours.to_dict())
+
+
+def test_evaluate_warns_once_about_nan_targets(df):
+    holed = df.copy()
+    holed.loc[holed.index[::5], "target"] = np.nan
+    with pytest.warns(ScoringWarning) as record:
+        metrics.evaluate(holed)
+    messages = [str(w.message) for w in record if "Left out" in str(w.message)]
+    assert len(messages) == 1
+
+
+# ---------------------------------------------------------------- diagnostics
+
+
+def test_diagnostics_has_all_nine_rows_even_without_inputs(df):
+    table = metrics.diagnostics(df)
+    assert list(table.index) == list(metrics.DIAGNOSTIC_ROWS)
+    assert list(table.columns) == ["value", "guideline", "status"]
+    missing = ["Feature Neutral Mean", "Feature Exposure", "Corr + MMC Sharpe", "MMC Mean"]
+    missing.append("Corr with Example Preds")
+    assert table.loc[missing, "value"].isna().all()
+    assert (table.loc[missing, "status"] == "n/a").all()
+    assert table["value"].drop(missing).notna().all()
+
+
+def test_diagnostics_values_match_the_scores(df):
+    table = metrics.diagnostics(df, features=FEATURES, example_col="example_prediction")
+    corr = metrics.per_era_corr(df)
+    mmc = metrics.per_era_mmc(df, meta_col="example_prediction")  # example preds as meta model
+    expected = {
+        "Validation Sharpe": metrics.sharpe(corr),
+        "Validation Mean": corr.mean(),
+        "Feature Neutral Mean": metrics.per_era_fnc(df, FEATURES).mean(),
+        "Validation SD": np.std(corr.to_numpy()),
+        "Feature Exposure": metrics.max_feature_exposure(df, FEATURES),
+        "Max Drawdown": metrics.max_drawdown(corr),
+        "Corr + MMC Sharpe": metrics.sharpe(corr + mmc),
+        "MMC Mean": mmc.mean(),
+        "Corr with Example Preds": metrics.per_era_corr(
+            df, target_col="example_prediction", method="spearman"
+        ).mean(),
+    }
+    for row, value in expected.items():
+        assert table.loc[row, "value"] == pytest.approx(value, abs=1e-12), row
+    assert set(table["status"]) <= {"good", "fair", "bad"}
+
+
+def test_diagnostics_meta_model_takes_precedence_and_neutral_features(df):
+    table = metrics.diagnostics(
+        df, example_col="example_prediction", meta_col="meta_model", neutral_features=FEATURES[:2]
+    )
+    assert table.loc["MMC Mean", "value"] == pytest.approx(metrics.per_era_mmc(df).mean())
+    assert table.loc["Feature Neutral Mean", "value"] == pytest.approx(
+        metrics.per_era_fnc(df, FEATURES[:2]).mean()
+    )
+    assert table.loc["Feature Exposure", "status"] == "n/a"
+
+
+@pytest.mark.parametrize(
+    ("row", "value", "status"),
+    [
+        ("Validation Sharpe", 1.0, "good"),
+        ("Validation Sharpe", 0.99, "bad"),
+        ("Validation Mean", 0.025, "good"),
+        ("Validation Mean", 0.0249, "bad"),
+        ("Max Drawdown", -0.05, "good"),
+        ("Max Drawdown", -0.051, "bad"),
+        ("Corr with Example Preds", 0.5, "good"),
+        ("Corr with Example Preds", 0.8, "good"),
+        ("Corr with Example Preds", 0.81, "bad"),
+        ("Corr with Example Preds", 0.3, "bad"),
+        # Numerai site scale: good above 75 % of (low -> high), bad below 35 %.
+        ("Feature Neutral Mean", 0.006 + 0.75 * 0.016, "good"),
+        ("Feature Neutral Mean", 0.015, "fair"),
+        ("Feature Neutral Mean", 0.01, "bad"),
+        ("Validation SD", 0.02, "good"),
+        ("Validation SD", 0.023, "fair"),
+        ("Validation SD", 0.03, "bad"),
+        ("Feature Exposure", 0.1, "good"),
+        ("Feature Exposure", 0.3, "bad"),
+        ("MMC Mean", 0.005, "good"),
+        ("MMC Mean", -0.003, "bad"),
+        ("Corr + MMC Sharpe", 1.2, "good"),
+        ("Corr + MMC Sharpe", 0.5, "bad"),
+        ("MMC Mean", np.nan, "n/a"),
+    ],
+)
+def test_diagnostic_statuses(row, value, status):
+    guideline, got = metrics._row_status(row, value)
+    assert got == status
+    assert guideline
+
+
+# ---------------------------------------------------------------- neutralization sweep
+
+
+def test_neutralization_sweep_matches_neutralize_then_score(df):
+    from nbutils.neutralize import neutralize
+
+    table = metrics.neutralization_sweep(df, "prediction", FEATURES, [0.0, 0.5, 1.0])
+    assert list(table.index) == [0.0, 0.5, 1.0]
+    for p in (0.0, 0.5, 1.0):
+        neutral = df.assign(prediction=neutralize(df, "prediction", FEATURES, p)["prediction"])
+        corr = metrics.per_era_corr(neutral)
+        row = table.loc[p]
+        assert row["corr_mean"] == pytest.approx(corr.mean(), abs=1e-12)
+        assert row["corr_sharpe"] == pytest.approx(metrics.sharpe(corr), abs=1e-10)
+        assert row["max_drawdown"] == pytest.approx(metrics.max_drawdown(corr), abs=1e-12)
+        assert row["max_feature_exposure"] == pytest.approx(
+            metrics.max_feature_exposure(neutral, FEATURES), abs=1e-10
+        )
+    assert table.loc[1.0, "max_feature_exposure"] < 1e-10
+
+
+def test_neutralization_sweep_rejects_bad_proportions(df):
+    with pytest.raises(ScoringError, match="proportion"):
+        metrics.neutralization_sweep(df, "prediction", FEATURES, [0.5, 1.5])
+    with pytest.raises(ScoringError, match="No proportions"):
+        metrics.neutralization_sweep(df, "prediction", FEATURES, [])
