@@ -1,0 +1,244 @@
+"""nbutils.neutralize against numerai_tools.scoring.neutralize applied era by era, and the
+tutorial's own neutralization code, on tiny synthetic frames with uneven eras."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+from numerai_tools import scoring as nt
+
+import nbutils.neutralize
+from nbutils.errors import ScoringError
+from nbutils.neutralize import (
+    ScoringWarning,
+    era_groups,
+    exact_float32_scale,
+    fit_block,
+    neutralize,
+)
+
+FEATURES = [f"feature_{i}" for i in range(5)]
+ERA_SIZES = {"era1": 30, "era2": 12, "era10": 45, "era3": 21, "era20": 8}
+
+
+def make_frame(seed: int = 1) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    eras = np.concatenate([[e] * n for e, n in ERA_SIZES.items()])
+    n = len(eras)
+    df = pd.DataFrame(rng.integers(0, 5, size=(n, len(FEATURES))).astype(np.int8), columns=FEATURES)
+    df.insert(0, "era", eras)
+    df["prediction"] = np.round(rng.random(n), 2)
+    df["prediction_b"] = df["feature_0"] * 0.1 + rng.normal(size=n)
+    df["example_prediction"] = np.round(0.6 * df["prediction"] + 0.4 * rng.random(n), 3)
+    df.index = pd.Index([f"id{i:03d}" for i in range(n)], name="id")
+    return df.sample(frac=1.0, random_state=seed)
+
+
+def reference(df, columns, neutralizers, proportion=1.0, era_col="era"):
+    """numerai_tools.scoring.neutralize applied per era through pandas groupby."""
+
+    def one(d):
+        return nt.neutralize(d[columns], d[neutralizers].astype(float), proportion)
+
+    if era_col is None:
+        return one(df)
+    return df.groupby(era_col, group_keys=False).apply(one).loc[df.index]
+
+
+@pytest.fixture
+def df() -> pd.DataFrame:
+    return make_frame()
+
+
+@pytest.fixture
+def lstsq_calls(monkeypatch) -> list:
+    """Record each era that falls back to numerai-tools' own lstsq computation."""
+    calls: list = []
+    original = nbutils.neutralize._fit_lstsq
+
+    def spy(y, x):
+        calls.append(x.shape)
+        return original(y, x)
+
+    monkeypatch.setattr(nbutils.neutralize, "_fit_lstsq", spy)
+    return calls
+
+
+@pytest.mark.parametrize("proportion", [1.0, 0.3, 0.0])
+def test_equals_numerai_tools_per_era(df, proportion, lstsq_calls):
+    cols = ["prediction", "prediction_b"]
+    ours = neutralize(df, cols, FEATURES, proportion)
+    ref = reference(df, cols, FEATURES, proportion)
+    assert ours.index.equals(df.index) and list(ours.columns) == cols
+    np.testing.assert_allclose(ours.to_numpy(), ref.to_numpy(), atol=1e-9, rtol=0)
+    assert lstsq_calls == []  # well-conditioned eras take the Cholesky path
+
+
+def test_fully_neutral_result_has_no_linear_exposure(df):
+    ours = neutralize(df, "prediction", FEATURES)
+    for _, rows in df.groupby("era").groups.items():
+        resid = ours.loc[rows, "prediction"].to_numpy()
+        x = df.loc[rows, FEATURES].to_numpy(dtype=float)
+        assert abs(resid.mean()) < 1e-12
+        assert np.abs((x - x.mean(axis=0)).T @ resid).max() < 1e-10
+
+
+def tutorial_neutralize_series(series, by, proportion=1.0):
+    """The tutorial's (Numerai example scripts') neutralization against example predictions."""
+    scores = series.values.reshape(-1, 1)
+    exposures = by.values.reshape(-1, 1)
+    exposures = np.hstack((exposures, np.array([np.mean(series)] * len(exposures)).reshape(-1, 1)))
+    correction = proportion * exposures.dot(np.linalg.lstsq(exposures, scores, rcond=None)[0])
+    return pd.Series((scores - correction).ravel(), index=series.index)
+
+
+@pytest.mark.parametrize("proportion", [1.0, 0.5])
+def test_one_block_against_example_predictions_like_the_tutorial(df, proportion):
+    ours = neutralize(df, "prediction", "example_prediction", proportion, era_col=None)
+    ref = reference(df, ["prediction"], ["example_prediction"], proportion, era_col=None)
+    np.testing.assert_allclose(ours.to_numpy(), ref.to_numpy(), atol=1e-9, rtol=0)
+    tutorial = tutorial_neutralize_series(df["prediction"], df["example_prediction"], proportion)
+    np.testing.assert_allclose(ours["prediction"].to_numpy(), tutorial.to_numpy(), atol=1e-9)
+
+
+def test_neutralizer_constant_within_an_era_changes_nothing(df):
+    odd = df.copy()
+    odd.loc[odd["era"] == "era10", "feature_4"] = 2
+    ours = neutralize(odd, "prediction", FEATURES)
+    np.testing.assert_allclose(
+        ours.to_numpy(), reference(odd, ["prediction"], FEATURES).to_numpy(), atol=1e-9
+    )
+    in_era = odd["era"] == "era10"
+    without = neutralize(odd[in_era], "prediction", FEATURES[:4])
+    np.testing.assert_allclose(ours[in_era].to_numpy(), without.to_numpy(), atol=1e-12)
+
+
+def test_collinear_neutralizers_fall_back_to_lstsq(df, lstsq_calls):
+    dup = df.assign(feature_dup=2 * df["feature_0"] - df["feature_1"])
+    feats = [*FEATURES, "feature_dup"]
+    ours = neutralize(dup, "prediction", feats)
+    assert len(lstsq_calls) == len(ERA_SIZES)
+    np.testing.assert_allclose(
+        ours.to_numpy(), reference(dup, ["prediction"], feats).to_numpy(), atol=1e-9
+    )
+
+
+def test_era_with_fewer_rows_than_neutralizers(df, lstsq_calls):
+    small = pd.concat([df, df[df["era"] == "era2"].iloc[:3].assign(era="era99")])
+    small.index = pd.Index([f"r{i}" for i in range(len(small))])
+    ours = neutralize(small, "prediction", FEATURES)
+    assert lstsq_calls == [(3, len(FEATURES))]
+    np.testing.assert_allclose(
+        ours.to_numpy(), reference(small, ["prediction"], FEATURES).to_numpy(), atol=1e-9
+    )
+
+
+def test_ill_conditioned_neutralizers_match_numerai_tools(df, lstsq_calls):
+    # A huge common offset makes [X, 1] nearly singular: the fast path must step aside.
+    far = df.astype({f: float for f in FEATURES})
+    far[FEATURES] = far[FEATURES] + 1e7
+    ours = neutralize(far, "prediction", FEATURES)
+    assert len(lstsq_calls) == len(ERA_SIZES)
+    np.testing.assert_allclose(
+        ours.to_numpy(), reference(far, ["prediction"], FEATURES).to_numpy(), atol=1e-6
+    )
+
+
+def test_legacy_float_features_use_the_exact_float32_gram(df):
+    legacy = df.astype({f: float for f in FEATURES})
+    legacy[FEATURES] = legacy[FEATURES] / 4  # 0, 0.25, ..., 1
+    assert exact_float32_scale(legacy[FEATURES].to_numpy(), 50) == 4.0
+    ours = neutralize(legacy, ["prediction", "prediction_b"], FEATURES, 0.8)
+    ref = reference(legacy, ["prediction", "prediction_b"], FEATURES, 0.8)
+    np.testing.assert_allclose(ours.to_numpy(), ref.to_numpy(), atol=1e-9)
+
+
+def test_exact_float32_scale_refuses_what_float32_cannot_hold():
+    ints = np.arange(12, dtype=np.int8).reshape(6, 2)
+    assert exact_float32_scale(ints, 6) == 1.0
+    assert exact_float32_scale(ints.astype(float) * 1000, 1000) is None  # sums past 2**24
+    assert exact_float32_scale(np.array([[0.1], [0.2]]), 2) is None  # not dyadic
+    assert exact_float32_scale(np.empty((0, 3)), 0) is None
+
+
+def test_fit_block_paths_agree():
+    rng = np.random.default_rng(5)
+    x = rng.integers(0, 5, size=(400, 30)).astype(np.int8)
+    y = rng.normal(size=(400, 2))
+    a = np.hstack([x, np.ones((400, 1))])
+    expected = a @ np.linalg.lstsq(a, y, rcond=1e-6)[0]
+    np.testing.assert_allclose(fit_block(y, x, 1.0), expected, atol=1e-12)
+    np.testing.assert_allclose(fit_block(y, x.astype(float), None), expected, atol=1e-12)
+
+
+def test_constant_column_becomes_nan_with_a_warning(df):
+    odd = df.copy()
+    odd.loc[odd["era"] == "era3", "prediction"] = 0.5
+    with pytest.warns(ScoringWarning, match="era3"):
+        ours = neutralize(odd, ["prediction", "prediction_b"], FEATURES)
+    in_era = odd["era"] == "era3"
+    assert ours.loc[in_era, "prediction"].isna().all()
+    assert ours.loc[~in_era].notna().all().all() and ours["prediction_b"].notna().all()
+    ref = reference(odd, ["prediction", "prediction_b"], FEATURES)  # numerai-tools: NaN too
+    assert ref.loc[in_era, "prediction"].isna().all()
+    np.testing.assert_allclose(ours.loc[~in_era].to_numpy(), ref.loc[~in_era].to_numpy(), atol=1e-9)
+
+
+def test_nan_neutralizers_raise(df):
+    bad = df.astype({"feature_1": float})
+    bad.loc[bad.index[4], "feature_1"] = np.nan
+    with pytest.raises(ScoringError, match="feature_1"):
+        neutralize(bad, "prediction", FEATURES)
+
+
+def test_nan_columns_raise(df):
+    bad = df.copy()
+    bad.loc[bad.index[4], "prediction"] = np.nan
+    with pytest.raises(ScoringError, match="prediction"):
+        neutralize(bad, "prediction", FEATURES)
+
+
+@pytest.mark.parametrize("proportion", [-0.1, 1.5, float("nan"), "half"])
+def test_proportion_outside_unit_interval_raises(df, proportion):
+    with pytest.raises(ScoringError, match="proportion"):
+        neutralize(df, "prediction", FEATURES, proportion)
+
+
+def test_bad_column_choices_raise(df):
+    with pytest.raises(ScoringError, match="both neutralized and neutralizers"):
+        neutralize(df, ["prediction", "feature_0"], FEATURES)
+    with pytest.raises(ScoringError, match="no_such_feature"):
+        neutralize(df, "prediction", ["no_such_feature"])
+    with pytest.raises(ScoringError, match="numeric"):
+        neutralize(df, "prediction", ["era"])
+    with pytest.raises(ScoringError, match="No neutralizer"):
+        neutralize(df, "prediction", [])
+    with pytest.raises(ScoringError, match="'epoch'"):
+        neutralize(df, "prediction", FEATURES, era_col="epoch")
+
+
+def test_input_is_never_modified(df):
+    odd = df.copy()
+    odd.loc[odd["era"] == "era3", "prediction"] = 0.5
+    before = odd.copy(deep=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ScoringWarning)
+        neutralize(odd, ["prediction", "prediction_b"], FEATURES, 0.5)
+        neutralize(odd, "prediction", "example_prediction", era_col=None)
+    pd.testing.assert_frame_equal(odd, before)
+
+
+def test_era_groups_natural_order_and_missing_labels(df):
+    groups = era_groups(df, "era")
+    assert list(groups.labels) == ["era1", "era2", "era3", "era10", "era20"]
+    for g, rows in groups.iter_rows():
+        assert (df["era"].to_numpy()[rows] == groups.labels[g]).all()
+    assert groups.counts.sum() == len(df)
+    assert list(era_groups(df, None).labels) == ["all"]
+    bad = df.copy()
+    bad.loc[bad.index[0], "era"] = np.nan
+    with pytest.raises(ScoringError, match="missing era"):
+        era_groups(bad, "era")
