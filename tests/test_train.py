@@ -25,7 +25,7 @@ from nbutils.train import (
     train_lgbm,
 )
 
-FAST = dict(SEED_PARAMS, n_estimators=30, learning_rate=0.1)
+FAST = dict(SEED_PARAMS, n_estimators=30, learning_rate=0.1, num_threads=1)
 
 
 def make_frame(n_eras: int = 24, per_era: int = 60, n_features: int = 12, seed: int = 0):
