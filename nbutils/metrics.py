@@ -51,6 +51,7 @@ __all__ = [
     "ScoringWarning",
     "diagnostics",
     "evaluate",
+    "feature_correlations",
     "feature_exposure",
     "max_drawdown",
     "max_feature_exposure",
@@ -445,6 +446,31 @@ def _ranks_1d(values: np.ndarray) -> np.ndarray:
     return scipy.stats.rankdata(values)
 
 
+def feature_correlations(
+    df: pd.DataFrame, features: Sequence[str], pred_col: str = "prediction"
+) -> pd.Series:
+    """Spearman correlation of the prediction with each feature over the whole frame (2D).
+
+    ``pd.Series({f: spearmanr(df[f], df[pred_col])[0] for f in features})``: the numbers
+    behind the tutorial's feature exposure. A feature that is constant over the frame has no
+    correlation and gets NaN.
+    """
+    feats = as_column_list(features, "feature columns")
+    pred = numeric_matrix(df, [pred_col], "predictions").astype(np.float64)[:, 0]
+    x = numeric_matrix(df, feats, "features")
+    pr = scipy.stats.rankdata(pred)
+    prc = pr - pr.mean()
+    pss = float(prc @ prc)
+    out = np.full(len(feats), np.nan)
+    for i in range(x.shape[1]):
+        fr = _ranks_1d(x[:, i])
+        frc = fr - fr.mean()
+        fss = float(frc @ frc)
+        if fss > 0 and pss > 0:
+            out[i] = float(frc @ prc) / np.sqrt(fss * pss)
+    return pd.Series(out, index=pd.Index(feats, name="feature"), name=pred_col)
+
+
 def feature_exposure(
     df: pd.DataFrame, features: Sequence[str], pred_col: PredCols = "prediction"
 ) -> float | pd.Series:
@@ -458,30 +484,20 @@ def feature_exposure(
     """
     feats = as_column_list(features, "feature columns")
     cols = as_column_list(pred_col, "prediction columns")
-    preds = numeric_matrix(df, cols, "predictions").astype(np.float64)
-    x = numeric_matrix(df, feats, "features")
-    feat_ranks = [_ranks_1d(x[:, i]) for i in range(x.shape[1])]
-    constant = [f for f, r in zip(feats, feat_ranks, strict=True) if np.all(r == r[0])]
-    if constant:
-        warnings.warn(
-            f"{len(constant)} feature(s) are constant and left out of the feature exposure: "
-            f"{constant[:5]}",
-            ScoringWarning,
-            stacklevel=2,
-        )
-    used = [r for f, r in zip(feats, feat_ranks, strict=True) if f not in set(constant)]
+    require_columns(df, [*cols, *feats], "columns")
     result = {}
-    for j, col in enumerate(cols):
-        pr = scipy.stats.rankdata(preds[:, j])
-        if np.all(pr == pr[0]) or not used:
-            result[col] = np.nan
-            continue
-        prc = pr - pr.mean()
-        corrs = []
-        for fr in used:
-            frc = fr - fr.mean()
-            corrs.append(float(frc @ prc / np.sqrt((frc @ frc) * (prc @ prc))))
-        result[col] = float(np.std(corrs))
+    for col in cols:
+        corrs = feature_correlations(df, feats, col)
+        flat = [f for f in feats if np.isnan(corrs[f])]
+        constant_pred = bool(np.all(df[col].to_numpy() == df[col].to_numpy()[0]))
+        if flat and not constant_pred:
+            warnings.warn(
+                f"{len(flat)} feature(s) are constant and left out of the feature exposure: "
+                f"{flat[:5]}",
+                ScoringWarning,
+                stacklevel=2,
+            )
+        result[col] = float(np.std(corrs.dropna().to_numpy())) if corrs.notna().any() else np.nan
     return result[cols[0]] if isinstance(pred_col, str) else pd.Series(result, dtype=float)
 
 
@@ -801,10 +817,10 @@ def _site_status(value: float, row: str) -> tuple[str, str]:
     good = low + 0.75 * (high - low)
     bad = low + 0.35 * (high - low)
     if high > low:
-        text = f">= {good:.4g} good, < {bad:.4g} bad (Numerai site scale)"
+        text = f">= {good:.3g} good, < {bad:.3g} bad (Numerai site scale)"
         status = "good" if value >= good else ("bad" if value < bad else "fair")
     else:
-        text = f"<= {good:.4g} good, > {bad:.4g} bad (Numerai site scale)"
+        text = f"<= {good:.3g} good, > {bad:.3g} bad (Numerai site scale)"
         status = "good" if value <= good else ("bad" if value > bad else "fair")
     return text, status
 
