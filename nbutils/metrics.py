@@ -91,6 +91,19 @@ def _group_center(codes: np.ndarray, values: np.ndarray, counts: np.ndarray) -> 
     return values - means[codes]
 
 
+def _era_value_order(codes: np.ndarray, values: np.ndarray, n_groups: int) -> np.ndarray:
+    """Row order sorted by (era, value), like ``np.lexsort((values, codes))`` but faster.
+
+    Sort by value first, then a stable sort by era: numpy sorts 16-bit integers with a radix
+    sort, so the second pass is linear. The order of tied values does not matter (ties are
+    averaged).
+    """
+    by_value = np.argsort(values)
+    code_dtype = np.uint16 if n_groups <= np.iinfo(np.uint16).max else np.int64
+    by_era = np.argsort(codes[by_value].astype(code_dtype), kind="stable")
+    return by_value[by_era]
+
+
 def _avg_rank(
     codes: np.ndarray, values: np.ndarray, n_groups: int
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -102,7 +115,7 @@ def _avg_rank(
     counts = np.bincount(codes, minlength=n_groups)
     if n == 0:
         return np.empty(0), counts, np.zeros(n_groups, dtype=np.int64)
-    order = np.lexsort((values, codes))
+    order = _era_value_order(codes, values, n_groups)
     c = codes[order]
     v = values[order]
     new_run = np.ones(n, dtype=bool)
@@ -127,7 +140,8 @@ def _gauss_rank(
 
 
 def _pow15(x: np.ndarray) -> np.ndarray:
-    return np.sign(x) * np.abs(x) ** 1.5
+    """``sign(x) * |x| ** 1.5``, computed as ``x * sqrt(|x|)`` (same value, faster)."""
+    return x * np.sqrt(np.abs(x))
 
 
 def _group_pearson(

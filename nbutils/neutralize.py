@@ -173,13 +173,24 @@ def numeric_matrix(df: pd.DataFrame, columns: list[str], what: str) -> np.ndarra
         arr = sub.to_numpy()
     else:  # pandas extension dtypes (Float64, Int8, ...): pd.NA becomes NaN
         arr = sub.to_numpy(dtype=np.float64, na_value=np.nan)
-    nan_cols = [c for c, bad in zip(columns, pd.isna(arr).any(axis=0), strict=True) if bad]
+    nan_cols = [c for c, bad in zip(columns, _nan_columns(arr), strict=True) if bad]
     if nan_cols:
         raise ScoringError(
             f"{what.capitalize()} contain NaN in columns {nan_cols[:10]}; "
             "fill them (e.g. with the column's era median) or drop those rows first."
         )
     return arr
+
+
+def _nan_columns(arr: np.ndarray, chunk: int = 32) -> np.ndarray:
+    """Which columns hold NaN; integer arrays cannot, floats are checked a few columns at a time
+    (no full-size boolean temporary)."""
+    if not np.issubdtype(arr.dtype, np.floating):
+        return np.zeros(arr.shape[1], dtype=bool)
+    return np.concatenate(
+        [np.isnan(arr[:, i : i + chunk]).any(axis=0) for i in range(0, arr.shape[1], chunk)]
+        or [np.zeros(0, dtype=bool)]
+    )
 
 
 def neutralize(

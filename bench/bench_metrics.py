@@ -1,0 +1,233 @@
+"""Benchmark nbutils.metrics / nbutils.neutralize against numerai-tools applied per era.
+
+The reference is what Numerai's example notebooks do: ``df.groupby("era").apply(lambda d:
+numerai_tools.scoring.<score>(...))``. Both paths run on the same synthetic validation-sized
+frame (default 200 eras x 5,000 rows, 300 int8 features), each in a fresh subprocess so that
+its peak memory can be measured; the results of the two paths are compared.
+
+    python bench/bench_metrics.py            # full size (several minutes)
+    python bench/bench_metrics.py --quick    # smoke run, seconds
+    python bench/bench_metrics.py --ref-eras 40   # time the reference on 40 eras, scale up
+
+BLAS runs single-threaded by default (``--threads``) for both paths, so that the ratio is not
+an artefact of thread contention on a shared machine. Prints a markdown table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+SCORES = ("numerai corr", "MMC", "FNC", "neutralize")
+# Goals of issue 3: speed-up of nbutils over the per-era numerai-tools reference.
+GOALS = {"numerai corr": 10.0, "MMC": 10.0, "FNC": 5.0, "neutralize": 5.0}
+
+
+def make_frame(n_eras: int, rows: int, n_features: int, seed: int = 0):
+    """A validation-shaped frame: int8 features 0..4, 5-bin target, continuous predictions."""
+    import numpy as np
+    import pandas as pd
+
+    rng = np.random.default_rng(seed)
+    n = n_eras * rows
+    feats = rng.integers(0, 5, size=(n, n_features), dtype=np.int8)
+    names = [f"feature_{i}" for i in range(n_features)]
+    df = pd.DataFrame(feats, columns=names)
+    w = rng.normal(size=min(20, n_features)) * 0.05
+    signal = feats[:, : len(w)] @ w
+    noise = rng.normal(size=n)
+    bins = np.clip(np.round(2 + 0.6 * (signal - signal.mean()) / signal.std() + noise), 0, 4)
+    df["era"] = np.repeat([f"{i:04d}" for i in range(1, n_eras + 1)], rows)
+    df["target"] = bins / 4
+    df["prediction"] = signal + 0.5 * rng.normal(size=n)
+    df["meta_model"] = signal + 0.4 * rng.normal(size=n)
+    return df, names
+
+
+def _peak_rss_mb() -> float:
+    with open("/proc/self/status") as fh:
+        for line in fh:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def _rss_mb() -> float:
+    with open("/proc/self/status") as fh:
+        for line in fh:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def _reset_peak() -> bool:
+    try:
+        with open("/proc/self/clear_refs", "w") as fh:
+            fh.write("5")
+        return True
+    except OSError:
+        return False
+
+
+def run_ours(score: str, df, names):
+    from nbutils import metrics
+    from nbutils.neutralize import neutralize
+
+    if score == "numerai corr":
+        return metrics.per_era_corr(df)
+    if score == "MMC":
+        return metrics.per_era_mmc(df)
+    if score == "FNC":
+        return metrics.per_era_fnc(df, names)
+    return neutralize(df, "prediction", names)["prediction"]
+
+
+def run_reference(score: str, df, names):
+    from numerai_tools import scoring as nt
+
+    if score == "numerai corr":
+        return df.groupby("era").apply(
+            lambda d: nt.numerai_corr(d[["prediction"]], d["target"]).iloc[0]
+        )
+    if score == "MMC":
+        return df.groupby("era").apply(
+            lambda d: nt.correlation_contribution(
+                d[["prediction"]], d["meta_model"], d["target"]
+            ).iloc[0]
+        )
+    if score == "FNC":
+        return df.groupby("era").apply(
+            lambda d: nt.feature_neutral_corr(d[["prediction"]], d[names], d["target"]).iloc[0]
+        )
+    return (
+        df.groupby("era", group_keys=False)
+        .apply(lambda d: nt.neutralize(d[["prediction"]], d[names]))
+        .loc[df.index, "prediction"]
+    )
+
+
+def child(args: argparse.Namespace) -> None:
+    """Build the frame, time one path for one score, save its result, print JSON."""
+    import numerai_tools.scoring  # noqa: F401
+    import pandas as pd
+
+    import nbutils.metrics  # noqa: F401  (imports are not part of the timing)
+    import nbutils.neutralize  # noqa: F401
+
+    df, names = make_frame(args.eras, args.rows, args.features)
+    if args.only_eras:
+        keep = sorted(df["era"].unique())[: args.only_eras]
+        df = df[df["era"].isin(keep)]
+    before = _rss_mb()
+    exact_peak = _reset_peak()
+    func = run_ours if args.impl == "ours" else run_reference
+    start = time.perf_counter()
+    result = func(args.score, df, names)
+    seconds = time.perf_counter() - start
+    extra = _peak_rss_mb() - before
+    pd.Series(result).to_frame("value").to_parquet(args.out)
+    print(json.dumps({"seconds": seconds, "peak_extra_mb": extra, "exact_peak": exact_peak}))
+
+
+def spawn(score: str, impl: str, args: argparse.Namespace, out: Path, only_eras: int) -> dict:
+    env = dict(os.environ)
+    for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        env[var] = str(args.threads)
+    repo = Path(__file__).resolve().parent.parent
+    env["PYTHONPATH"] = f"{repo}{os.pathsep}{env.get('PYTHONPATH', '')}"
+    cmd = [
+        sys.executable, __file__, "--child", "--score", score, "--impl", impl,
+        "--eras", str(args.eras), "--rows", str(args.rows), "--features", str(args.features),
+        "--only-eras", str(only_eras), "--out", str(out),
+    ]  # fmt: skip
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
+    if proc.returncode != 0:
+        raise SystemExit(f"{impl} {score} failed:\n{proc.stderr[-3000:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def agreement(ours_path: Path, ref_path: Path) -> float:
+    import numpy as np
+    import pandas as pd
+
+    ours = pd.read_parquet(ours_path)["value"]
+    ref = pd.read_parquet(ref_path)["value"]
+    ours = ours.loc[ref.index]  # the reference may cover a subset of eras
+    return float(np.nanmax(np.abs(ours.to_numpy() - ref.to_numpy())))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="small smoke run")
+    parser.add_argument("--eras", type=int, default=200)
+    parser.add_argument("--rows", type=int, default=5000, help="rows per era")
+    parser.add_argument("--features", type=int, default=300)
+    parser.add_argument("--ref-eras", type=int, default=0, help="time the reference on N eras")
+    parser.add_argument("--threads", type=int, default=1, help="BLAS threads for both paths")
+    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--score", help=argparse.SUPPRESS)
+    parser.add_argument("--impl", help=argparse.SUPPRESS)
+    parser.add_argument("--only-eras", type=int, default=0, help=argparse.SUPPRESS)
+    parser.add_argument("--out", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        child(args)
+        return
+    if args.quick:
+        args.eras, args.rows, args.features = 20, 1000, 50
+    ref_eras = args.ref_eras if 0 < args.ref_eras < args.eras else args.eras
+    scale = args.eras / ref_eras
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for score in SCORES:
+            ours_out, ref_out = Path(tmp, "ours.parquet"), Path(tmp, "ref.parquet")
+            ours = spawn(score, "ours", args, ours_out, 0)
+            ref = spawn(score, "ref", args, ref_out, ref_eras if scale > 1 else 0)
+            ref_seconds = ref["seconds"] * scale
+            rows.append(
+                {
+                    "score": score,
+                    "ours": ours["seconds"],
+                    "ref": ref_seconds,
+                    "ratio": ref_seconds / ours["seconds"],
+                    "goal": GOALS[score],
+                    "ours_mb": ours["peak_extra_mb"],
+                    "ref_mb": ref["peak_extra_mb"],
+                    "diff": agreement(ours_out, ref_out),
+                }
+            )
+            print(f"done: {score}", file=sys.stderr)
+    print_table(rows, args, ref_eras)
+
+
+def print_table(rows: list[dict], args: argparse.Namespace, ref_eras: int) -> None:
+    scaled = ref_eras < args.eras
+    ref_head = "numerai-tools per era (s)"
+    if scaled:
+        ref_head += f", timed on {ref_eras} eras x {args.eras / ref_eras:.2f}"
+    print(
+        f"\n{args.eras} eras x {args.rows} rows, {args.features} int8 features; "
+        f"BLAS threads: {args.threads}; reference = `df.groupby('era').apply(numerai_tools...)`\n"
+    )
+    print(
+        f"| score | nbutils (s) | {ref_head} | speed-up | goal | nbutils peak extra MB "
+        "| reference peak extra MB | max abs diff |"
+    )
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    for r in rows:
+        ok = "met" if r["ratio"] >= r["goal"] else "MISSED"
+        print(
+            f"| {r['score']} | {r['ours']:.3f} | {r['ref']:.2f} | {r['ratio']:.1f}x | "
+            f">= {r['goal']:.0f}x ({ok}) | {r['ours_mb']:.0f} | {r['ref_mb']:.0f} | "
+            f"{r['diff']:.1e} |"
+        )
+
+
+if __name__ == "__main__":
+    main()
