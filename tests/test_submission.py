@@ -353,3 +353,41 @@ def test_nothing_invalid_is_uploaded(numerai, monkeypatch, tmp_path):
     with pytest.raises(SubmissionError, match="model_name"):
         upload_submission(stale)
     assert not numerai.requests and not numerai.uploads
+
+
+# -- end to end on the synthetic datasets (nbutils.data) ---------------------------------------
+def _loaded(path):
+    from nbutils.data import load_data
+
+    return load_data(path)
+
+
+def test_legacy_submission_follows_the_tournament_file_order(tiny_legacy_dir, tmp_path):
+    """The tutorial's warning: validation rows, then test and live rows, each in file order."""
+    data = _loaded(tiny_legacy_dir)
+    tournament = pd.read_csv(
+        tiny_legacy_dir / "numerai_tournament_data.csv", usecols=["id", "data_type"], dtype=str
+    )
+    validation = tournament.loc[tournament["data_type"] == "validation", "id"]
+    test_live = tournament.loc[tournament["data_type"] != "validation", "id"]
+    preds = preds_for(data).sample(frac=1.0, random_state=0)
+    sub = build_submission(preds, data)
+    assert list(sub.index) == [*validation, *test_live]
+    path = write_submission(sub, tmp_path / "submission.csv")
+    validate_submission(read_submission(path), data)
+    sorted_sub = sub.sort_index()
+    assert list(sorted_sub.index) != list(sub.index)
+    with pytest.raises(SubmissionError, match="wrong order"):
+        validate_submission(sorted_sub, data)
+
+
+def test_v5_submission_from_loaded_data(tiny_v5_dir, tmp_path):
+    data = _loaded(tiny_v5_dir)
+    live_file = pd.read_parquet(tiny_v5_dir / "live.parquet", columns=[])
+    sub = build_submission(preds_for(data), data, rank_per_era=True)
+    assert sorted(sub.index) == sorted(live_file.index.astype(str))
+    validate_submission(read_submission(write_submission(sub, tmp_path / "s.csv")), data)
+    with pytest.raises(SubmissionError, match="unknown ids"):
+        validate_submission(
+            build_submission(preds_for(data), data).rename(index={sub.index[0]: "x"}), data
+        )

@@ -284,3 +284,20 @@ def test_model_object_predict_method():
     model = train_lgbm(df, features, params=FAST, progress=False)
     assert isinstance(model, SeedAveragedModel)
     pd.testing.assert_series_equal(model.predict(df), predict(model, df))
+
+
+def test_default_model_has_positive_numerai_corr_on_synthetic_validation(tiny_v5_dir):
+    """The tutorial's model (SEED_PARAMS, 2000 trees) learns the synthetic data's signal."""
+    from nbutils.data import load_data
+
+    data = load_data(tiny_v5_dir)
+    params = dict(SEED_PARAMS, num_threads=1)  # same model; one thread is quicker on 2 shared cores
+    model = train_lgbm(data.train, data.features, params=params, progress=False)
+    valid = data.validation[data.validation["target"].notna()]
+    valid = valid.assign(prediction=predict(model, valid))
+    per_era = [
+        numerai_corr(group[["prediction"]], group["target"]).iloc[0]
+        for _, group in valid.groupby("era")
+    ]
+    assert len(per_era) >= 3
+    assert np.mean(per_era) > 0
