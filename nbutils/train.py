@@ -18,6 +18,7 @@ participant needs every week, without changing that model:
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import json
 import os
@@ -178,10 +179,8 @@ def _release_freed_memory() -> None:
     The row sample is many small arrays; once freed, glibc keeps their pages, and they would
     count again on top of LightGBM's binned data in the peak.
     """
-    try:
+    with contextlib.suppress(OSError, AttributeError):
         ctypes.CDLL("libc.so.6").malloc_trim(0)
-    except (OSError, AttributeError):
-        pass
 
 
 def _bin_reference(
