@@ -927,15 +927,26 @@ def neutralization_sweep(
     features: Sequence[str],
     proportions: Sequence[float] = (0.0, 0.25, 0.5, 0.75, 1.0),
     target_col: str = "target",
-    era_col: str = "era",
+    era_col: str | None = "era",
+    score_era_col: str = "era",
 ) -> pd.DataFrame:
     """Scores of the prediction neutralized against ``features`` at several proportions (2F).
 
-    For each proportion ``p`` the prediction becomes ``neutralize(df, pred_col, features, p)``
-    (per era, raw values, as :func:`nbutils.neutralize.neutralize`), and the table gives its
-    ``corr_mean``, ``corr_std`` (ddof=0), ``corr_sharpe`` and ``max_drawdown`` of per-era
-    Numerai CORR, and its ``max_feature_exposure``. The least-squares fit is computed once
-    and reused for every proportion.
+    For each proportion ``p`` the prediction becomes
+    ``neutralize(df, pred_col, features, p, era_col=era_col)`` (raw values, as
+    :func:`nbutils.neutralize.neutralize`: per era, or as one block when ``era_col`` is None,
+    the tutorial's neutralization against example predictions). The table gives the
+    ``corr_mean``, ``corr_std`` (ddof=0), ``corr_sharpe`` and ``max_drawdown`` of its per-era
+    Numerai CORR, and its ``max_feature_exposure`` (per era the largest |Pearson| with any of
+    ``features``, mean over eras). The least-squares fit is computed once and reused for every
+    proportion.
+
+    Parameters
+    ----------
+    era_col : str or None, default "era"
+        Eras for the neutralization; None neutralizes the whole frame at once.
+    score_era_col : str, default "era"
+        Eras for the scores when ``era_col`` is None (scores are always per era).
 
     Returns
     -------
@@ -946,15 +957,15 @@ def neutralization_sweep(
     if not props:
         raise ScoringError("No proportions given: pass e.g. [0, 0.5, 1].")
     feats = as_column_list(features, "feature columns")
-    require_columns(df, [pred_col, target_col, era_col, *feats], "columns")
+    score_era = era_col if era_col is not None else score_era_col
+    require_columns(df, [pred_col, target_col, score_era, *feats], "columns")
     y = numeric_matrix(df, [pred_col], "predictions").astype(np.float64)
     x = numeric_matrix(df, feats, "features")
-    groups = era_groups(df, era_col)
-    fitted = fit_by_era(y, x, groups, names=[pred_col])
+    groups = era_groups(df, score_era)
+    fitted = fit_by_era(y, x, groups if era_col is not None else era_groups(df, None), [pred_col])
     # A prediction constant in an era is its own fit (NaN from fit_by_era): keep it constant.
     fitted = np.where(np.isnan(fitted), y, fitted)
-    both = np.hstack([y, fitted])
-    cross, xnorm, ygram = _era_exposure_stats(both, x, groups)
+    cross, xnorm, ygram = _era_exposure_stats(np.hstack([y, fitted]), x, groups)
     rows = []
     msgs: list[str] = []
     for p in props:
@@ -962,7 +973,7 @@ def neutralization_sweep(
             {
                 "prediction": (y - p * fitted)[:, 0],
                 "target": df[target_col].to_numpy(),
-                "era": df[era_col].to_numpy(),
+                "era": df[score_era].to_numpy(),
             }
         )
         corr, caught = _collect_warnings(per_era_corr, tmp, "prediction", "target", "numerai")

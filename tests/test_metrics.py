@@ -574,6 +574,31 @@ def test_neutralization_sweep_matches_neutralize_then_score(df):
     assert table.loc[1.0, "max_feature_exposure"] < 1e-10
 
 
+def test_neutralization_sweep_as_one_block_like_the_tutorial(df):
+    from nbutils.neutralize import neutralize
+
+    table = metrics.neutralization_sweep(
+        df, "prediction", ["example_prediction"], [0.0, 0.6], era_col=None
+    )
+    for p in (0.0, 0.6):
+        block = neutralize(df, "prediction", "example_prediction", p, era_col=None)
+        neutral = df.assign(prediction=block["prediction"])
+        corr = metrics.per_era_corr(neutral)
+        assert table.loc[p, "corr_mean"] == pytest.approx(corr.mean(), abs=1e-12)
+        assert table.loc[p, "max_feature_exposure"] == pytest.approx(
+            metrics.max_feature_exposure(neutral, ["example_prediction"]), abs=1e-10
+        )
+    # One-block neutralization leaves exposure inside the eras; per era removes it.
+    per_era = metrics.neutralization_sweep(df, "prediction", ["example_prediction"], [1.0])
+    assert per_era.loc[1.0, "max_feature_exposure"] < 1e-10
+    assert (
+        metrics.neutralization_sweep(
+            df, "prediction", ["example_prediction"], [1.0], era_col=None
+        ).loc[1.0, "max_feature_exposure"]
+        > 1e-6
+    )
+
+
 def test_neutralization_sweep_rejects_bad_proportions(df):
     with pytest.raises(ScoringError, match="proportion"):
         metrics.neutralization_sweep(df, "prediction", FEATURES, [0.5, 1.5])
