@@ -88,9 +88,9 @@ def lgb_params(params: dict[str, Any], seed: int) -> tuple[dict[str, Any], int]:
     """LightGBM ``train`` parameters and number of rounds from sklearn-style ``params``.
 
     ``n_estimators`` (or any alias) becomes the number of boosting rounds (LightGBM's default
-    100 if absent); ``random_state`` (or alias) is replaced by ``seed``; ``data_random_seed``
-    is pinned to ``seed`` unless given, so that the row sample for the bins does not change
-    between the seeds of one run... and :data:`_RUN_DEFAULTS` are added.
+    100 if absent); ``random_state`` (or alias) is replaced by ``seed``; :data:`_RUN_DEFAULTS`
+    are added unless set. (The Dataset's ``data_random_seed`` is fixed separately, see
+    :func:`_dataset_params`, so that every seed of a run trains on the same bins.)
     """
     out = dict(_RUN_DEFAULTS)
     if "force_row_wise" in params:

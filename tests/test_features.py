@@ -221,3 +221,22 @@ def test_feature_spec_without_anything_returns_a_copy():
     out, new = FeatureSpec(group_stats=False).apply(df, GROUPS)
     assert new == []
     pd.testing.assert_frame_equal(out, df)
+
+
+def test_group_stats_never_hold_a_float64_copy_of_all_features():
+    import tracemalloc
+
+    rng = np.random.default_rng(0)
+    n, per_group = 20_000, 20
+    groups = {g: [f"feature_{g}{i}" for i in range(per_group)] for g in ("a", "b", "c")}
+    cols = [c for g in groups.values() for c in g]
+    df = pd.DataFrame(rng.integers(0, 5, size=(n, len(cols)), dtype=np.int8), columns=cols)
+    float64_copy = n * len(cols) * 8
+    tracemalloc.start()
+    try:
+        out = group_stats(df, groups, chunk_rows=2_000)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert out.shape == (n, 9)
+    assert peak < float64_copy / 2, (peak, float64_copy)
