@@ -452,21 +452,26 @@ def _every_nth_era(ddf: dd.DataFrame, era_step: int) -> dd.DataFrame:
 
 
 # -- eras whole in partitions ---------------------------------------------------------------------
-def _unique_labels(part: pd.Series) -> list[str]:
-    return [str(v) for v in pd.unique(part)]
+def _unique_labels(part: pd.DataFrame, era_col: str) -> list[str]:
+    return [str(v) for v in pd.unique(part[era_col])]
 
 
 def by_era(ddf: dd.DataFrame, era_col: str = "era", client: distributed.Client | None = None) -> dd.DataFrame:
     """``ddf`` arranged so that the rows of each era lie in one partition.
 
     Numerai's files are written era by era, so this usually holds already and ``ddf`` is
-    returned as it is (one pass over the era column checks it); otherwise the rows are
-    shuffled on ``era_col`` (hash partitioning: every era goes whole to one partition).
+    returned as it is (one pass over ``ddf`` checks it); otherwise the rows are shuffled on
+    ``era_col`` (hash partitioning: every era goes whole to one partition).
+
+    Use the partitions of the result as they are (``to_delayed()``): a column selection of it
+    may be partitioned differently.
     """
     dask, _, _ = _dask()
     if era_col not in ddf.columns:
         raise DataError(f"era column {era_col!r} is not in the frame; pass era_col=... of your data.")
-    parts = [dask.delayed(_unique_labels)(p) for p in ddf[era_col].to_delayed()]
+    # The check reads ddf's own partitions (all its columns): a projection such as ddf[era_col]
+    # may be partitioned differently (dask combines small parquet row groups per column set).
+    parts = [dask.delayed(_unique_labels)(p, era_col) for p in ddf.to_delayed()]
     labels = _compute(client, parts, "checking the era partitions")
     seen: set[str] = set()
     for part_labels in labels:
@@ -567,9 +572,25 @@ def _train_lightgbm_dask(
         run.pop("seed")
         model = DaskLGBMRegressor(client=client, n_estimators=rounds, random_state=seed, **run)
         with _engine_errors(f"training (DaskLGBMRegressor, seed {seed})"):
-            model.fit(data[features], data[target])
+            model.fit(*_aligned_xy(data, features, target))
         boosters.append(model.to_local().booster_)
     return boosters
+
+
+def _columns(part: pd.DataFrame, columns: Any) -> pd.DataFrame | pd.Series:
+    return part[columns]
+
+
+def _aligned_xy(data: dd.DataFrame, features: list[str], target: str) -> tuple[dd.DataFrame, dd.Series]:
+    """``data[features]`` and ``data[target]`` with the same partitions.
+
+    Selected inside ``map_partitions``: a plain column selection lets dask re-plan how parquet
+    row groups are combined per column set, and ``DaskLGBMRegressor`` pairs the partitions of
+    X and y one to one.
+    """
+    x = data.map_partitions(_columns, features, meta=data._meta[features])
+    y = data.map_partitions(_columns, target, meta=data._meta[target])
+    return x, y
 
 
 @dataclass(frozen=True)
@@ -599,10 +620,15 @@ def _recipes(data: dd.DataFrame) -> list[_Recipe]:
     return out
 
 
-def _labelled_counts(client: distributed.Client, data: dd.DataFrame, target: str) -> list[int]:
-    dask, _, _ = _dask()
-    counts = [dask.delayed(len)(p) for p in data[target].to_delayed()]
-    return [int(c) for c in _compute(client, counts, "counting the training rows")]
+def _count_rows(recipe: _Recipe) -> int:
+    return len(recipe.compute())
+
+
+def _labelled_counts(client: distributed.Client, recipes: Sequence[_Recipe]) -> list[int]:
+    """Rows of each partition, computed from the very recipes the training reads."""
+    with _engine_errors("counting the training rows"):
+        futures = [client.submit(_count_rows, r, pure=False) for r in recipes]
+        return [int(c) for c in client.gather(futures)]
 
 
 def _assign(counts: Sequence[int], n_workers: int) -> list[list[int]]:
@@ -635,7 +661,8 @@ def _train_stream(
     import lightgbm as lgb
     from distributed.comm import get_address_host
 
-    counts = _labelled_counts(client, data, target)
+    recipes = _recipes(data)
+    counts = _labelled_counts(client, recipes)
     if sum(counts) == 0:
         raise DataError(f"no training rows with a {target!r} value; check the target column and era_step.")
     workers = _worker_addresses(client)
@@ -643,7 +670,6 @@ def _train_stream(
         raise DaskEngineError("the Dask cluster has no workers; start some (or wait for them) and retry.")
     groups = _assign(counts, len(workers))
     chosen = workers[: len(groups)]
-    recipes = _recipes(data)
     with _engine_errors("training (finding free ports)"):
         ports = client.run(_free_port, workers=chosen)
     machines = ",".join(f"{get_address_host(w)}:{ports[w]}" for w in chosen)
@@ -942,18 +968,20 @@ def neutralize_dask(
     DaskEngineError
         A worker died during the computation.
     """
-    dask, _, _ = _dask()
+    dask, dd_module, _ = _dask()
     cols = [columns] if isinstance(columns, str) else list(columns)
     neut = [neutralizers] if isinstance(neutralizers, str) else list(neutralizers)
     era = [] if era_col is None else [era_col]
     _check_columns(list(ddf.columns), [*era, *cols, *neut], "the frame to neutralize")
     sub = ddf[list(dict.fromkeys([*era, *cols, *neut]))]
     arranged = sub.repartition(npartitions=1) if era_col is None else by_era(sub, era_col, client)
-    meta = pd.DataFrame({c: pd.Series([], dtype="float64") for c in cols}, index=ddf._meta.index)
-    out = arranged.map_partitions(_neutralize_partition, cols, neut, float(proportion), era_col, meta=meta)
+    tasks = [
+        dask.delayed(_neutralize_partition)(p, cols, neut, float(proportion), era_col)
+        for p in arranged.to_delayed()
+    ]
     if not compute:
-        return out
-    tasks = out.to_delayed()
+        meta = pd.DataFrame({c: pd.Series([], dtype="float64") for c in cols}, index=ddf._meta.index)
+        return dd_module.from_delayed(tasks, meta=meta, verify_meta=False)
     result = pd.concat(_compute(client, tasks, "neutralization"))
     if arranged is sub:  # no shuffle: the partitions are in ddf's row order already
         return result
