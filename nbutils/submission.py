@@ -148,7 +148,9 @@ def check_shape(submission: pd.DataFrame | pd.Series) -> pd.DataFrame:
     from numerai_tools.submissions import validate_headers_numerai
 
     frame = _as_frame(submission)
-    _numerai_tools_check(validate_headers_numerai, frame)
+    _, pred_col = _numerai_tools_check(validate_headers_numerai, frame)
+    if pred_col != PRED_COL:  # numerai-tools also accepts the old name "probability"
+        frame = frame.rename(columns={pred_col: PRED_COL})
     if frame.empty:
         raise SubmissionError("the submission is empty; predict on the live rows first.")
     ids, preds = frame[ID_COL], frame[PRED_COL]

@@ -166,6 +166,7 @@ def test_legacy_wrong_order_is_rejected():
 
 def test_validate_accepts_series_and_index_forms():
     sub, data = good()
+    validate_submission(sub.rename(columns={"prediction": "probability"}), data)
     validate_submission(sub.set_index("id"), data)
     validate_submission(sub.set_index("id")["prediction"], data)
     assert list(expected_ids(data)) == list(data.live.index)
