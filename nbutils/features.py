@@ -291,8 +291,17 @@ class FeatureSpec:
             )
         return {g: list(groups[g]) for g in self.groups}
 
+    def new_columns(self, groups: Mapping[str, Sequence[str]]) -> list[str]:
+        """The engineered column names :meth:`apply` adds, in order."""
+        stats = [stat_column(g, s) for g in self.selected_groups(groups) for s in self.stats]
+        pairs = [interaction_column(a, b) for a, b in combinations(self.interactions, 2)]
+        return stats + pairs
+
     def apply(
-        self, df: pd.DataFrame, groups: Mapping[str, Sequence[str]]
+        self,
+        df: pd.DataFrame,
+        groups: Mapping[str, Sequence[str]],
+        features: Sequence[str] | None = None,
     ) -> tuple[pd.DataFrame, list[str]]:
         """Add the spec's features to ``df``: the same columns for train, validation and live.
 
@@ -302,12 +311,18 @@ class FeatureSpec:
             Rows with the raw feature columns; not modified.
         groups : mapping
             Group name to feature columns (``NumeraiData.feature_groups``).
+        features : sequence of str, optional
+            The raw feature columns to train on (``NumeraiData.features``); by default every
+            column of ``df`` whose name starts with ``feature_`` (Numerai's naming).
 
         Returns
         -------
         (DataFrame, list of str)
-            The new frame (input columns then new ones, same index) and the new column names.
+            The new frame (input columns then the engineered ones, same index) and the model's
+            feature list: ``features`` followed by the engineered columns (:meth:`new_columns`).
         """
+        if features is None:
+            features = [c for c in df.columns if str(c).startswith("feature_")]
         parts = [df]
         selected = self.selected_groups(groups)
         if selected:
@@ -323,4 +338,4 @@ class FeatureSpec:
                 f"engineered columns already in the frame: {clash[:3]}; apply the spec to the raw data once."
             )
         out = pd.concat(parts, axis=1) if len(parts) > 1 else df.copy()
-        return out, new_columns
+        return out, [*features, *new_columns]

@@ -182,18 +182,12 @@ def test_feature_spec_round_trip_and_same_columns_everywhere(tmp_path):
     loaded = FeatureSpec.load(tmp_path)
     assert loaded == spec
     train, live = make_frame(seed=1), make_frame(n=40, seed=2)
-    train_out, train_new = loaded.apply(train, GROUPS)
-    live_out, live_new = loaded.apply(live, GROUPS)
-    assert (
-        train_new
-        == live_new
-        == [
-            "feature_wisdom_mean",
-            "feature_wisdom_skew",
-            "feature_wisdom1_x_feature_wisdom2",
-        ]
-    )
-    assert list(train_out.columns) == list(live_out.columns)
+    train_out, train_features = loaded.apply(train, GROUPS)
+    live_out, live_features = loaded.apply(live, GROUPS, features=FEATURES)
+    engineered = ["feature_wisdom_mean", "feature_wisdom_skew", "feature_wisdom1_x_feature_wisdom2"]
+    assert loaded.new_columns(GROUPS) == engineered
+    assert train_features == live_features == [*FEATURES, *engineered]
+    assert list(train_out.columns) == list(live_out.columns) == [*train.columns, *engineered]
     ref = tutorial_get_group_stats(live, {"wisdom": GROUPS["wisdom"]})
     np.testing.assert_allclose(
         live_out["feature_wisdom_mean"], ref["feature_wisdom_mean"], rtol=1e-6
@@ -218,8 +212,8 @@ def test_feature_spec_errors(tmp_path):
 
 def test_feature_spec_without_anything_returns_a_copy():
     df = make_frame()
-    out, new = FeatureSpec(group_stats=False).apply(df, GROUPS)
-    assert new == []
+    out, features = FeatureSpec(group_stats=False).apply(df, GROUPS)
+    assert features == FEATURES
     pd.testing.assert_frame_equal(out, df)
 
 
