@@ -91,52 +91,83 @@ def _group_center(codes: np.ndarray, values: np.ndarray, counts: np.ndarray) -> 
     return values - means[codes]
 
 
-def _era_value_order(codes: np.ndarray, values: np.ndarray, n_groups: int) -> np.ndarray:
-    """Row order sorted by (era, value), like ``np.lexsort((values, codes))`` but faster.
+class _EraIndex:
+    """Rows sorted by era (a stable radix sort of the era codes), shared by every ranking."""
 
-    Sort by value first, then a stable sort by era: numpy sorts 16-bit integers with a radix
-    sort, so the second pass is linear. The order of tied values does not matter (ties are
+    def __init__(self, codes: np.ndarray, n_groups: int) -> None:
+        small = n_groups <= np.iinfo(np.uint16).max  # numpy radix-sorts 16-bit integers
+        self.order = np.argsort(codes.astype(np.uint16 if small else np.int64), kind="stable")
+        self.counts = np.bincount(codes, minlength=n_groups)
+        self.starts = np.concatenate(([0], np.cumsum(self.counts)))
+        self.codes_sorted = np.repeat(np.arange(n_groups), self.counts)
+
+
+def _era_value_order(values: np.ndarray, index: _EraIndex) -> np.ndarray:
+    """Row order sorted by (era, value): the era order, then one small argsort per era.
+
+    Sorting each era's few thousand values separately is cache friendly and about twice as
+    fast as a global ``np.lexsort((values, codes))``. Ties may come in any order (they are
     averaged).
     """
-    by_value = np.argsort(values)
-    code_dtype = np.uint16 if n_groups <= np.iinfo(np.uint16).max else np.int64
-    by_era = np.argsort(codes[by_value].astype(code_dtype), kind="stable")
-    return by_value[by_era]
+    by_era = values[index.order]
+    within = np.empty(len(values), dtype=np.intp)
+    starts = index.starts
+    for g in np.flatnonzero(index.counts > 1):
+        s, e = starts[g], starts[g + 1]
+        within[s:e] = np.argsort(by_era[s:e])
+    single = np.flatnonzero(index.counts == 1)
+    within[starts[single]] = 0
+    within += np.repeat(starts[:-1], index.counts)
+    return index.order[within]
+
+
+def _sorted_ranks(
+    values: np.ndarray, index: _EraIndex
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Ranks in (era, value) order: ``(order, ranks of values[order], distinct per era)``."""
+    n = len(values)
+    order = _era_value_order(values, index)
+    v = values[order]
+    new_run = np.empty(n, dtype=bool)
+    new_run[0] = True
+    np.not_equal(v[1:], v[:-1], out=new_run[1:])
+    new_run[index.starts[1:-1][index.starts[1:-1] < n]] = True  # a new era starts a new run
+    run_starts = np.flatnonzero(new_run)
+    run_lengths = np.diff(np.append(run_starts, n))
+    run_groups = index.codes_sorted[run_starts]
+    run_ranks = (run_starts - index.starts[run_groups]) + (run_lengths + 1) / 2.0
+    distinct = np.bincount(run_groups, minlength=len(index.counts))
+    return order, np.repeat(run_ranks, run_lengths), distinct
 
 
 def _avg_rank(
-    codes: np.ndarray, values: np.ndarray, n_groups: int
+    codes: np.ndarray, values: np.ndarray, n_groups: int, index: _EraIndex | None = None
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """1-based ranks within each era, ties averaged (pandas ``rank(method="average")``).
 
     Returns ``(ranks in row order, rows per era, distinct values per era)``.
     """
-    n = len(values)
-    counts = np.bincount(codes, minlength=n_groups)
-    if n == 0:
-        return np.empty(0), counts, np.zeros(n_groups, dtype=np.int64)
-    order = _era_value_order(codes, values, n_groups)
-    c = codes[order]
-    v = values[order]
-    new_run = np.ones(n, dtype=bool)
-    new_run[1:] = (c[1:] != c[:-1]) | (v[1:] != v[:-1])
-    run_starts = np.flatnonzero(new_run)
-    run_lengths = np.diff(np.append(run_starts, n))
-    group_starts = np.cumsum(counts) - counts
-    run_groups = c[run_starts]
-    run_ranks = (run_starts - group_starts[run_groups]) + (run_lengths + 1) / 2.0
-    ranks = np.empty(n)
-    ranks[order] = np.repeat(run_ranks, run_lengths)
-    distinct = np.bincount(run_groups, minlength=n_groups)
-    return ranks, counts, distinct
+    index = index if index is not None else _EraIndex(codes, n_groups)
+    if len(values) == 0:
+        return np.empty(0), index.counts, np.zeros(n_groups, dtype=np.int64)
+    order, ranks_sorted, distinct = _sorted_ranks(values, index)
+    ranks = np.empty(len(values))
+    ranks[order] = ranks_sorted
+    return ranks, index.counts, distinct
 
 
 def _gauss_rank(
-    codes: np.ndarray, values: np.ndarray, n_groups: int
+    codes: np.ndarray, values: np.ndarray, n_groups: int, index: _EraIndex | None = None
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Tie-kept rank, ``(rank - 0.5) / n``, inverse normal CDF (numerai-tools' ``gaussian``)."""
-    ranks, counts, distinct = _avg_rank(codes, values, n_groups)
-    return scipy.special.ndtri((ranks - 0.5) / counts[codes]), counts, distinct
+    index = index if index is not None else _EraIndex(codes, n_groups)
+    if len(values) == 0:
+        return np.empty(0), index.counts, np.zeros(n_groups, dtype=np.int64)
+    order, ranks_sorted, distinct = _sorted_ranks(values, index)
+    per_row_count = np.repeat(index.counts, index.counts)  # rows are in era order here
+    gauss = np.empty(len(values))
+    gauss[order] = scipy.special.ndtri((ranks_sorted - 0.5) / per_row_count)
+    return gauss, index.counts, distinct
 
 
 def _pow15(x: np.ndarray) -> np.ndarray:
@@ -198,7 +229,8 @@ class _Frame:
             self.values[col] = arr
         self.keep = keep
         self.codes = self.groups.codes[keep]
-        self.counts = np.bincount(self.codes, minlength=self.groups.n_groups)
+        self.index = _EraIndex(self.codes, self.groups.n_groups)
+        self.counts = self.index.counts
         self.preds = self.preds_all[keep]
         self.kept = {col: arr[keep] for col, arr in self.values.items()}
         self._warn_left_out()
@@ -323,17 +355,17 @@ def per_era_corr(
     if method == "numerai":
         target_t = _pow15(_group_center(codes, target, counts))
     elif method == "spearman":
-        target_t = _avg_rank(codes, target, n)[0]
+        target_t = _avg_rank(codes, target, n, frame.index)[0]
     else:
         target_t = target
     scores, invalid = {}, {}
     for j, col in enumerate(frame.pred_cols):
         x = frame.preds[:, j]
         if method == "numerai":
-            g, _, distinct = _gauss_rank(codes, x, n)
+            g, _, distinct = _gauss_rank(codes, x, n, frame.index)
             x_t = _pow15(g)
         elif method == "spearman":
-            x_t, _, distinct = _avg_rank(codes, x, n)
+            x_t, _, distinct = _avg_rank(codes, x, n, frame.index)
         else:
             x_t = x
             distinct = np.where(_group_constant(codes, x, n), 1, 2)
@@ -369,13 +401,13 @@ def per_era_mmc(
     frame = _Frame(df, pred_col, era_col, required=[], droppable=[target_col, meta_col])
     target, meta = frame.kept[target_col], frame.kept[meta_col]
     codes, counts, n = frame.codes, frame.counts, frame.n_groups
-    m, _, meta_distinct = _gauss_rank(codes, meta, n)
+    m, _, meta_distinct = _gauss_rank(codes, meta, n, frame.index)
     in_unit = _group_sum(codes, ((target < 0) | (target > 1)).astype(np.float64), n) == 0
     target_c = _group_center(codes, target * np.where(in_unit, 4.0, 1.0)[codes], counts)
     mm = _group_sum(codes, m * m, n)
     scores, invalid = {}, {}
     for j, col in enumerate(frame.pred_cols):
-        p, _, distinct = _gauss_rank(codes, frame.preds[:, j], n)
+        p, _, distinct = _gauss_rank(codes, frame.preds[:, j], n, frame.index)
         with np.errstate(invalid="ignore", divide="ignore"):
             beta = _group_sum(codes, p * m, n) / mm
         neutral = p - m * beta[codes]
@@ -415,8 +447,11 @@ def per_era_fnc(
     groups, n = frame.groups, frame.n_groups
     gauss_all = np.empty_like(frame.preds_all)
     distinct_all = np.empty((n, len(frame.pred_cols)), dtype=np.int64)
+    all_rows = _EraIndex(groups.codes, n)
     for j in range(len(frame.pred_cols)):
-        gauss_all[:, j], _, distinct_all[:, j] = _gauss_rank(groups.codes, frame.preds_all[:, j], n)
+        gauss_all[:, j], _, distinct_all[:, j] = _gauss_rank(
+            groups.codes, frame.preds_all[:, j], n, all_rows
+        )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ScoringWarning)  # constant eras are reported below
         neutral_all = gauss_all - fit_by_era(gauss_all, x_feat, groups)
@@ -427,7 +462,7 @@ def per_era_fnc(
     target_const = _group_constant(codes, target, n)
     scores, invalid = {}, {}
     for j, col in enumerate(frame.pred_cols):
-        g, _, distinct = _gauss_rank(codes, neutral[:, j], n)
+        g, _, distinct = _gauss_rank(codes, neutral[:, j], n, frame.index)
         r = _group_pearson(codes, _pow15(g), target_t, counts)
         bad = _invalid_eras(
             counts,

@@ -97,7 +97,8 @@ class EraGroups:
 
 
 def _groups_from_codes(codes: np.ndarray, labels: pd.Index) -> EraGroups:
-    order = np.argsort(codes, kind="stable")
+    small = len(labels) <= np.iinfo(np.uint16).max  # numpy radix-sorts 16-bit integers
+    order = np.argsort(codes.astype(np.uint16 if small else np.int64), kind="stable")
     counts = np.bincount(codes, minlength=len(labels))
     starts = np.concatenate(([0], np.cumsum(counts))).astype(np.int64)
     return EraGroups(codes=codes, labels=labels, order=order, starts=starts)
