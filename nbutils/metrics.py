@@ -94,11 +94,12 @@ def _group_center(codes: np.ndarray, values: np.ndarray, counts: np.ndarray) -> 
 class _EraIndex:
     """Rows sorted by era (a stable radix sort of the era codes), shared by every ranking."""
 
-    def __init__(self, codes: np.ndarray, n_groups: int) -> None:
-        small = n_groups <= np.iinfo(np.uint16).max  # numpy radix-sorts 16-bit integers
-        self.order = np.argsort(codes.astype(np.uint16 if small else np.int64), kind="stable")
-        self.counts = np.bincount(codes, minlength=n_groups)
-        self.starts = np.concatenate(([0], np.cumsum(self.counts)))
+    def __init__(self, codes: np.ndarray, n_groups: int, groups: EraGroups | None = None) -> None:
+        groups = groups if groups is not None else EraGroups(codes, pd.RangeIndex(n_groups))
+        self.order = groups.order
+        self.identity = groups.is_sorted  # order is arange: gathers through it can be skipped
+        self.counts = groups.counts
+        self.starts = groups.starts
         self.codes_sorted = np.repeat(np.arange(n_groups), self.counts)
 
 
@@ -109,7 +110,7 @@ def _era_value_order(values: np.ndarray, index: _EraIndex) -> np.ndarray:
     fast as a global ``np.lexsort((values, codes))``. Ties may come in any order (they are
     averaged).
     """
-    by_era = values[index.order]
+    by_era = values if index.identity else values[index.order]
     within = np.empty(len(values), dtype=np.intp)
     starts = index.starts
     for g in np.flatnonzero(index.counts > 1):
@@ -118,7 +119,7 @@ def _era_value_order(values: np.ndarray, index: _EraIndex) -> np.ndarray:
     single = np.flatnonzero(index.counts == 1)
     within[starts[single]] = 0
     within += np.repeat(starts[:-1], index.counts)
-    return index.order[within]
+    return within if index.identity else index.order[within]
 
 
 def _sorted_ranks(
@@ -228,11 +229,15 @@ class _Frame:
             keep &= ~missing
             self.values[col] = arr
         self.keep = keep
-        self.codes = self.groups.codes[keep]
-        self.index = _EraIndex(self.codes, self.groups.n_groups)
+        if keep.all():  # nothing left out: share the arrays and the era order
+            self.codes, self.preds, self.kept = self.groups.codes, self.preds_all, self.values
+            self.index = _EraIndex(self.codes, self.groups.n_groups, self.groups)
+        else:
+            self.codes = self.groups.codes[keep]
+            self.preds = self.preds_all[keep]
+            self.kept = {col: arr[keep] for col, arr in self.values.items()}
+            self.index = _EraIndex(self.codes, self.groups.n_groups)
         self.counts = self.index.counts
-        self.preds = self.preds_all[keep]
-        self.kept = {col: arr[keep] for col, arr in self.values.items()}
         self._warn_left_out()
 
     @property
@@ -447,7 +452,7 @@ def per_era_fnc(
     groups, n = frame.groups, frame.n_groups
     gauss_all = np.empty_like(frame.preds_all)
     distinct_all = np.empty((n, len(frame.pred_cols)), dtype=np.int64)
-    all_rows = _EraIndex(groups.codes, n)
+    all_rows = _EraIndex(groups.codes, n, groups)
     for j in range(len(frame.pred_cols)):
         gauss_all[:, j], _, distinct_all[:, j] = _gauss_rank(
             groups.codes, frame.preds_all[:, j], n, all_rows

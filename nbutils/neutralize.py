@@ -27,6 +27,7 @@ from __future__ import annotations
 import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 import pandas as pd
@@ -62,25 +63,39 @@ class EraGroups:
         The era labels in natural order; ``labels[codes[i]]`` is row ``i``'s era.
     order : np.ndarray
         Row positions sorted by era (stable), so the rows of era ``g`` are
-        ``order[starts[g]:starts[g + 1]]``.
+        ``order[starts[g]:starts[g + 1]]`` (computed on first use).
     starts : np.ndarray
         Offsets into ``order``, length ``n_groups + 1``.
     """
 
     codes: np.ndarray
     labels: pd.Index
-    order: np.ndarray
-    starts: np.ndarray
 
     @property
     def n_groups(self) -> int:
         """Number of eras."""
         return len(self.labels)
 
-    @property
+    @cached_property
     def counts(self) -> np.ndarray:
         """Number of rows in each era."""
-        return np.diff(self.starts)
+        return np.bincount(self.codes, minlength=self.n_groups)
+
+    @cached_property
+    def starts(self) -> np.ndarray:
+        return np.concatenate(([0], np.cumsum(self.counts))).astype(np.int64)
+
+    @cached_property
+    def is_sorted(self) -> bool:
+        """Whether the rows are already grouped by era in natural order (Numerai's files are)."""
+        return bool(np.all(self.codes[1:] >= self.codes[:-1]))
+
+    @cached_property
+    def order(self) -> np.ndarray:
+        if self.is_sorted:
+            return np.arange(len(self.codes))
+        small = self.n_groups <= np.iinfo(np.uint16).max  # numpy radix-sorts 16-bit integers
+        return np.argsort(self.codes.astype(np.uint16 if small else np.int64), kind="stable")
 
     def rows(self, group: int) -> np.ndarray:
         """Row positions of era number ``group``, in their original order."""
@@ -93,15 +108,7 @@ class EraGroups:
 
     def subset(self, mask: np.ndarray) -> EraGroups:
         """The same eras (all of them, even those left empty) for the rows where ``mask`` holds."""
-        return _groups_from_codes(self.codes[mask], self.labels)
-
-
-def _groups_from_codes(codes: np.ndarray, labels: pd.Index) -> EraGroups:
-    small = len(labels) <= np.iinfo(np.uint16).max  # numpy radix-sorts 16-bit integers
-    order = np.argsort(codes.astype(np.uint16 if small else np.int64), kind="stable")
-    counts = np.bincount(codes, minlength=len(labels))
-    starts = np.concatenate(([0], np.cumsum(counts))).astype(np.int64)
-    return EraGroups(codes=codes, labels=labels, order=order, starts=starts)
+        return EraGroups(codes=self.codes[mask], labels=self.labels)
 
 
 def era_groups(df: pd.DataFrame, era_col: str | None) -> EraGroups:
@@ -117,7 +124,7 @@ def era_groups(df: pd.DataFrame, era_col: str | None) -> EraGroups:
     """
     n = len(df)
     if era_col is None:
-        return _groups_from_codes(np.zeros(n, dtype=np.int64), pd.Index(["all"], name="era"))
+        return EraGroups(codes=np.zeros(n, dtype=np.int64), labels=pd.Index(["all"], name="era"))
     require_columns(df, [era_col], "era column")
     eras = df[era_col]
     if eras.isna().any():
@@ -130,7 +137,7 @@ def era_groups(df: pd.DataFrame, era_col: str | None) -> EraGroups:
     new_code = np.empty(len(uniques), dtype=np.int64)
     new_code[natural] = np.arange(len(uniques))
     labels = pd.Index([uniques[i] for i in natural], name=era_col)
-    return _groups_from_codes(new_code[codes].astype(np.int64), labels)
+    return EraGroups(codes=new_code[codes].astype(np.int64), labels=labels)
 
 
 def require_columns(df: pd.DataFrame, columns: Sequence[str], what: str) -> None:

@@ -604,3 +604,17 @@ def test_neutralization_sweep_rejects_bad_proportions(df):
         metrics.neutralization_sweep(df, "prediction", FEATURES, [0.5, 1.5])
     with pytest.raises(ScoringError, match="No proportions"):
         metrics.neutralization_sweep(df, "prediction", FEATURES, [])
+
+
+def test_rows_grouped_by_era_give_the_same_scores(df):
+    """Numerai's files come sorted by era; that fast path must agree with shuffled rows."""
+    by_era = df.iloc[np.argsort([int(e[3:]) for e in df["era"]], kind="stable")]
+    for func, kwargs in [
+        (metrics.per_era_corr, {}),
+        (metrics.per_era_corr, {"method": "spearman"}),
+        (metrics.per_era_mmc, {}),
+        (metrics.per_era_fnc, {"features": FEATURES}),
+    ]:
+        np.testing.assert_allclose(
+            func(by_era, **kwargs).to_numpy(), func(df, **kwargs).to_numpy(), atol=1e-12
+        )
