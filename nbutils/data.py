@@ -118,15 +118,15 @@ def _say(verbose: bool, message: str) -> None:
 class SyntheticSizes:
     """Sizes of a synthetic dataset (keyword arguments of :func:`make_synthetic_dataset`).
 
-    The default (40 000 train rows x 60 features, 20 000 validation rows) lets the six-notebook
+    The default (60 000 train rows x 60 features, 32 000 validation rows) lets the six-notebook
     chain run in about a minute on two cores; :data:`TINY_SIZES` is what the tests use.
     """
 
-    n_train_eras: int = 40
-    n_validation_eras: int = 20
+    n_train_eras: int = 30
+    n_validation_eras: int = 16
     n_test_eras: int = 2  # legacy layout only: the tournament file's "test" eras
-    rows_per_era: int = 1000
-    n_live: int = 1000  # rows of the single live era
+    rows_per_era: int = 2000
+    n_live: int = 2000  # rows of the single live era
     n_features: int = 60
 
     def check(self) -> None:
@@ -177,22 +177,26 @@ class SyntheticModel:
     - nonlinear: ``a_j (1 + weight_drift * u_ej) * (x_j**2 - 1) / sqrt(0.7)`` (U-shaped effects);
     - interactions: ``b_k (1 + weight_drift * u_ek) * x_p * x_q``;
     - linear: ``c_j (1 + weight_drift * u_ej) * x_j``;
-    - risky: ``d_j (risk_mean + r_e) * x_j`` with ``r_e`` an AR(1) regime (``risk_persistence``),
+    - risky: ``d_j (risk_mean + r_ej) * x_j`` with ``r_ej`` AR(1) regimes over the eras
+      (``risk_persistence``, mostly shared: ``risk_shared``), standardized within each split,
       so these features' correlation with the target flips sign between eras (feature risk).
 
+    ``scale`` makes the signal's sd about 1; ``eps`` is standard normal.
     The target is ``y`` binned per era into 0, 0.25, 0.5, 0.75, 1 at 5/20/50/20/5 percent.
     """
 
     group_corr: float = 0.3  # share of a feature's latent variance that its group shares
     signal_fraction: float = 0.2  # share of the features the target depends on
-    noise: float = 3.0  # sd of the target's noise relative to the signal's sd
+    noise: float = 8.0  # sd of the target's noise relative to the signal's sd
     weight_drift: float = 0.35  # era-to-era relative sd of the stable weights
-    risk_weight: float = 1.2  # size of the risky features' weights relative to the others
-    risk_mean: float = 0.35  # mean of the risky features' era multiplier (risk_mean + r_e)
+    risk_weight: float = 1.5  # size of the risky features' weights relative to the others
+    risk_mean: float = 0.4  # mean of the risky features' era multiplier (risk_mean + r_e)
     risk_persistence: float = 0.7  # AR(1) coefficient of the regime r_e from era to era
+    risk_shared: float = 0.8  # share of the regime shocks common to all risky features
     aux_noise_corr_20: float = 0.6  # target_agnes_20: correlation of its noise with target's
     aux_noise_corr_60: float = 0.35  # target_agnes_60: the same, lower for the longer horizon
-    meta_noise: float = 0.8  # sd of the meta model's noise relative to the signal's sd
+    meta_noise: float = 2.0  # sd of the meta model's noise relative to the signal's sd
+    example_squares: int = 1  # U-shaped features whose square the example model may use
 
 
 # Era kinds in the random-stream keys: train/validation/test eras share one numbering, live differs.
@@ -239,7 +243,7 @@ class _Plan:
     risk: np.ndarray
     risk_w: np.ndarray
     drift: np.ndarray  # (n_labels + 1, n_nl + n_pairs + n_lin): era multipliers of stable weights
-    regime: np.ndarray  # (n_labels + 1,): r_e
+    regime: np.ndarray  # (n_labels + 1, n_risk): r_ej, centred within each split
     scale: float
 
     @property
@@ -254,7 +258,7 @@ class _Plan:
         ]
 
     def design_columns(self) -> int:
-        return 1 + len(self.lin) + len(self.risk) + len(self.nl)
+        return 1 + len(self.lin) + len(self.risk) + len(self.nl[: self.model.example_squares])
 
 
 def _split_groups(n_features: int) -> tuple[np.ndarray, np.ndarray]:
@@ -291,6 +295,37 @@ def _n_labels(sizes: SyntheticSizes) -> int:
     return sizes.n_train_eras + 4 + sizes.n_validation_eras + max(sizes.n_test_eras, 1)
 
 
+def _regimes(
+    rng: np.random.Generator, sizes: SyntheticSizes, n_risk: int, phi: float, shared: float
+) -> np.ndarray:
+    """One AR(1) regime per risky feature over the era numbers, standardized within each split.
+
+    ``r_ej = phi * r_(e-1)j + sqrt(1 - phi**2) * eta_ej`` where the shocks
+    ``eta_ej = sqrt(shared) * c_e + sqrt(1 - shared) * o_ej`` share a common part ``c_e``, so the
+    risky features tend to flip together (an era-level risk factor). Standardizing (mean 0,
+    sd 1) within train, within validation and within the eras after it keeps each split's
+    average weight at ``risk_mean`` and its swings the same size for every seed: signs flip
+    from era to era, never as a shift between train and validation that a seed could make large.
+    """
+    n_labels = _n_labels(sizes)
+    common, own = (
+        rng.standard_normal((n_labels + 1, 1)),
+        rng.standard_normal((n_labels + 1, n_risk)),
+    )
+    shocks = math.sqrt(shared) * common + math.sqrt(1 - shared) * own
+    regime = np.empty_like(shocks)
+    regime[0] = shocks[0]
+    for e in range(1, n_labels + 1):
+        regime[e] = phi * regime[e - 1] + math.sqrt(1 - phi * phi) * shocks[e]
+    first_val = sizes.n_train_eras + 5
+    after_val = first_val + sizes.n_validation_eras
+    for lo, hi in ((1, sizes.n_train_eras + 1), (first_val, after_val), (after_val, n_labels + 1)):
+        if hi - lo >= 2:
+            segment = regime[lo:hi]
+            regime[lo:hi] = (segment - segment.mean(axis=0)) / segment.std(axis=0)
+    return regime
+
+
 def _make_plan(sizes: SyntheticSizes, model: SyntheticModel, seed: int) -> _Plan:
     """Draw the roles and weights of the features and the era-level drift (stream ``[seed, 0]``)."""
     rng = np.random.default_rng([seed, 0])
@@ -312,12 +347,7 @@ def _make_plan(sizes: SyntheticSizes, model: SyntheticModel, seed: int) -> _Plan
     n_labels = _n_labels(sizes)
     n_stable = n_nl + n_pair // 2 + n_lin
     drift = 1.0 + model.weight_drift * rng.standard_normal((n_labels + 1, n_stable))
-    phi = model.risk_persistence
-    shocks = rng.standard_normal(n_labels + 1)
-    regime = np.empty(n_labels + 1)
-    regime[0] = shocks[0]
-    for e in range(1, n_labels + 1):
-        regime[e] = phi * regime[e - 1] + math.sqrt(1 - phi * phi) * shocks[e]
+    regime = _regimes(rng, sizes, n_risk, model.risk_persistence, model.risk_shared)
     stable_var = (1 + model.weight_drift**2) * (
         np.sum(nl_w**2) + np.sum(pair_w**2) + np.sum(lin_w**2)
     )
@@ -441,10 +471,11 @@ def _era_targets(
 
 
 def _design(plan: _Plan, cols: np.ndarray) -> np.ndarray:
-    """The example model's inputs: 1, the linear and risky features, the squares of the U-shaped."""
+    """The example model's inputs: 1, the linear and risky features, and the squares of the
+    first ``example_squares`` U-shaped features (a linear model on a few features)."""
     n = cols.shape[1]
     parts = [np.ones((1, n)), _centred(cols, plan.lin), _centred(cols, plan.risk)]
-    parts.append(_nonlinear(_centred(cols, plan.nl)))
+    parts.append(_nonlinear(_centred(cols, plan.nl[: plan.model.example_squares])))
     return np.vstack(parts).T
 
 
