@@ -13,11 +13,14 @@ Two layouts on disk (DESIGN.md, "Data model"; docs/data.md has the details):
 
 from __future__ import annotations
 
+import contextlib
+import functools
+import inspect
 import json
 import math
 import os
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -28,7 +31,7 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-from nbutils.errors import DataError
+from nbutils.errors import DataError, DownloadError
 from nbutils.util import atomic_path, natural_key, natural_sorted, read_json, write_json
 
 
@@ -1522,3 +1525,256 @@ def load_data(
     ds = _find_dataset(Path(data_dir))
     loader = _load_v5 if ds.layout == "v5" else _load_legacy
     return loader(ds, feature_set, step, np_dtype, targets)
+
+
+# --------------------------------------------------------------------------------------------
+# Download through numerapi
+# --------------------------------------------------------------------------------------------
+
+#: The v5 files download_numerai_data fetches by default (those Numerai lists for the version).
+V5_DOWNLOAD_FILES: tuple[str, ...] = tuple(V5_FILES.values())
+_REQUIRED_DOWNLOADS = ("train.parquet", "validation.parquet", "live.parquet", "features.json")
+#: Files that change every round: fetched again when the current round is not the manifest's.
+LIVE_FILES: tuple[str, ...] = ("live.parquet", "live_example_preds.parquet")
+
+_OFFLINE_HINT = (
+    "Check the internet connection and try again later, or work offline: use "
+    'data_source="synthetic" (nbutils.data.make_synthetic_dataset) or a local directory that '
+    "already holds the files."
+)
+
+
+def _make_napi(show_progress: bool) -> tuple[Any, Any]:
+    """A real ``numerapi.NumerAPI``: with the keys of :func:`nbutils.keys.load_keys`, else anonymous."""
+    import numerapi
+
+    from nbutils.keys import load_keys
+
+    keys = load_keys()
+    if keys is None:
+        napi = numerapi.NumerAPI(verbosity="warning", show_progress_bars=show_progress)
+    else:
+        napi = numerapi.NumerAPI(
+            keys.public_id, keys.secret_key, verbosity="warning", show_progress_bars=show_progress
+        )
+    return napi, keys
+
+
+@contextlib.contextmanager
+def _retry_settings(napi: Any, retries: int, delay: float) -> Iterator[None]:
+    """Give numerapi's ``raw_query`` our retry settings while we use ``napi``, then restore it.
+
+    numerapi retries HTTP 5xx answers with sleeps (5 s, then 10 s by default) and then returns
+    ``{}``; ``list_datasets`` and friends do not expose those settings.
+    """
+    original = napi.raw_query
+    own = "raw_query" in vars(napi)
+    try:
+        accepted = inspect.signature(original).parameters
+    except (TypeError, ValueError):
+        accepted = {}
+    if "retries" in accepted and "delay" in accepted:
+        napi.raw_query = functools.partial(original, retries=max(1, retries), delay=delay)
+    try:
+        yield
+    finally:
+        if own:
+            napi.raw_query = original
+        elif "raw_query" in vars(napi):
+            del napi.raw_query
+
+
+def _ask(what: str, call: Callable[[], Any], keys: Any) -> Any:
+    """Run a numerapi call; any failure becomes a :class:`DownloadError` saying what to do.
+
+    numerapi answers a failed request with ``{}`` (then ``["data"]`` raises KeyError), a GraphQL
+    error with ValueError, and a failed file transfer with a ``requests`` exception.
+    """
+    import requests
+
+    from nbutils.keys import redact
+
+    try:
+        return call()
+    except (KeyError, TypeError, IndexError, ValueError, OSError, requests.RequestException) as err:
+        reason = redact(f"{type(err).__name__}: {err}", keys) if str(err) else type(err).__name__
+        if isinstance(err, KeyError | TypeError | IndexError):
+            reason = "no valid answer from the Numerai API (server error or no connection)"
+        raise DownloadError(f"Could not {what} from Numerai ({reason}). {_OFFLINE_HINT}") from err
+
+
+def _verify_download(path: Path, name: str | None = None) -> None:
+    """Raise :class:`DataError` unless ``path`` is complete: parquet footer readable, JSON parses.
+
+    ``name`` is the file's final name when ``path`` is a temporary one.
+    """
+    suffix = Path(name or path.name).suffix
+    try:
+        if suffix == ".parquet":
+            pq.read_metadata(path)
+        elif suffix == ".json":
+            read_json(path)
+        elif path.stat().st_size == 0:
+            raise ValueError("empty file")
+    except (pa.ArrowException, OSError, ValueError) as err:
+        raise _corrupt(path, err) from err
+
+
+def _pick_version(listed: Sequence[str], version: str) -> str:
+    """``latest``: the newest v5.x (natural order) that lists ``train.parquet``; else ``version``."""
+    versions = {name.split("/", 1)[0] for name in listed if "/" in name}
+    if version == "latest":
+        candidates = [
+            v for v in versions if re.match(r"^v5(\.\d+)*$", v) and f"{v}/train.parquet" in listed
+        ]
+        if not candidates:
+            raise DownloadError(
+                f"Numerai lists no v5 dataset with train.parquet (versions: {natural_sorted(versions)}). "
+                "Pass version= one of them, or use the synthetic data."
+            )
+        return natural_sorted(candidates)[-1]
+    if version not in versions:
+        raise DownloadError(
+            f"Numerai does not offer dataset version {version!r}: choose one of "
+            f'{natural_sorted(versions)} or version="latest"'
+        )
+    return version
+
+
+def _pick_files(listed: Sequence[str], version: str, files: Sequence[str] | None) -> list[str]:
+    """The files to fetch: ``files`` (each must be listed) or every default file listed."""
+    offered = {name.split("/", 1)[1] for name in listed if name.startswith(f"{version}/")}
+    if files is None:
+        missing = [f for f in _REQUIRED_DOWNLOADS if f not in offered]
+        if missing:
+            raise DownloadError(
+                f"Numerai's {version} lacks {missing}: choose another version, or pass files=[...]"
+            )
+        return [f for f in V5_DOWNLOAD_FILES if f in offered]
+    unknown = [f for f in files if f not in offered]
+    if unknown:
+        raise DownloadError(f"Numerai's {version} has no {unknown}: choose among {sorted(offered)}")
+    return list(files)
+
+
+def _read_manifest(path: Path) -> dict[str, Any]:
+    try:
+        manifest = read_json(path)
+    except (OSError, ValueError):
+        return {"files": {}}
+    if not isinstance(manifest, dict) or not isinstance(manifest.get("files"), dict):
+        return {"files": {}}
+    return manifest
+
+
+def _is_current(path: Path, name: str, manifest: dict[str, Any], current_round: int | None) -> bool:
+    """A file counts as complete when it verifies, matches the manifest's size, and (live files)
+    was fetched in the current round."""
+    if not path.is_file():
+        return False
+    try:
+        _verify_download(path)
+    except DataError:
+        return False
+    entry = manifest["files"].get(name, {})
+    if "bytes" in entry and entry["bytes"] != path.stat().st_size:
+        return False
+    return name not in LIVE_FILES or (
+        entry.get("round") == current_round and current_round is not None
+    )
+
+
+def _fetch(napi: Any, remote: str, final: Path, keys: Any) -> int:
+    """Download ``remote`` beside ``final`` under a temporary name, verify it, then rename.
+
+    numerapi itself writes ``<dest>.temp`` and renames it to ``<dest>``; both temporary names
+    are removed whatever happens, so a failed download never leaves a file under ``final``.
+    """
+    tmp = final.with_name(f".{final.name}.download")
+    leftovers = (tmp, Path(f"{tmp}.temp"))
+    for p in leftovers:
+        p.unlink(missing_ok=True)
+    try:
+        _ask(f"download {remote}", lambda: napi.download_dataset(remote, dest_path=str(tmp)), keys)
+        try:
+            _verify_download(tmp, final.name)
+        except DataError as err:
+            raise DownloadError(
+                f"The download of {remote} is incomplete or corrupt ({err}). Run the download again. "
+                f"{_OFFLINE_HINT}"
+            ) from err
+        size = tmp.stat().st_size
+        os.replace(tmp, final)
+        return size
+    finally:
+        for p in leftovers:
+            p.unlink(missing_ok=True)
+
+
+def download_numerai_data(
+    data_dir: str | os.PathLike,
+    version: str = "latest",
+    files: Sequence[str] | None = None,
+    napi: Any = None,
+    *,
+    retries: int = 2,
+    retry_delay: float = 2.0,
+    show_progress: bool = True,
+    verbose: bool = True,
+) -> Path:
+    """Download today's Numerai dataset with numerapi (tutorial step 2A) and return its directory.
+
+    Parameters
+    ----------
+    data_dir : path
+        Parent directory; the files go to ``<data_dir>/<version>/`` (load it with :func:`load_data`).
+    version : str
+        ``"latest"`` (the newest ``v5.x`` in natural order that lists ``train.parquet``) or a
+        version Numerai lists, such as ``"v5.0"``.
+    files : list of str, optional
+        File names inside the version (default: the v5 files of DESIGN.md that Numerai lists;
+        train, validation, live and features.json must be among them).
+    napi : numerapi.NumerAPI, optional
+        Default: a new client, with keys from the environment or ``.env`` if present.
+    retries, retry_delay : int, float
+        numerapi's retries of HTTP 5xx answers and the first sleep between them (doubling).
+    show_progress, verbose : bool
+        numerapi's progress bars; one line per file.
+
+    Returns
+    -------
+    Path
+        ``<data_dir>/<version>``.
+
+    Notes
+    -----
+    The tutorial's ``download_current_dataset`` is gone from numerapi; this is its successor:
+    ``list_datasets`` then ``download_dataset`` file by file. A complete file is not fetched
+    again ("already have the newest data"), except the live files when the round changed (the
+    round of each file is kept in ``.nbutils_manifest.json``). Every file is downloaded under a
+    temporary name, verified (parquet footer, JSON) and only then renamed; on any failure a
+    :class:`~nbutils.errors.DownloadError` says what to do and no partial file is left behind.
+    """
+    keys = None
+    if napi is None:
+        napi, keys = _make_napi(show_progress)
+    with _retry_settings(napi, retries, retry_delay):
+        listed = list(_ask("list the datasets", napi.list_datasets, keys) or [])
+        chosen = _pick_version(listed, version)
+        names = _pick_files(listed, chosen, files)
+        current_round = _ask("get the current round", napi.get_current_round, keys)
+        out = Path(data_dir) / chosen
+        out.mkdir(parents=True, exist_ok=True)
+        manifest_path = out / MANIFEST_NAME
+        manifest = _read_manifest(manifest_path)
+        for name in names:
+            final = out / name
+            if _is_current(final, name, manifest, current_round):
+                _say(verbose, f"already have the newest data: {chosen}/{name}")
+                continue
+            _say(verbose, f"downloading {chosen}/{name} (round {current_round})")
+            size = _fetch(napi, f"{chosen}/{name}", final, keys)
+            manifest["files"][name] = {"bytes": size, "round": current_round}
+            manifest.update(version=chosen, round=current_round)
+            write_json(manifest_path, manifest)
+    return out

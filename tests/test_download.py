@@ -1,0 +1,211 @@
+"""download_numerai_data through the real numerapi client against the local fake Numerai server."""
+
+from __future__ import annotations
+
+import socket
+
+import numerapi.base_api
+import pandas as pd
+import pytest
+
+from nbutils.data import (
+    LIVE_FILES,
+    MANIFEST_NAME,
+    V5_FILES,
+    download_numerai_data,
+    load_data,
+)
+from nbutils.errors import DownloadError
+from nbutils.util import read_json
+
+FAST = {"retries": 1, "retry_delay": 0, "show_progress": False}
+
+
+@pytest.fixture
+def served(fake_numerai, tiny_v5_dir):
+    """The fake server offering v4.3 (no v5), v5.0 and v5.2 (complete) and v5.10 (no train)."""
+    content = {name: (tiny_v5_dir / name).read_bytes() for name in V5_FILES.values()}
+    for version in ("v5.0", "v5.2"):
+        for name, data in content.items():
+            fake_numerai.files[f"{version}/{name}"] = data
+    fake_numerai.files["v4.3/train.parquet"] = content["train.parquet"]
+    fake_numerai.files["v5.10/features.json"] = content["features.json"]
+    fake_numerai.content = content
+    return fake_numerai
+
+
+def _file_gets(server) -> list[str]:
+    return [r["path"] for r in server.requests if r["method"] == "GET"]
+
+
+def _names(directory) -> list[str]:
+    return sorted(p.name for p in directory.iterdir()) if directory.exists() else []
+
+
+def test_latest_is_newest_v5_with_train_and_files_are_exact(served, tmp_path):
+    out = download_numerai_data(tmp_path, **FAST)
+    assert out == tmp_path / "v5.2"
+    for name, data in served.content.items():
+        assert (out / name).read_bytes() == data
+    assert sorted(_names(out)) == sorted([*served.content, MANIFEST_NAME])
+    manifest = read_json(out / MANIFEST_NAME)
+    assert manifest["round"] == served.round_number
+    assert manifest["files"]["live.parquet"]["bytes"] == len(served.content["live.parquet"])
+    data = load_data(out)
+    assert data.version == "v5.2" and data.round == served.round_number
+    assert len(data.train) > 0
+
+
+def test_latest_uses_natural_version_order(served, tmp_path):
+    for name, data in served.content.items():
+        served.files[f"v5.9/{name}"] = data
+        served.files[f"v5.10/{name}"] = data
+    assert download_numerai_data(tmp_path, **FAST) == tmp_path / "v5.10"
+
+
+def test_explicit_version_and_file_subset(served, tmp_path):
+    out = download_numerai_data(tmp_path, version="v5.0", files=["features.json"], **FAST)
+    assert _names(out) == sorted([MANIFEST_NAME, "features.json"])
+
+
+def test_complete_files_are_skipped(served, tmp_path, capsys):
+    download_numerai_data(tmp_path, **FAST)
+    first = len(_file_gets(served))
+    assert first == len(V5_FILES)
+    capsys.readouterr()
+    download_numerai_data(tmp_path, **FAST)
+    assert len(_file_gets(served)) == first  # nothing fetched again
+    out = capsys.readouterr().out
+    assert out.count("already have the newest data") == len(V5_FILES)
+
+
+def test_a_damaged_local_file_is_fetched_again(served, tmp_path):
+    out = download_numerai_data(tmp_path, **FAST)
+    (out / "validation.parquet").write_bytes(b"PAR1 not really")
+    before = len(_file_gets(served))
+    download_numerai_data(tmp_path, **FAST)
+    assert _file_gets(served)[before:] == ["/files/v5.2/validation.parquet"]
+    assert (out / "validation.parquet").read_bytes() == served.content["validation.parquet"]
+
+
+def test_live_files_are_fetched_again_when_the_round_changes(served, tmp_path, tiny_legacy_dir):
+    out = download_numerai_data(tmp_path, **FAST)
+    before = len(_file_gets(served))
+    served.round_number += 1
+    new_live = served.content["validation.parquet"]  # any other valid parquet file will do
+    served.files["v5.2/live.parquet"] = new_live
+    download_numerai_data(tmp_path, **FAST)
+    fetched = _file_gets(served)[before:]
+    assert sorted(fetched) == sorted(f"/files/v5.2/{name}" for name in LIVE_FILES)
+    assert (out / "live.parquet").read_bytes() == new_live
+    manifest = read_json(out / MANIFEST_NAME)
+    assert manifest["round"] == served.round_number
+    assert {manifest["files"][n]["round"] for n in LIVE_FILES} == {served.round_number}
+
+
+def _assert_nothing_final(directory) -> None:
+    """No file under a final name, no temporary leftovers."""
+    names = _names(directory)
+    assert not [n for n in names if n in V5_FILES.values()], names
+    assert not [n for n in names if n.endswith((".download", ".temp", ".tmp"))], names
+
+
+def test_server_error_raises_download_error(served, tmp_path):
+    served.fail_post = [500] * 5
+    with pytest.raises(DownloadError, match="synthetic"):
+        download_numerai_data(tmp_path, **FAST)
+    _assert_nothing_final(tmp_path / "v5.2")
+
+
+def test_server_error_is_retried(served, tmp_path):
+    served.fail_post = [500]
+    out = download_numerai_data(tmp_path, retries=2, retry_delay=0, show_progress=False)
+    assert (out / "train.parquet").read_bytes() == served.content["train.parquet"]
+
+
+def test_refused_connection_raises_download_error(fake_numerai, monkeypatch, tmp_path):
+    with socket.socket() as sock:  # a port that was free a moment ago: nobody listens there
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    monkeypatch.setattr(numerapi.base_api, "API_TOURNAMENT_URL", f"http://127.0.0.1:{port}")
+    with pytest.raises(DownloadError, match="local directory"):
+        download_numerai_data(tmp_path, **FAST)
+    assert _names(tmp_path) == []
+
+
+def test_download_cut_off_mid_file_leaves_nothing(served, tmp_path):
+    served.truncate["/files/v5.2/train.parquet"] = 200
+    with pytest.raises(DownloadError):
+        download_numerai_data(tmp_path, **FAST)
+    _assert_nothing_final(tmp_path / "v5.2")
+    # the next run fetches the whole file
+    out = download_numerai_data(tmp_path, **FAST)
+    assert (out / "train.parquet").read_bytes() == served.content["train.parquet"]
+
+
+def test_failed_refresh_keeps_the_old_complete_file(served, tmp_path):
+    out = download_numerai_data(tmp_path, **FAST)
+    old = (out / "live.parquet").read_bytes()
+    served.round_number += 1
+    served.truncate["/files/v5.2/live.parquet"] = 50
+    with pytest.raises(DownloadError):
+        download_numerai_data(tmp_path, **FAST)
+    assert (out / "live.parquet").read_bytes() == old
+    assert not [n for n in _names(out) if n.endswith((".download", ".temp"))]
+
+
+def test_corrupt_served_file_is_rejected(served, tmp_path):
+    served.files["v5.2/train.parquet"] = b"this is not parquet" * 100
+    with pytest.raises(DownloadError, match="incomplete or corrupt"):
+        download_numerai_data(tmp_path, **FAST)
+    _assert_nothing_final(tmp_path / "v5.2")
+
+
+def test_http_error_on_file_raises(served, tmp_path):
+    served.fail_get["/files/v5.2/train.parquet"] = [500]
+    with pytest.raises(DownloadError, match="download v5.2/train.parquet"):
+        download_numerai_data(tmp_path, **FAST)
+    _assert_nothing_final(tmp_path / "v5.2")
+
+
+def test_graphql_error_raises(served, tmp_path):
+    def refuse(variables, headers):
+        from tests.fake_numerai import GraphQLError
+
+        raise GraphQLError("dataset not available")
+
+    served.graphql["dataset"] = refuse
+    with pytest.raises(DownloadError, match="dataset not available"):
+        download_numerai_data(tmp_path, **FAST)
+    _assert_nothing_final(tmp_path / "v5.2")
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"version": "v9.9"}, "does not offer dataset version"),
+        ({"files": ["nope.parquet"]}, "has no"),
+    ],
+)
+def test_bad_version_or_file(served, tmp_path, kwargs, message):
+    with pytest.raises(DownloadError, match=message):
+        download_numerai_data(tmp_path, **kwargs, **FAST)
+
+
+def test_no_v5_dataset(fake_numerai, tmp_path):
+    fake_numerai.files["v4.3/train.parquet"] = b"x"
+    with pytest.raises(DownloadError, match="no v5 dataset"):
+        download_numerai_data(tmp_path, **FAST)
+
+
+def test_version_without_required_files(served, tmp_path):
+    with pytest.raises(DownloadError, match="lacks"):
+        download_numerai_data(tmp_path, version="v5.10", **FAST)
+
+
+def test_given_client_keeps_its_settings(served, tmp_path):
+    napi = numerapi.NumerAPI(verbosity="warning", show_progress_bars=False)
+    download_numerai_data(tmp_path, napi=napi, **FAST)
+    assert "raw_query" not in vars(napi)  # our retry settings were removed again
+    frame = pd.read_parquet(tmp_path / "v5.2" / "validation_example_preds.parquet")
+    assert frame.index.name == "id"
