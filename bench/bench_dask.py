@@ -174,7 +174,7 @@ def n_rows(data: Path, step: int, train_eras: int, rows_per_era: int) -> int:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small smoke run")
-    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--workers", type=int, default=4)
     parser.add_argument("--worker-memory", default="1GiB")
     parser.add_argument("--features", type=int, default=400)
     parser.add_argument("--rows-per-era", type=int, default=5000)
@@ -212,7 +212,7 @@ def main() -> None:
     try:
         start = time.perf_counter()
         gen = run_child("generate", str(data), str(args.rows_per_era), str(args.train_eras),
-                        str(args.valid_eras), str(args.features), str(max(1, 100_000 // args.rows_per_era)))  # fmt: skip
+                        str(args.valid_eras), str(args.features), str(max(1, 50_000 // args.rows_per_era)))  # fmt: skip
         gen_s = time.perf_counter() - start
         local = run_child("local", str(data), str(args.train_eras), str(args.subset_step),
                           str(args.features), str(args.trees))  # fmt: skip

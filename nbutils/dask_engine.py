@@ -304,7 +304,7 @@ def read_split(
     features: str | Sequence[str] | None = None,
     targets: str | Sequence[str] = ("target",),
     era_step: int = 1,
-    blocksize: str | int | None = "128MiB",
+    blocksize: str | int | None = "32MiB",
     storage_options: Mapping[str, Any] | None = None,
 ) -> dd.DataFrame:
     """One split of a dataset as a Dask DataFrame, read by the workers (tutorial step 2A).
@@ -356,34 +356,90 @@ def read_split(
     return _every_nth_era(ddf, int(era_step))
 
 
+@dataclass(frozen=True)
+class _ParquetPart:
+    """One partition of a parquet file: a run of its row groups and the columns to read."""
+
+    url: str
+    row_groups: tuple[int, ...]
+    columns: tuple[str, ...]
+    storage_options: tuple[tuple[str, Any], ...] = ()
+
+
+def _read_parquet_part(part: _ParquetPart) -> pd.DataFrame:
+    """Read one partition: only its row groups and columns; index ``id`` from pandas metadata.
+
+    ``self_destruct`` frees each Arrow column as soon as it is converted, so reading a partition
+    needs about twice its size (``dask.dataframe.read_parquet`` needed some ten times as much
+    on int8 files with hundreds of columns: see docs/dask.md).
+    """
+    import fsspec
+    import pyarrow.parquet as pq
+
+    with fsspec.open(part.url, "rb", **dict(part.storage_options)) as fh:
+        table = pq.ParquetFile(fh).read_row_groups(list(part.row_groups), columns=list(part.columns),
+                                                   use_pandas_metadata=True)  # fmt: skip
+    frame = table.to_pandas(split_blocks=True, self_destruct=True)
+    del table
+    return frame
+
+
+def _plan_parts(
+    meta: Any, url: str, columns: list[str], blocksize: int, storage_options: Mapping[str, Any] | None
+) -> list[_ParquetPart]:
+    """Consecutive row groups per partition, up to ``blocksize`` uncompressed bytes of ``columns``."""
+    wanted = set(columns) | {"id"}
+    positions = [i for i in range(meta.num_columns) if meta.schema.column(i).name in wanted]
+    parts, current, size = [], [], 0
+    for g in range(meta.num_row_groups):
+        group = meta.row_group(g)
+        group_size = sum(group.column(i).total_uncompressed_size for i in positions)
+        if current and size + group_size > blocksize:
+            parts.append(current)
+            current, size = [], 0
+        current.append(g)
+        size += group_size
+    if current:
+        parts.append(current)
+    options = tuple(sorted(dict(storage_options or {}).items()))
+    return [_ParquetPart(url, tuple(p), tuple(columns), options) for p in parts]
+
+
 def _read_v5(
     directory: str, split: str, features: str | Sequence[str] | None, targets: list[str],
     blocksize: str | int | None, storage_options: Mapping[str, Any] | None,
 ) -> dd.DataFrame:  # fmt: skip
+    """One partition per run of row groups (:func:`_plan_parts`), read by :func:`_read_parquet_part`.
+
+    The partitioning is fixed by the row groups: selecting columns later never changes it.
+    """
+    import fsspec
     import pyarrow.parquet as pq
+    from dask.utils import parse_bytes
 
     _, dd_module, _ = _dask()
-    import fsspec
-
     url = _join(directory, _V5_FILES[split])
     fs, path = fsspec.core.url_to_fs(url, **dict(storage_options or {}))
     if not fs.exists(path):
         raise DataError(f"{url} is missing: download the dataset again or rebuild it.")
     with fs.open(path, "rb") as fh:
-        available = pq.ParquetFile(fh).schema_arrow.names
+        parquet = pq.ParquetFile(fh)
+        available, meta = parquet.schema_arrow.names, parquet.metadata
+        empty = parquet.schema_arrow.empty_table()
     feature_cols = _feature_list(features, directory, "v5", storage_options, available)
     columns = ["era", "data_type", *feature_cols, *targets]
     _check_columns(available, columns, url)
-    ddf = dd_module.read_parquet(
-        url,
-        columns=columns,
-        index="id",
-        blocksize=blocksize,
-        storage_options=dict(storage_options or {}),
-    )
-    not_int8 = [c for c in feature_cols if ddf[c].dtype != np.int8]
+    limit = parse_bytes(blocksize) if isinstance(blocksize, str) else int(blocksize or 2**62)
+    parts = _plan_parts(meta, url, columns, max(limit, 1), storage_options)
+    index_cols = [c for c in ("id", "__index_level_0__") if c in available]
+    frame_meta = empty.select([*index_cols, *columns]).to_pandas()
+    if frame_meta.index.name != "id":
+        raise DataError(f"{url} has no 'id' index; write it with the ids as the frame's index.")
+    ddf = dd_module.from_map(_read_parquet_part, parts, meta=frame_meta, label="read-numerai-parquet",
+                             enforce_metadata=False)  # fmt: skip
+    not_int8 = [c for c in feature_cols if frame_meta[c].dtype != np.int8]
     if not_int8:
-        ddf = ddf.map_partitions(_features_to_int8, not_int8, 1.0, meta=_int8_meta(ddf._meta, not_int8))
+        ddf = ddf.map_partitions(_features_to_int8, not_int8, 1.0, meta=_int8_meta(frame_meta, not_int8))
     return ddf
 
 
@@ -447,8 +503,10 @@ def _legacy_partition(part: pd.DataFrame, features: Sequence[str], targets: Sequ
 def _every_nth_era(ddf: dd.DataFrame, era_step: int) -> dd.DataFrame:
     if era_step == 1:
         return ddf
-    eras = natural_sorted(ddf["era"].unique().compute())
-    return ddf[ddf["era"].isin(list(eras[::era_step]))]
+    dask, _, _ = _dask()
+    parts = [dask.delayed(_unique_labels)(p, "era") for p in ddf[["era"]].to_delayed()]
+    eras = natural_sorted({e for labels in _compute(None, parts, "listing the eras") for e in labels})
+    return ddf[ddf["era"].isin(eras[::era_step])]
 
 
 # -- eras whole in partitions ---------------------------------------------------------------------
