@@ -1,0 +1,605 @@
+"""nbutils.data: the synthetic generator, both layouts through load_data, and every bad input.
+
+References are independent of nbutils: pandas' own ``read_parquet``/``read_csv``, numpy counts,
+numerai-tools' ``numerai_corr`` and ``neutralize``, scikit-learn and LightGBM.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+
+import lightgbm as lgb
+import numpy as np
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+from numerai_tools.scoring import neutralize, numerai_corr
+
+from nbutils.data import (
+    AUX_TARGETS,
+    GROUPS,
+    MANIFEST_NAME,
+    META_MODEL_COL,
+    TINY_SIZES,
+    V5_FILES,
+    NumeraiData,
+    SyntheticModel,
+    find_dataset,
+    legacy_feature_sets,
+    load_data,
+    make_synthetic_dataset,
+)
+from nbutils.errors import DataError
+from nbutils.util import natural_sorted, read_json, write_json
+
+LEGACY_NAMES = (
+    "numerai_training_data.csv",
+    "numerai_tournament_data.csv",
+    "example_predictions.csv",
+)
+
+
+def _sha(directory) -> dict[str, str]:
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(directory.iterdir())}
+
+
+@pytest.fixture(scope="module")
+def v5(tiny_v5_dir) -> NumeraiData:
+    return load_data(tiny_v5_dir)
+
+
+@pytest.fixture(scope="module")
+def legacy(tiny_legacy_dir) -> NumeraiData:
+    return load_data(tiny_legacy_dir)
+
+
+@pytest.fixture
+def v5_copy(tiny_v5_dir, tmp_path):
+    return shutil.copytree(tiny_v5_dir, tmp_path / "v5.2")
+
+
+@pytest.fixture
+def legacy_copy(tiny_legacy_dir, tmp_path):
+    return shutil.copytree(tiny_legacy_dir, tmp_path / tiny_legacy_dir.name)
+
+
+# --------------------------------------------------------------------------------------------
+# layout on disk
+# --------------------------------------------------------------------------------------------
+
+
+def test_v5_files_and_names(tiny_v5_dir):
+    assert tiny_v5_dir.name == "v5.2"
+    assert sorted(p.name for p in tiny_v5_dir.iterdir()) == sorted(V5_FILES.values())
+    meta = read_json(tiny_v5_dir / "features.json")
+    sets = meta["feature_sets"]
+    assert {"small", "medium", "all", *GROUPS} <= set(sets)
+    assert meta["targets"] == ["target", *AUX_TARGETS]
+    assert all(t.endswith(("_20", "_60")) for t in AUX_TARGETS)
+    # the groups partition "all"; names do not reveal the group
+    members = [f for g in GROUPS for f in sets[g]]
+    assert sorted(members) == sorted(sets["all"]) and len(set(members)) == len(members)
+    assert not any(g in f for g in GROUPS for f in sets["all"])
+    assert set(sets["small"]) < set(sets["medium"]) < set(sets["all"])
+    train = pd.read_parquet(tiny_v5_dir / "train.parquet")
+    assert train.index.name == "id"
+    assert list(train.columns[:2]) == ["era", "data_type"]
+    assert list(train.columns[2:-3]) == sets["all"]
+    assert (train[sets["all"]].dtypes == np.int8).all()
+    meta_model = pd.read_parquet(tiny_v5_dir / "meta_model.parquet")
+    assert META_MODEL_COL in meta_model.columns
+
+
+def test_legacy_files_and_names(tiny_legacy_dir):
+    assert tiny_legacy_dir.name == "numerai_dataset_280"
+    assert sorted(p.name for p in tiny_legacy_dir.iterdir()) == sorted(LEGACY_NAMES)
+    train = pd.read_csv(tiny_legacy_dir / "numerai_training_data.csv")
+    features = [c for c in train.columns if c.startswith("feature_")]
+    assert list(train.columns) == ["id", "era", "data_type", *features, "target"]
+    groups = {g for g in GROUPS if any(f.startswith(f"feature_{g}") for f in features)}
+    assert groups == set(GROUPS)
+    values = np.unique(train[features].to_numpy())
+    np.testing.assert_array_equal(values, [0, 0.25, 0.5, 0.75, 1])
+    tournament = pd.read_csv(tiny_legacy_dir / "numerai_tournament_data.csv")
+    assert set(tournament["data_type"]) == {"validation", "test", "live"}
+    assert tournament.loc[tournament["data_type"] != "validation", "target"].isna().all()
+    assert tournament.loc[tournament["data_type"] == "validation", "target"].notna().all()
+    # interleaved: the data types are not in contiguous blocks
+    changes = (tournament["data_type"] != tournament["data_type"].shift()).sum()
+    assert changes > 3
+    example = pd.read_csv(tiny_legacy_dir / "example_predictions.csv")
+    assert list(example.columns) == ["id", "prediction"]
+    assert example["id"].tolist() == tournament["id"].tolist()
+
+
+def test_eras_gap_and_labels(v5, legacy):
+    t, v = TINY_SIZES["n_train_eras"], TINY_SIZES["n_validation_eras"]
+    assert natural_sorted(v5.train["era"].unique()) == [f"{e:04d}" for e in range(1, t + 1)]
+    assert natural_sorted(v5.validation["era"].unique()) == [
+        f"{e:04d}" for e in range(t + 5, t + 5 + v)
+    ]
+    assert v5.live["era"].unique().tolist() == [f"{t + 5 + v:04d}"]
+    assert natural_sorted(legacy.train["era"].unique()) == [f"era{e}" for e in range(1, t + 1)]
+    assert natural_sorted(legacy.validation["era"].unique()) == [
+        f"era{e}" for e in range(t + 5, t + 5 + v)
+    ]
+    live_eras = set(legacy.live["era"])
+    assert "eraX" in live_eras and len(live_eras) == TINY_SIZES["n_test_eras"] + 1
+    assert set(legacy.live["data_type"]) == {"test", "live"}
+
+
+def test_determinism_byte_identical(tmp_path, tiny_v5_dir, tiny_legacy_dir):
+    for layout, reference in (("v5", tiny_v5_dir), ("legacy", tiny_legacy_dir)):
+        again = make_synthetic_dataset(
+            tmp_path / f"a_{layout}", layout=layout, seed=0, **TINY_SIZES
+        )
+        assert _sha(again) == _sha(reference)
+    other = make_synthetic_dataset(tmp_path / "seed1", layout="v5", seed=1, **TINY_SIZES)
+    assert _sha(other)["train.parquet"] != _sha(tiny_v5_dir)["train.parquet"]
+    assert _sha(other)["features.json"] == _sha(tiny_v5_dir)["features.json"]
+
+
+def test_generation_is_atomic(tmp_path, monkeypatch):
+    """A failure while writing leaves no file under a final name and no temporary file."""
+    import nbutils.data as data_module
+
+    def broken(*args, **kwargs):
+        yield from ()
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(data_module, "_v5_split_tables", broken)
+    with pytest.raises(RuntimeError, match="disk full"):
+        make_synthetic_dataset(tmp_path, **TINY_SIZES)
+    assert list((tmp_path / "v5.2").iterdir()) == []
+
+
+# --------------------------------------------------------------------------------------------
+# load_data: round trips against pandas' own readers
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("split", ["train", "validation", "live"])
+def test_v5_round_trip(v5, tiny_v5_dir, split):
+    reference = pd.read_parquet(tiny_v5_dir / f"{split}.parquet")
+    frame = getattr(v5, split)
+    assert frame.index.name == "id"
+    assert frame.index.tolist() == reference.index.tolist()
+    assert frame.index.dtype == "str"
+    assert list(frame.columns) == ["era", "data_type", *v5.features, *v5.targets]
+    assert (frame[v5.features].dtypes == np.int8).all()
+    np.testing.assert_array_equal(frame[v5.features].to_numpy(), reference[v5.features].to_numpy())
+    assert frame["era"].tolist() == reference["era"].tolist()
+    assert set(frame["data_type"]) == {split}
+    for target in v5.targets:
+        assert frame[target].dtype == np.float64
+        np.testing.assert_array_equal(frame[target].to_numpy(), reference[target].to_numpy())
+    assert frame["target"].isna().all() == (split == "live")
+
+
+def test_v5_metadata(v5, tiny_v5_dir):
+    meta = read_json(tiny_v5_dir / "features.json")
+    assert v5.layout == "v5" and v5.version == "v5.2" and v5.round is None
+    assert v5.features == meta["feature_sets"]["all"]
+    assert v5.targets == ["target", *AUX_TARGETS]
+    assert v5.feature_groups == {g: meta["feature_sets"][g] for g in GROUPS}
+    assert v5.feature_sets == meta["feature_sets"]
+    assert v5.data_dir == tiny_v5_dir
+    assert set(v5.files) == set(V5_FILES)
+    example = pd.concat(
+        [
+            pd.read_parquet(tiny_v5_dir / "validation_example_preds.parquet")["prediction"],
+            pd.read_parquet(tiny_v5_dir / "live_example_preds.parquet")["prediction"],
+        ]
+    )
+    pd.testing.assert_series_equal(v5.example_predictions, example, check_index_type=False)
+    assert v5.example_predictions.index.tolist() == [*v5.validation.index, *v5.live.index]
+    assert v5.example_predictions.between(0, 1).all()
+    assert v5.meta_model.index.tolist() == v5.validation.index.tolist()
+    assert v5.meta_model.name == META_MODEL_COL
+
+
+def test_v5_round_from_manifest(v5_copy):
+    write_json(v5_copy / MANIFEST_NAME, {"round": 1234, "files": {}})
+    assert load_data(v5_copy).round == 1234
+
+
+def test_legacy_round_trip(legacy, tiny_legacy_dir):
+    train_ref = pd.read_csv(tiny_legacy_dir / "numerai_training_data.csv").set_index("id")
+    tour_ref = pd.read_csv(tiny_legacy_dir / "numerai_tournament_data.csv").set_index("id")
+    features = [c for c in train_ref.columns if c.startswith("feature_")]
+    assert legacy.layout == "legacy" and legacy.round == 280
+    assert legacy.features == features and legacy.targets == ["target"]
+    expected = {
+        "train": train_ref,
+        "validation": tour_ref[tour_ref["data_type"] == "validation"],
+        "live": tour_ref[tour_ref["data_type"].isin(["test", "live"])],  # file order kept
+    }
+    for split, reference in expected.items():
+        frame = getattr(legacy, split)
+        assert frame.index.tolist() == reference.index.tolist()
+        assert (frame[features].dtypes == np.int8).all()
+        np.testing.assert_array_equal(
+            frame[features].to_numpy(), reference[features].to_numpy() * 4
+        )
+        np.testing.assert_array_equal(frame["target"].to_numpy(), reference["target"].to_numpy())
+        assert frame["era"].tolist() == reference["era"].tolist()
+        assert frame["data_type"].tolist() == reference["data_type"].tolist()
+    example = pd.read_csv(tiny_legacy_dir / "example_predictions.csv").set_index("id")["prediction"]
+    assert legacy.example_predictions.index.tolist() == example.index.tolist()
+    np.testing.assert_allclose(legacy.example_predictions.to_numpy(), example.to_numpy())
+    assert legacy.meta_model is None
+    assert set(legacy.feature_groups) == set(GROUPS)
+
+
+def test_both_layouts_hold_the_same_data(v5, legacy):
+    """Feature k of group g is ``feature_<g><k>`` in legacy and ``feature_sets[g][k-1]`` in v5."""
+    assert v5.train.index.tolist() == legacy.train.index.tolist()
+    np.testing.assert_array_equal(v5.train["target"], legacy.train["target"])
+    assert set(v5.validation.index) == set(legacy.validation.index)
+    for group in GROUPS:
+        for k, name in enumerate(v5.feature_groups[group], start=1):
+            np.testing.assert_array_equal(
+                v5.train[name].to_numpy(), legacy.train[f"feature_{group}{k}"].to_numpy()
+            )
+    live_only = legacy.live[legacy.live["data_type"] == "live"]
+    assert set(live_only.index) == set(v5.live.index)
+
+
+def test_float32(tiny_v5_dir, tiny_legacy_dir, v5, legacy):
+    v5_f = load_data(tiny_v5_dir, dtype="float32")
+    assert (v5_f.train[v5.features].dtypes == np.float32).all()
+    np.testing.assert_array_equal(
+        v5_f.train[v5.features].to_numpy(), v5.train[v5.features].to_numpy()
+    )
+    legacy_f = load_data(tiny_legacy_dir, dtype=np.float32)
+    reference = pd.read_csv(tiny_legacy_dir / "numerai_training_data.csv")
+    # the tutorial's reduce_memory: the file's values as float32
+    np.testing.assert_array_equal(
+        legacy_f.train[legacy.features].to_numpy(),
+        reference[legacy.features].to_numpy().astype(np.float32),
+    )
+
+
+@pytest.mark.parametrize("step", [2, 3])
+def test_era_step(tiny_v5_dir, tiny_legacy_dir, v5, legacy, step):
+    for path, full in ((tiny_v5_dir, v5), (tiny_legacy_dir, legacy)):
+        sub = load_data(path, era_step=step)
+        kept = natural_sorted(full.train["era"].unique())[::step]
+        assert natural_sorted(sub.train["era"].unique()) == kept
+        expected = full.train[full.train["era"].isin(kept)]
+        pd.testing.assert_frame_equal(sub.train, expected)
+        pd.testing.assert_frame_equal(sub.validation, full.validation)
+
+
+@pytest.mark.parametrize("name", ["small", "medium", "all", "charisma"])
+def test_feature_sets_v5(tiny_v5_dir, v5, name):
+    sub = load_data(tiny_v5_dir, feature_set=name)
+    assert sub.features == v5.feature_sets[name]
+    assert list(sub.train.columns) == ["era", "data_type", *sub.features, *sub.targets]
+    pd.testing.assert_frame_equal(sub.train[sub.features], v5.train[sub.features])
+    assert sorted(f for fs in sub.feature_groups.values() for f in fs) == sorted(sub.features)
+
+
+def test_feature_sets_legacy_rule(tiny_legacy_dir, legacy):
+    per_group = TINY_SIZES["n_features"] // len(GROUPS)  # 3
+    small = load_data(tiny_legacy_dir, feature_set="small")
+    assert small.features == [f"feature_{g}1" for g in GROUPS]  # ceil(3 / 4) = 1 per group
+    medium = load_data(tiny_legacy_dir, feature_set="medium")
+    assert medium.features == [f"feature_{g}{k}" for g in GROUPS for k in (1, 2)]  # ceil(3 / 2)
+    wisdom = load_data(tiny_legacy_dir, feature_set="wisdom")
+    assert wisdom.features == [f"feature_wisdom{k}" for k in range(1, per_group + 1)]
+    assert wisdom.feature_groups == {"wisdom": wisdom.features}
+    columns = ["id", "feature_strength10", "feature_strength2", "feature_strength1", "target"]
+    sets = legacy_feature_sets(columns)
+    assert sets["strength"] == ["feature_strength1", "feature_strength2", "feature_strength10"]
+    assert sets["small"] == ["feature_strength1"]
+    assert sets["medium"] == ["feature_strength1", "feature_strength2"]
+    assert sets["all"] == ["feature_strength10", "feature_strength2", "feature_strength1"]
+
+
+def test_feature_list_and_target_selection(tiny_v5_dir, v5):
+    chosen = v5.features[3:5]
+    sub = load_data(tiny_v5_dir, feature_set=chosen, targets="target")
+    assert sub.features == chosen and sub.targets == ["target"]
+    assert list(sub.live.columns) == ["era", "data_type", *chosen, "target"]
+    sub = load_data(tiny_v5_dir, targets=[AUX_TARGETS[1], "target"])
+    assert sub.targets == ["target", AUX_TARGETS[1]]
+
+
+def test_layout_detection(tmp_path, tiny_v5_dir):
+    root = tmp_path / "data"
+    for version in ("v5.2", "v5.10", "v5.9"):
+        shutil.copytree(tiny_v5_dir, root / version)
+    make_synthetic_dataset(root, layout="legacy", **TINY_SIZES)
+    assert find_dataset(root) == ("v5", root / "v5.10")  # natural order, v5 first
+    assert load_data(root).version == "v5.10"
+    legacy_root = tmp_path / "old"
+    make_synthetic_dataset(legacy_root, layout="legacy", round=99, **TINY_SIZES)
+    make_synthetic_dataset(legacy_root, layout="legacy", round=281, **TINY_SIZES)
+    assert find_dataset(legacy_root) == ("legacy", legacy_root / "numerai_dataset_281")
+    assert find_dataset(legacy_root / "numerai_dataset_99")[1].name == "numerai_dataset_99"
+
+
+def test_features_block_is_not_copied(v5):
+    """The loader hands pandas one Fortran-ordered array: the features are a single int8 block."""
+    blocks = [b for b in v5.train._mgr.blocks if b.dtype == np.int8]
+    assert len(blocks) == 1 and blocks[0].values.shape == (len(v5.features), len(v5.train))
+
+
+# --------------------------------------------------------------------------------------------
+# statistical properties
+# --------------------------------------------------------------------------------------------
+
+
+def test_bins_equal_frequency(v5):
+    n = TINY_SIZES["rows_per_era"]
+    for _, era in v5.train.groupby("era"):
+        values = era[v5.features].to_numpy()
+        counts = np.stack([(values == b).sum(axis=0) for b in range(5)])
+        assert np.abs(counts - n / 5).max() <= 1
+
+
+def test_target_distribution(v5):
+    expected = np.array([0.05, 0.20, 0.50, 0.20, 0.05])
+    levels = np.array([0, 0.25, 0.5, 0.75, 1])
+    for name in v5.targets:
+        for _, era in v5.train.groupby("era"):
+            counts = np.array([(era[name] == level).sum() for level in levels])
+            assert counts.sum() == len(era)
+            assert np.abs(counts - expected * len(era)).max() <= 1
+    assert v5.live[v5.targets].isna().all().all()
+    assert v5.validation[v5.targets].notna().all().all()
+
+
+MEDIUM = {
+    "n_train_eras": 20,
+    "n_validation_eras": 12,
+    "rows_per_era": 3000,
+    "n_features": 12,
+    "n_live": 100,
+}
+
+
+@pytest.fixture(scope="module")
+def medium(tmp_path_factory) -> NumeraiData:
+    return load_data(make_synthetic_dataset(tmp_path_factory.mktemp("medium"), seed=0, **MEDIUM))
+
+
+@pytest.fixture(scope="module")
+def medium_scored(medium) -> pd.DataFrame:
+    """Validation with a small LightGBM's predictions, ranked per era, and their neutral version."""
+    model = lgb.LGBMRegressor(
+        n_estimators=60, learning_rate=0.08, max_depth=5, num_leaves=31, random_state=0,
+        n_jobs=2, verbose=-1,
+    )  # fmt: skip
+    model.fit(medium.train[medium.features], medium.train["target"])
+    valid = medium.validation.copy()
+    valid["lgbm"] = model.predict(valid[medium.features])
+    valid["lgbm"] = valid.groupby("era")["lgbm"].rank(pct=True)
+    valid["neutral"] = valid.groupby("era", group_keys=False).apply(
+        lambda g: neutralize(g[["lgbm"]], g[medium.features].astype(float))["lgbm"]
+    )
+    valid["example"] = medium.example_predictions.reindex(valid.index)
+    valid["meta"] = medium.meta_model.reindex(valid.index)
+    return valid
+
+
+def _per_era(frame: pd.DataFrame, column: str, target: str = "target") -> pd.Series:
+    return frame.groupby("era").apply(lambda g: numerai_corr(g[[column]], g[target]).iloc[0])
+
+
+def test_simple_model_finds_signal(medium_scored):
+    scores = _per_era(medium_scored, "lgbm")
+    assert 0.02 < scores.mean() < 0.12
+    assert scores.mean() / scores.std(ddof=0) > 1
+
+
+def test_ridge_finds_signal(medium):
+    from sklearn.linear_model import Ridge
+
+    model = Ridge(alpha=1.0).fit(medium.train[medium.features], medium.train["target"])
+    valid = medium.validation.assign(ridge=model.predict(medium.validation[medium.features]))
+    assert _per_era(valid, "ridge").mean() > 0.01
+
+
+def test_neutralizing_lowers_mean_and_std(medium_scored):
+    raw, neutral = _per_era(medium_scored, "lgbm"), _per_era(medium_scored, "neutral")
+    assert neutral.mean() < raw.mean()
+    assert neutral.std(ddof=0) < raw.std(ddof=0)
+    assert neutral.mean() > 0  # the nonlinear signal survives linear neutralization
+
+
+def test_example_predictions_and_meta_model(medium_scored):
+    corr = np.corrcoef(medium_scored["example"], medium_scored["lgbm"])[0, 1]
+    assert 0.4 < corr < 0.9
+    assert _per_era(medium_scored, "example").mean() > 0
+    assert _per_era(medium_scored, "meta").mean() > 0
+
+
+def test_auxiliary_targets_correlate(medium):
+    corr = medium.train[medium.targets].corr()["target"]
+    assert 0.3 < corr[AUX_TARGETS[0]] < 0.9
+    assert 0.1 < corr[AUX_TARGETS[1]] < corr[AUX_TARGETS[0]]
+
+
+def _flipping_features(data: NumeraiData) -> list[str]:
+    """Features whose per-era Pearson correlation with the target is beyond +3 and -3 standard
+    errors (1 / sqrt(rows)) in different eras."""
+    per_era = data.train.groupby("era")[[*data.features, "target"]].apply(
+        lambda g: g[data.features].corrwith(g["target"])
+    )
+    bound = 3 / np.sqrt(MEDIUM["rows_per_era"])
+    flips = (per_era > bound).any() & (per_era < -bound).any()
+    return flips[flips].index.tolist()
+
+
+def test_feature_risk_exists(medium, tmp_path):
+    assert len(_flipping_features(medium)) >= 1
+    # control: without the risky part no feature flips significantly
+    calm = make_synthetic_dataset(tmp_path, seed=0, model=SyntheticModel(risk_weight=0.0), **MEDIUM)
+    assert _flipping_features(load_data(calm)) == []
+
+
+# --------------------------------------------------------------------------------------------
+# bad inputs
+# --------------------------------------------------------------------------------------------
+
+
+def test_missing_directory(tmp_path):
+    with pytest.raises(DataError, match="does not exist.*make_synthetic_dataset"):
+        load_data(tmp_path / "nope")
+
+
+def test_directory_without_dataset(tmp_path):
+    with pytest.raises(DataError, match="no Numerai dataset"):
+        load_data(tmp_path)
+
+
+@pytest.mark.parametrize(
+    "name", ["validation.parquet", "live.parquet", "features.json", "train.parquet"]
+)
+def test_missing_v5_file(v5_copy, name):
+    (v5_copy / name).unlink()
+    with pytest.raises(DataError, match=f"{name} is missing.*download"):
+        load_data(v5_copy)
+
+
+def test_missing_optional_v5_files(v5_copy):
+    for name in ("meta_model.parquet", "live_example_preds.parquet"):
+        (v5_copy / name).unlink()
+    data = load_data(v5_copy)
+    assert data.meta_model is None
+    assert data.example_predictions.index.tolist() == data.validation.index.tolist()
+
+
+@pytest.mark.parametrize("name", ["numerai_tournament_data.csv", "numerai_training_data.csv"])
+def test_missing_legacy_file(legacy_copy, name):
+    (legacy_copy / name).unlink()
+    with pytest.raises(DataError, match=f"{name} is missing"):
+        load_data(legacy_copy)
+
+
+def test_missing_feature_column(v5_copy, v5):
+    table = pq.read_table(v5_copy / "validation.parquet").drop_columns([v5.features[0]])
+    pq.write_table(table, v5_copy / "validation.parquet")
+    with pytest.raises(DataError, match=rf"validation.parquet has no column\(s\) {v5.features[0]}"):
+        load_data(v5_copy)
+
+
+def test_missing_target_column(v5_copy, tiny_legacy_dir):
+    with pytest.raises(DataError, match="train.parquet has no column.*target_nope"):
+        load_data(v5_copy, targets=["target", "target_nope"])
+    with pytest.raises(DataError, match="numerai_training_data.csv has no column.*target_nope"):
+        load_data(tiny_legacy_dir, targets="target_nope")
+
+
+def test_missing_legacy_column(legacy_copy):
+    path = legacy_copy / "numerai_tournament_data.csv"
+    frame = pd.read_csv(path).drop(columns=["feature_wisdom2"])
+    frame.to_csv(path, index=False)
+    with pytest.raises(
+        DataError, match="numerai_tournament_data.csv has no column.*feature_wisdom2"
+    ):
+        load_data(legacy_copy)
+
+
+def test_unknown_feature_column_in_list(tiny_v5_dir):
+    with pytest.raises(DataError, match="has no column.*feature_nope"):
+        load_data(tiny_v5_dir, feature_set=["feature_nope"])
+
+
+@pytest.mark.parametrize("name", ["train.parquet", "live.parquet", "meta_model.parquet"])
+def test_corrupt_parquet(v5_copy, name):
+    path = v5_copy / name
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    with pytest.raises(DataError, match=f"{name} is not a readable parquet file.*download"):
+        load_data(v5_copy)
+
+
+def test_corrupt_features_json(v5_copy):
+    (v5_copy / "features.json").write_text("{not json")
+    with pytest.raises(DataError, match="features.json is not a readable json file"):
+        load_data(v5_copy)
+    (v5_copy / "features.json").write_text('{"targets": []}')
+    with pytest.raises(DataError, match="no 'feature_sets'"):
+        load_data(v5_copy)
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        lambda text: text + "n999,era1,train,0.5\n",  # too few fields
+        lambda text: text.replace("0.25", "abc", 1),  # not a number
+        lambda text: "",  # empty file
+    ],
+)
+def test_corrupt_csv(legacy_copy, damage):
+    path = legacy_copy / "numerai_training_data.csv"
+    path.write_text(damage(path.read_text()))
+    with pytest.raises(DataError, match="numerai_training_data.csv is not a readable csv file"):
+        load_data(legacy_copy)
+
+
+def test_off_grid_legacy_values(legacy_copy):
+    path = legacy_copy / "numerai_training_data.csv"
+    frame = pd.read_csv(path)
+    frame.loc[0, "feature_wisdom1"] = 0.3
+    frame.to_csv(path, index=False)
+    with pytest.raises(DataError, match='off the 0, 0.25.*dtype="float32"'):
+        load_data(legacy_copy)
+    assert load_data(legacy_copy, dtype="float32").train["feature_wisdom1"].iloc[0] == np.float32(
+        0.3
+    )
+
+
+def test_missing_feature_values(legacy_copy):
+    """Missing values become the middle bin 2 in int8 and stay NaN in float32."""
+    path = legacy_copy / "numerai_training_data.csv"
+    frame = pd.read_csv(path)
+    frame.loc[1, "feature_charisma1"] = np.nan
+    frame.to_csv(path, index=False)
+    assert load_data(legacy_copy).train["feature_charisma1"].iloc[1] == 2
+    assert np.isnan(load_data(legacy_copy, dtype="float32").train["feature_charisma1"].iloc[1])
+
+
+@pytest.mark.parametrize("feature_set", ["huge", "v9_features", ""])
+def test_unknown_feature_set(tiny_v5_dir, tiny_legacy_dir, feature_set):
+    for path in (tiny_v5_dir, tiny_legacy_dir):
+        with pytest.raises(DataError, match="unknown feature set.*small"):
+            load_data(path, feature_set=feature_set)
+
+
+@pytest.mark.parametrize("feature_set", [[], [1, 2]])
+def test_bad_feature_list(tiny_v5_dir, feature_set):
+    with pytest.raises(DataError, match="non-empty list"):
+        load_data(tiny_v5_dir, feature_set=feature_set)
+
+
+@pytest.mark.parametrize("era_step", [0, -1, 1.5, True, "2", None])
+def test_bad_era_step(tiny_v5_dir, era_step):
+    with pytest.raises(DataError, match="era_step.*integer >= 1"):
+        load_data(tiny_v5_dir, era_step=era_step)
+
+
+@pytest.mark.parametrize("dtype", ["float64", "int16", "banana", None])
+def test_bad_dtype(tiny_v5_dir, dtype):
+    with pytest.raises(DataError, match='dtype.*"int8".*"float32"'):
+        load_data(tiny_v5_dir, dtype=dtype)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"layout": "csv"}, "unknown layout"),
+        ({"n_trees": 3}, "unknown synthetic size"),
+        ({"rows_per_era": 3}, "rows_per_era=3 is invalid"),
+        ({"n_features": 2.5}, "n_features=2.5 is invalid"),
+        ({"n_train_eras": True}, "n_train_eras=True is invalid"),
+        ({"version": "latest"}, "not like"),
+    ],
+)
+def test_bad_generator_input(tmp_path, kwargs, message):
+    with pytest.raises(DataError, match=message):
+        make_synthetic_dataset(tmp_path, **{**TINY_SIZES, **kwargs})
+    assert list(tmp_path.iterdir()) == []
