@@ -9,9 +9,11 @@ list of several prediction columns. The definitions are Numerai's, applied era b
 - ``per_era_fnc`` equals ``numerai_tools.scoring.feature_neutral_corr``;
 - ``per_era_corr(method="spearman")`` is the tutorial's ``spearmanr`` per era.
 
-All eras are scored at once: one ``lexsort`` by (era, value) gives tie-averaged ranks through run
-boundaries, ``np.bincount`` gives the per-era sums; only the least-squares part of FNC loops over
-eras (in numpy, see ``nbutils.neutralize``). Arithmetic is float64.
+All eras are scored at once: the rows are ordered by era once (a radix sort of the era codes,
+skipped when the rows already come grouped by era, as in Numerai's files), each era's values are
+argsorted inside that order, tie-averaged ranks come from run boundaries, and ``np.bincount``
+gives every per-era sum; no pandas groupby is involved. Only the least-squares part of FNC loops
+over eras (in numpy, see ``nbutils.neutralize``). Arithmetic is float64.
 
 Input rules, the same everywhere:
 

@@ -132,7 +132,7 @@ def era_groups(df: pd.DataFrame, era_col: str | None) -> EraGroups:
             f"Column {era_col!r} has {int(eras.isna().sum())} missing era labels; "
             "fill or drop those rows before scoring."
         )
-    codes, uniques = pd.factorize(eras, sort=False)
+    codes, uniques = pd.factorize(eras, sort=True)  # sorting is faster here; remapped below
     natural = sorted(range(len(uniques)), key=lambda i: natural_key(uniques[i]))
     new_code = np.empty(len(uniques), dtype=np.int64)
     new_code[natural] = np.arange(len(uniques))
