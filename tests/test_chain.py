@@ -1,0 +1,120 @@
+"""The whole six-notebook chain on tiny synthetic data, in both layouts (DESIGN.md's chain test)."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+
+from nbutils.data import TINY_SIZES, load_data
+from nbutils.pipeline import NOTEBOOKS, run_pipeline
+
+SECRET_PUBLIC = "CHAINPUBLICID0123456789"
+SECRET_KEY = "CHAINSECRETKEY9876543210"
+DIAGNOSTIC_ROWS = {
+    "Validation Sharpe",
+    "Validation Mean",
+    "Feature Neutral Mean",
+    "Validation SD",
+    "Feature Exposure",
+    "Max Drawdown",
+    "Corr + MMC Sharpe",
+    "MMC Mean",
+    "Corr with Example Preds",
+}
+
+
+@pytest.fixture(scope="module", params=["v5", "legacy"])
+def chain_run(request, tmp_path_factory):
+    layout = request.param
+    root = tmp_path_factory.mktemp(f"chain-{layout}")
+    mp = pytest.MonkeyPatch()
+    # Keys in the environment must never reach an executed notebook or HTML page.
+    mp.setenv("NUMERAI_PUBLIC_ID", SECRET_PUBLIC)
+    mp.setenv("NUMERAI_SECRET_KEY", SECRET_KEY)
+    try:
+        result = run_pipeline(
+            root / "run",
+            {
+                "data_source": "synthetic",
+                "data_dir": str(root / "data"),
+                "synthetic_layout": layout,
+                "synthetic_sizes": dict(TINY_SIZES),
+                "n_estimators": 40,
+                "learning_rate": 0.1,
+            },
+            progress=False,
+            log=lambda *_: None,
+        )
+    finally:
+        mp.undo()
+    return layout, root, result
+
+
+def test_every_notebook_was_executed_and_rendered(chain_run):
+    _, root, result = chain_run
+    run = root / "run"
+    assert [p.name for p in result.executed] == list(NOTEBOOKS)
+    for name in NOTEBOOKS:
+        assert (run / name).is_file()
+        assert (run / "html" / name.replace(".ipynb", ".html")).is_file()
+    index = (run / "index.html").read_text(encoding="utf-8")
+    assert all(name.replace(".ipynb", "") in index for name in NOTEBOOKS)
+
+
+def test_every_artifact_is_written(chain_run):
+    _, root, _ = chain_run
+    run = root / "run"
+    for name in ("data.json", "feature_spec.json", "model.txt", "predictions.parquet",
+                 "metrics.json", "per_era.csv", "submission.csv", "neutralized_submission.csv",
+                 "diagnostics.csv", "summary.json"):
+        assert (run / name).is_file(), name
+    assert list(run.glob("*.png")), "figures are saved as PNG"
+    assert not list(run.rglob("*.tmp")), "no temporary file left behind"
+
+
+def test_submissions_hold_exactly_the_expected_ids_inside_0_1(chain_run):
+    layout, root, _ = chain_run
+    info = json.loads((root / "run" / "data.json").read_text())
+    data = load_data(info["dataset_dir"])
+    expected = (
+        data.live.index
+        if layout == "v5"
+        else data.validation.index.append(data.live.index)
+    )
+    for name in ("submission.csv", "neutralized_submission.csv"):
+        sub = pd.read_csv(root / "run" / name, dtype={"id": str})
+        assert list(sub.columns) == ["id", "prediction"]
+        assert list(sub["id"]) == list(expected.astype(str)), name
+        assert sub["prediction"].between(0, 1, inclusive="neither").all()
+        assert sub["prediction"].nunique() > 1
+
+
+def test_diagnostics_have_all_nine_rows_before_and_after(chain_run):
+    layout, root, result = chain_run
+    diag = pd.read_csv(root / "run" / "diagnostics.csv").set_index("metric")
+    assert set(diag.index) == DIAGNOSTIC_ROWS
+    assert {"guideline", "before", "before_status", "after", "after_status"} <= set(diag.columns)
+    assert diag.loc["Validation Mean", ["before", "after"]].notna().all()
+    if layout == "v5":  # the v5 layout has a meta model and example predictions
+        assert diag.loc["MMC Mean", ["before", "after"]].notna().all()
+    summary = result.summary
+    for row in ("Validation Mean", "Validation Sharpe", "Max Drawdown"):
+        assert set(summary[row]) == {"before", "after"}
+    assert summary["Max Drawdown"]["before"] <= 0
+
+
+def test_metrics_and_per_era_scores_are_consistent(chain_run):
+    _, root, _ = chain_run
+    metrics = json.loads((root / "run" / "metrics.json").read_text())["validation"]
+    per_era = pd.read_csv(root / "run" / "per_era.csv", dtype={"era": str}).set_index("era")
+    assert per_era["numerai_corr"].mean() == pytest.approx(metrics["numerai_corr_mean"], abs=1e-12)
+
+
+def test_no_secret_reaches_any_file_of_the_run(chain_run):
+    _, root, _ = chain_run
+    for path in (root / "run").rglob("*"):
+        if path.is_file() and path.suffix in {".ipynb", ".html", ".json", ".csv", ".txt"}:
+            text = path.read_text(encoding="utf-8", errors="ignore")
+            assert SECRET_KEY not in text and SECRET_PUBLIC not in text, path
