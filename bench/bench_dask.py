@@ -16,7 +16,7 @@ Peak memory: the local run's ``VmHWM`` (peak RSS) of its own process; each worke
 read with ``client.run`` (workers are restarted before each Dask run, so the figure belongs to
 that run). Times are wall-clock seconds, reading the parquet files included.
 
-    python bench/bench_dask.py            # 4.4 M rows x 400 int8 features (1.64 GiB), 2 x 1 GiB workers
+    python bench/bench_dask.py            # 4.4 M rows x 400 int8 features (1.64 GiB), 5 x 1 GiB workers
     python bench/bench_dask.py --quick    # smoke run: 60,000 rows x 40 features
     python bench/bench_dask.py --with-lightgbm-dask   # also DaskLGBMRegressor on the subset
 
@@ -174,7 +174,7 @@ def n_rows(data: Path, step: int, train_eras: int, rows_per_era: int) -> int:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small smoke run")
-    parser.add_argument("--workers", type=int, default=4)
+    parser.add_argument("--workers", type=int, default=5)
     parser.add_argument("--worker-memory", default="1GiB")
     parser.add_argument("--features", type=int, default=400)
     parser.add_argument("--rows-per-era", type=int, default=5000)

@@ -214,7 +214,13 @@ def close(client: distributed.Client) -> None:
 
 
 def _worker_addresses(client: distributed.Client) -> list[str]:
-    return sorted(client.scheduler_info(n_workers=-1)["workers"])
+    """The scheduler's current workers, asked directly.
+
+    Not ``client.scheduler_info()``: its cached answer may be replaced at any moment by the
+    client's periodic refresh, which carries no workers (distributed 2026.8).
+    """
+    identity = client.sync(client.scheduler.identity, n_workers=-1)
+    return sorted(identity["workers"])
 
 
 # -- reading --------------------------------------------------------------------------------------
@@ -679,7 +685,9 @@ def _recipes(data: dd.DataFrame) -> list[_Recipe]:
 
 
 def _count_rows(recipe: _Recipe) -> int:
-    return len(recipe.compute())
+    n = len(recipe.compute())
+    _release_memory()
+    return n
 
 
 def _labelled_counts(client: distributed.Client, recipes: Sequence[_Recipe]) -> list[int]:
@@ -821,7 +829,21 @@ def _stream_dataset_params(params: dict[str, Any], net: _Network) -> dict[str, A
     return out
 
 
+def _release_memory() -> None:
+    """Give freed memory back to the OS (Arrow's pool and glibc's heap keep it otherwise).
+
+    Without this a worker's resident memory creeps up partition after partition, by about the
+    size of the largest partition read so far, and counts against its memory limit.
+    """
+    import pyarrow as pa
+
+    pa.default_memory_pool().release_unused()
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+
+
 def _iter_parts(recipes: Sequence[_Recipe], counts: Sequence[int]) -> Iterator[pd.DataFrame]:
+    """The partitions, computed one at a time on this worker, with their counted row numbers."""
     for recipe, expected in zip(recipes, counts, strict=True):
         part = recipe.compute()
         if len(part) != expected:
@@ -830,6 +852,8 @@ def _iter_parts(recipes: Sequence[_Recipe], counts: Sequence[int]) -> Iterator[p
                 "the data changed during training; run the training again."
             )
         yield part
+        del part
+        _release_memory()
 
 
 def _sample_columns(
