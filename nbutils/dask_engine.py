@@ -1084,8 +1084,8 @@ def apply_feature_spec_dask(
     Group statistics and interactions are computed row by row, so partition by partition is
     the same as on the whole frame. Returns the new frame and the engineered column names.
     """
-    meta, new_columns = spec.apply(ddf._meta, groups)
-    return ddf.map_partitions(_apply_spec, spec, dict(groups), meta=meta), list(new_columns)
+    meta, _ = spec.apply(ddf._meta, groups)
+    return ddf.map_partitions(_apply_spec, spec, dict(groups), meta=meta), spec.new_columns(groups)
 
 
 def train_and_predict_dask(
