@@ -402,12 +402,19 @@ def _format_ids(codes: np.ndarray) -> np.ndarray:
 
 
 def _equal_frequency_bins(latent: np.ndarray) -> np.ndarray:
-    """Per row of ``latent`` (features x rows), bins 0..4 of equal frequency: ``rank * 5 // n``."""
+    """Per row of ``latent`` (features x rows), bins 0..4 of equal frequency: ``rank * 5 // n``.
+
+    ``rank * 5 // n >= i`` exactly when ``rank >= ceil(i * n / 5)``, so the bin is the number of
+    the four order statistics ``ceil(i * n / 5)`` (found by ``np.partition``, no full sort) that
+    the value reaches.
+    """
     n = latent.shape[1]
-    order = np.argsort(latent, axis=1, kind="stable")
-    ranks = np.empty_like(order)
-    np.put_along_axis(ranks, order, np.arange(n)[None, :], axis=1)
-    return (ranks * 5 // n).astype(np.int8)
+    cuts = [-(-i * n // 5) for i in range(1, 5)]
+    thresholds = np.partition(latent, cuts, axis=1)[:, cuts]
+    bins = np.zeros(latent.shape, dtype=np.int8)
+    for i in range(4):
+        bins += latent >= thresholds[:, i : i + 1]
+    return bins
 
 
 def _era_features(plan: _Plan, rng: np.random.Generator, n: int) -> np.ndarray:
@@ -1194,6 +1201,15 @@ def _fill_features(
         )
 
 
+def _release_arrow_memory() -> None:
+    """Hand memory that Arrow's pool keeps after a read back to the system.
+
+    Without this, the parser's buffers of one pass stay resident beside the feature arrays of
+    the next and raise the peak RSS by hundreds of MB.
+    """
+    pa.default_memory_pool().release_unused()
+
+
 def _empty_values(n: int, n_features: int, dtype: np.dtype) -> np.ndarray:
     """Fortran order: each feature is contiguous, and pandas uses ``values.T`` as its block as is."""
     return np.empty((n, n_features), dtype=dtype, order="F")
@@ -1213,6 +1229,43 @@ def _open_parquet(path: Path, what: str) -> pq.ParquetFile:
         return pq.ParquetFile(path)
     except (pa.ArrowException, OSError) as err:
         raise _corrupt(path, err) from err
+
+
+#: Bytes of decoded feature values one parquet read may hold (columns of one row group).
+_PARQUET_READ_BUDGET = 64 << 20
+
+
+def _fill_from_parquet(
+    pf: pq.ParquetFile, features: list[str], keep: np.ndarray, values: np.ndarray, path: Path
+) -> None:
+    """Copy the kept rows of ``features`` into ``values``, one row group and column slice at a time.
+
+    Each read holds at most about ``_PARQUET_READ_BUDGET`` bytes (8 bytes a value assumed), so
+    peak memory stays near ``values`` itself whatever the file's row-group size; row groups
+    without a kept row are not read at all.
+    """
+    file_row = out_row = 0
+    for group in range(pf.num_row_groups):
+        k = pf.metadata.row_group(group).num_rows
+        sel = keep[file_row : file_row + k]
+        m = int(sel.sum())
+        step = max(1, _PARQUET_READ_BUDGET // max(8 * k, 1))
+        for start in range(0, len(features) if m else 0, step):
+            names = features[start : start + step]
+            table = pf.read_row_group(group, columns=names, use_threads=True)
+            for j in range(len(names)):
+                column = table.column(j).to_numpy()
+                part = column if m == k else column[sel]
+                values[out_row : out_row + m, start + j] = _to_feature_values(
+                    part, values.dtype, False, path
+                )
+            del table
+        file_row += k
+        out_row += m
+    if file_row != len(keep):
+        raise DataError(
+            f"{path} has {file_row} rows of features but {len(keep)} ids: download or rebuild it"
+        )
 
 
 def _read_parquet_split(
@@ -1241,8 +1294,8 @@ def _read_parquet_split(
         small = pf.read(columns=meta_cols, use_threads=True)
         keep = _kept_eras(_column_numpy(small, "era"), era_step)
         values = _empty_values(int(keep.sum()), len(features), dtype)
-        batches = pf.iter_batches(batch_size=65536, columns=features, use_threads=True)
-        _fill_features(batches, [(keep, values)], small.num_rows, dtype, path, legacy=False)
+        _fill_from_parquet(pf, features, keep, values, path)
+        _release_arrow_memory()
     except (pa.ArrowException, OSError) as err:
         raise _corrupt(path, err) from err
     if era_step > 1:
@@ -1334,7 +1387,8 @@ def _load_v5(
 
 # -- CSV (legacy) ------------------------------------------------------------------------------
 
-_CSV_BLOCK = 1 << 24
+#: CSV bytes parsed per block: small blocks bound the parser's memory (fewer in flight).
+_CSV_BLOCK = 4 << 20
 
 
 def _csv_header(path: Path, what: str) -> list[str]:
@@ -1369,9 +1423,12 @@ def _read_csv_meta(
     types = {"id": pa.string(), "era": pa.string(), "data_type": pa.string()}
     types.update({t: pa.float64() for t in targets})
     try:
-        return pacsv.read_csv(path, **_csv_options(columns, types))
+        with pacsv.open_csv(path, **_csv_options(columns, types)) as reader:
+            table = reader.read_all()
     except (pa.ArrowException, OSError) as err:
         raise _corrupt(path, err) from err
+    _release_arrow_memory()
+    return table
 
 
 def _read_csv_features(
@@ -1400,6 +1457,7 @@ def _read_csv_features(
             )
     except (pa.ArrowException, OSError) as err:
         raise _corrupt(path, err) from err
+    _release_arrow_memory()
     return outputs
 
 
