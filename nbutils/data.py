@@ -199,6 +199,7 @@ class SyntheticModel:
     aux_noise_corr_20: float = 0.6  # target_agnes_20: correlation of its noise with target's
     aux_noise_corr_60: float = 0.35  # target_agnes_60: the same, lower for the longer horizon
     meta_noise: float = 2.0  # sd of the meta model's noise relative to the signal's sd
+    example_features: int = 4  # linear and risky features (each) the example model may use
     example_squares: int = 1  # U-shaped features whose square the example model may use
 
 
@@ -261,7 +262,13 @@ class _Plan:
         ]
 
     def design_columns(self) -> int:
-        return 1 + len(self.lin) + len(self.risk) + len(self.nl[: self.model.example_squares])
+        m = self.model
+        return (
+            1
+            + len(self.lin[: m.example_features])
+            + len(self.risk[: m.example_features])
+            + len(self.nl[: m.example_squares])
+        )
 
 
 def _split_groups(n_features: int) -> tuple[np.ndarray, np.ndarray]:
@@ -481,12 +488,16 @@ def _era_targets(
 
 
 def _design(plan: _Plan, cols: np.ndarray) -> np.ndarray:
-    """The example model's inputs: 1, the linear and risky features, and the squares of the
-    first ``example_squares`` U-shaped features (a linear model on a few features)."""
-    n = cols.shape[1]
-    parts = [np.ones((1, n)), _centred(cols, plan.lin), _centred(cols, plan.risk)]
-    parts.append(_nonlinear(_centred(cols, plan.nl[: plan.model.example_squares])))
-    return np.vstack(parts).T
+    """The example model's inputs (rows x columns): 1, the first ``example_features`` linear and
+    risky features, and the squares of the first ``example_squares`` U-shaped features."""
+    m = plan.model
+    parts = [
+        np.ones((1, cols.shape[1])),
+        _centred(cols, plan.lin[: m.example_features]),
+        _centred(cols, plan.risk[: m.example_features]),
+        _nonlinear(_centred(cols, plan.nl[: m.example_squares])),
+    ]
+    return np.ascontiguousarray(np.vstack(parts).T)
 
 
 @dataclass
