@@ -21,7 +21,7 @@ import math
 import os
 import re
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -699,19 +699,8 @@ def _v5_split_tables(
         for block in chunk:
             if fit is not None:
                 fit.add(block)
-            if keep is not None:
-                keep.append(
-                    _EraBlock(
-                        block.ids,
-                        block.id_codes,
-                        block.era,
-                        block.data_type,
-                        block.cols[:0],
-                        None,
-                        block.design,
-                        block.meta,
-                    )
-                )
+            if keep is not None:  # all but the features and targets, for the prediction files
+                keep.append(replace(block, cols=block.cols[:, :0], targets=None))
         ids, eras, types, cols = _stack(chunk)
         columns: dict[str, np.ndarray] = {"id": ids, "era": eras, "data_type": types}
         for j in plan.v5_order:
@@ -903,6 +892,8 @@ def make_synthetic_dataset(
     unknown = sorted(set(sizes) - known)
     if unknown:
         raise DataError(f"unknown synthetic size(s) {unknown}: use {sorted(known)}")
+    if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or seed < 0:
+        raise DataError(f"seed={seed!r} is invalid: give an integer >= 0")
     resolved = SyntheticSizes(**sizes)
     resolved.check()
     plan = _make_plan(resolved, model or SyntheticModel(), int(seed))

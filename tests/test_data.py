@@ -597,6 +597,8 @@ def test_bad_dtype(tiny_v5_dir, dtype):
         ({"n_features": 2.5}, "n_features=2.5 is invalid"),
         ({"n_train_eras": True}, "n_train_eras=True is invalid"),
         ({"version": "latest"}, "not like"),
+        ({"seed": -1}, "seed=-1 is invalid"),
+        ({"seed": "0"}, "seed='0' is invalid"),
     ],
 )
 def test_bad_generator_input(tmp_path, kwargs, message):
