@@ -106,7 +106,10 @@ def build(cache: Path, sizes: dict) -> dict[str, Path]:
             start = time.perf_counter()
             path = make_synthetic_dataset(target, layout=layout, seed=0, **sizes)
             done.write_text(str(path))
-            print(f"generated {layout} in {time.perf_counter() - start:.1f} s: {path}", file=sys.stderr)
+            print(
+                f"generated {layout} in {time.perf_counter() - start:.1f} s: {path}",
+                file=sys.stderr,
+            )
         out[layout] = Path(done.read_text())
     return out
 
@@ -140,7 +143,9 @@ def main() -> None:
         ("nbutils load_data, v5 parquet (int8)", measure("nbutils", datasets["v5"])),
     ]
     reference = runs[0][1]
-    print("| path | rows | features | peak RSS MB | time s | RSS vs tutorial | time vs tutorial | goal met |")
+    print(
+        "| path | rows | features | peak RSS MB | time s | RSS vs tutorial | time vs tutorial | goal met |"
+    )
     print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |")
     for name, r in runs:
         payload_mb = r["rows"] * r["features"] / MB
