@@ -121,7 +121,9 @@ def local_run(data: Path, train_eras: int, step: int, features: int, trees: int)
 
     names = feature_names(features)
     start = time.perf_counter()
-    train = pd.read_parquet(data / "train.parquet", filters=[("era", "in", kept_eras(train_eras, step))])
+    train = pd.read_parquet(
+        data / "train.parquet", filters=[("era", "in", kept_eras(train_eras, step))]
+    )
     read_s = time.perf_counter() - start
     model = train_lgbm(train, names, params={**SEED_PARAMS, "n_estimators": trees}, progress=False)
     train_s = time.perf_counter() - start
@@ -163,7 +165,12 @@ def dask_run(client, data: Path, step: int, features: int, trees: int, method: s
     scored = valid[["era", "target"]].assign(prediction=de.predict_dask(model, valid))
     corr = float(de.per_era_scores_dask(scored, client=client).mean())
     score_s = time.perf_counter() - start
-    return {"train_s": train_s, "score_s": score_s, "corr": corr, "worker_peaks": worker_peaks(client)}
+    return {
+        "train_s": train_s,
+        "score_s": score_s,
+        "corr": corr,
+        "worker_peaks": worker_peaks(client),
+    }
 
 
 def n_rows(data: Path, step: int, train_eras: int, rows_per_era: int) -> int:
@@ -216,7 +223,9 @@ def main() -> None:
         gen_s = time.perf_counter() - start
         local = run_child("local", str(data), str(args.train_eras), str(args.subset_step),
                           str(args.features), str(args.trees))  # fmt: skip
-        client = de.connect(n_workers=args.workers, memory_limit=args.worker_memory, dashboard_address=None)
+        client = de.connect(
+            n_workers=args.workers, memory_limit=args.worker_memory, dashboard_address=None
+        )
         try:
             runs = [("dask stream, subset", args.subset_step, "stream")]
             if args.with_lightgbm_dask:
@@ -225,7 +234,13 @@ def main() -> None:
             results = []
             for label, step, method in runs:
                 try:
-                    results.append((label, step, dask_run(client, data, step, args.features, args.trees, method)))
+                    results.append(
+                        (
+                            label,
+                            step,
+                            dask_run(client, data, step, args.features, args.trees, method),
+                        )
+                    )
                 except de.DaskEngineError as err:
                     results.append((label, step, {"error": str(err).split(". ")[0]}))
         finally:

@@ -102,7 +102,9 @@ def _dask() -> tuple[Any, Any, Any]:
         import dask.dataframe as ddf_module
         import distributed
     except ImportError as err:  # pragma: no cover - dask is a runtime requirement
-        raise DaskEngineError(f"the Dask engine needs dask and distributed ({err}); {_INSTALL_HINT}") from err
+        raise DaskEngineError(
+            f"the Dask engine needs dask and distributed ({err}); {_INSTALL_HINT}"
+        ) from err
     return dask, ddf_module, distributed
 
 
@@ -136,7 +138,9 @@ def _engine_errors(step: str) -> Iterator[None]:
     except lgb.basic.LightGBMError as err:
         text = str(err).lower()
         if "socket" in text or "connect" in text or "network" in text:
-            raise _worker_lost(step, f"LightGBM's network between the workers broke ({err})") from err
+            raise _worker_lost(
+                step, f"LightGBM's network between the workers broke ({err})"
+            ) from err
         raise
 
 
@@ -245,7 +249,9 @@ def _locate(dataset_dir: str | Path, storage_options: Mapping[str, Any] | None) 
     fs, root = fsspec.core.url_to_fs(text, **dict(storage_options or {}))
 
     def layout_of(directory: str) -> str | None:
-        if fs.exists(_join(directory, _V5_FILES["train"])) or fs.exists(_join(directory, "features.json")):
+        if fs.exists(_join(directory, _V5_FILES["train"])) or fs.exists(
+            _join(directory, "features.json")
+        ):
             return "v5"
         if fs.exists(_join(directory, _LEGACY_FILES["train"])) or fs.exists(
             _join(directory, _LEGACY_FILES["tournament"])
@@ -286,21 +292,27 @@ def _feature_list(
     if features is not None and not isinstance(features, str):
         return list(features)  # may be empty: read no feature at all
     if layout == "v5":
-        sets = json.loads(_read_text(_join(directory, "features.json"), storage_options))["feature_sets"]
+        sets = json.loads(_read_text(_join(directory, "features.json"), storage_options))[
+            "feature_sets"
+        ]
     else:
         from nbutils.data import legacy_feature_sets
 
         sets = legacy_feature_sets(list(columns))
     name = features or "all"
     if name not in sets:
-        raise DataError(f"unknown feature set {name!r}: choose one of {sorted(sets)} or pass columns.")
+        raise DataError(
+            f"unknown feature set {name!r}: choose one of {sorted(sets)} or pass columns."
+        )
     return list(sets[name])
 
 
 def _check_columns(available: Sequence[str], wanted: Sequence[str], source: str) -> None:
     missing = [c for c in wanted if c not in set(available)]
     if missing:
-        shown = ", ".join(missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
+        shown = ", ".join(missing[:5]) + (
+            f" and {len(missing) - 5} more" if len(missing) > 5 else ""
+        )
         raise DataError(f"{source} has no column(s) {shown}; check features and targets.")
 
 
@@ -352,7 +364,9 @@ def read_split(
     if split not in SPLITS:
         raise DataError(f"unknown split {split!r}: use one of {SPLITS}.")
     if isinstance(era_step, bool) or not isinstance(era_step, int | np.integer) or era_step < 1:
-        raise DataError(f"era_step={era_step!r} is invalid: give an integer >= 1 (1 keeps every era).")
+        raise DataError(
+            f"era_step={era_step!r} is invalid: give an integer >= 1 (1 keeps every era)."
+        )
     target_list = [targets] if isinstance(targets, str) else list(targets)
     layout, directory = _locate(dataset_dir, storage_options)
     if layout == "v5":
@@ -391,7 +405,11 @@ def _read_parquet_part(part: _ParquetPart) -> pd.DataFrame:
 
 
 def _plan_parts(
-    meta: Any, url: str, columns: list[str], blocksize: int, storage_options: Mapping[str, Any] | None
+    meta: Any,
+    url: str,
+    columns: list[str],
+    blocksize: int,
+    storage_options: Mapping[str, Any] | None,
 ) -> list[_ParquetPart]:
     """Consecutive row groups per partition, up to ``blocksize`` uncompressed bytes of ``columns``."""
     wanted = set(columns) | {"id"}
@@ -445,7 +463,9 @@ def _read_v5(
                              enforce_metadata=False)  # fmt: skip
     not_int8 = [c for c in feature_cols if frame_meta[c].dtype != np.int8]
     if not_int8:
-        ddf = ddf.map_partitions(_features_to_int8, not_int8, 1.0, meta=_int8_meta(frame_meta, not_int8))
+        ddf = ddf.map_partitions(
+            _features_to_int8, not_int8, 1.0, meta=_int8_meta(frame_meta, not_int8)
+        )
     return ddf
 
 
@@ -470,10 +490,16 @@ def _read_legacy(
     dtypes.update(dict.fromkeys(feature_cols, "float32"))
     dtypes.update(dict.fromkeys(targets, "float32"))
     ddf = dd_module.read_csv(
-        url, usecols=columns, dtype=dtypes, blocksize=blocksize, storage_options=dict(storage_options or {})
+        url,
+        usecols=columns,
+        dtype=dtypes,
+        blocksize=blocksize,
+        storage_options=dict(storage_options or {}),
     )
     ddf = ddf[ddf["data_type"].isin(list(_LEGACY_TYPES[split]))]
-    meta = _int8_meta(ddf._meta.set_index("id"), feature_cols)[["era", "data_type", *feature_cols, *targets]]
+    meta = _int8_meta(ddf._meta.set_index("id"), feature_cols)[
+        ["era", "data_type", *feature_cols, *targets]
+    ]
     return ddf.map_partitions(_legacy_partition, feature_cols, targets, meta=meta)
 
 
@@ -500,7 +526,9 @@ def _features_to_int8(part: pd.DataFrame, columns: Sequence[str], scale: float) 
     return out
 
 
-def _legacy_partition(part: pd.DataFrame, features: Sequence[str], targets: Sequence[str]) -> pd.DataFrame:
+def _legacy_partition(
+    part: pd.DataFrame, features: Sequence[str], targets: Sequence[str]
+) -> pd.DataFrame:
     """One block of a legacy CSV: id index, int8 features (``round(4 x)``)."""
     out = part.set_index("id")[["era", "data_type", *features, *targets]]
     return _features_to_int8(out, features, 4.0)
@@ -511,7 +539,9 @@ def _every_nth_era(ddf: dd.DataFrame, era_step: int) -> dd.DataFrame:
         return ddf
     dask, _, _ = _dask()
     parts = [dask.delayed(_unique_labels)(p, "era") for p in ddf[["era"]].to_delayed()]
-    eras = natural_sorted({e for labels in _compute(None, parts, "listing the eras") for e in labels})
+    eras = natural_sorted(
+        {e for labels in _compute(None, parts, "listing the eras") for e in labels}
+    )
     return ddf[ddf["era"].isin(eras[::era_step])]
 
 
@@ -520,7 +550,9 @@ def _unique_labels(part: pd.DataFrame, era_col: str) -> list[str]:
     return [str(v) for v in pd.unique(part[era_col])]
 
 
-def by_era(ddf: dd.DataFrame, era_col: str = "era", client: distributed.Client | None = None) -> dd.DataFrame:
+def by_era(
+    ddf: dd.DataFrame, era_col: str = "era", client: distributed.Client | None = None
+) -> dd.DataFrame:
     """``ddf`` arranged so that the rows of each era lie in one partition.
 
     Numerai's files are written era by era, so this usually holds already and ``ddf`` is
@@ -532,7 +564,9 @@ def by_era(ddf: dd.DataFrame, era_col: str = "era", client: distributed.Client |
     """
     dask, _, _ = _dask()
     if era_col not in ddf.columns:
-        raise DataError(f"era column {era_col!r} is not in the frame; pass era_col=... of your data.")
+        raise DataError(
+            f"era column {era_col!r} is not in the frame; pass era_col=... of your data."
+        )
     # The check reads ddf's own partitions (all its columns): a projection such as ddf[era_col]
     # may be partitioned differently (dask combines small parquet row groups per column set).
     parts = [dask.delayed(_unique_labels)(p, era_col) for p in ddf.to_delayed()]
@@ -616,7 +650,14 @@ def train_lgbm_dask(
         boosters = _train_lightgbm_dask(client, data, features, target, run_params, seed_list)
     else:
         boosters = _train_stream(
-            client, data, features, target, run_params, seed_list, network_timeout_minutes, batch_rows
+            client,
+            data,
+            features,
+            target,
+            run_params,
+            seed_list,
+            network_timeout_minutes,
+            batch_rows,
         )
     return SeedAveragedModel(boosters, features, seed_list)
 
@@ -645,7 +686,9 @@ def _columns(part: pd.DataFrame, columns: Any) -> pd.DataFrame | pd.Series:
     return part[columns]
 
 
-def _aligned_xy(data: dd.DataFrame, features: list[str], target: str) -> tuple[dd.DataFrame, dd.Series]:
+def _aligned_xy(
+    data: dd.DataFrame, features: list[str], target: str
+) -> tuple[dd.DataFrame, dd.Series]:
     """``data[features]`` and ``data[target]`` with the same partitions.
 
     Selected inside ``map_partitions``: a plain column selection lets dask re-plan how parquet
@@ -730,10 +773,14 @@ def _train_stream(
     recipes = _recipes(data)
     counts = _labelled_counts(client, recipes)
     if sum(counts) == 0:
-        raise DataError(f"no training rows with a {target!r} value; check the target column and era_step.")
+        raise DataError(
+            f"no training rows with a {target!r} value; check the target column and era_step."
+        )
     workers = _worker_addresses(client)
     if not workers:
-        raise DaskEngineError("the Dask cluster has no workers; start some (or wait for them) and retry.")
+        raise DaskEngineError(
+            "the Dask cluster has no workers; start some (or wait for them) and retry."
+        )
     groups = _assign(counts, len(workers))
     chosen = workers[: len(groups)]
     with _engine_errors("training (finding free ports)"):
@@ -964,13 +1011,17 @@ def _score_partition(
 
     if part.empty:
         return pd.Series([], dtype="float64")
-    return per_era_corr(part, pred_col=pred_col, target_col=target_col, method=method, era_col=era_col)
+    return per_era_corr(
+        part, pred_col=pred_col, target_col=target_col, method=method, era_col=era_col
+    )
 
 
 def _ordered(pieces: list[pd.Series | pd.DataFrame], step: str) -> pd.Series | pd.DataFrame:
     kept = [p for p in pieces if len(p)]
     if not kept:
-        raise DataError(f"{step}: no era to score (the frame is empty after dropping NaN targets?).")
+        raise DataError(
+            f"{step}: no era to score (the frame is empty after dropping NaN targets?)."
+        )
     out = pd.concat(kept)
     if out.index.has_duplicates:  # cannot happen after by_era: a guard against silent errors
         raise DaskEngineError(f"{step}: an era was split between partitions; please report this.")
@@ -1062,7 +1113,9 @@ def neutralize_dask(
         for p in arranged.to_delayed()
     ]
     if not compute:
-        meta = pd.DataFrame({c: pd.Series([], dtype="float64") for c in cols}, index=ddf._meta.index)
+        meta = pd.DataFrame(
+            {c: pd.Series([], dtype="float64") for c in cols}, index=ddf._meta.index
+        )
         return dd_module.from_delayed(tasks, meta=meta, verify_meta=False)
     result = pd.concat(_compute(client, tasks, "neutralization"))
     if arranged is sub:  # no shuffle: the partitions are in ddf's row order already
@@ -1159,12 +1212,18 @@ def per_era_table_dask(
     """
     pred = predictions["prediction"] if isinstance(predictions, pd.DataFrame) else predictions
     pred = pred.rename("prediction")
-    valid = read_split(dataset_dir, "validation", features=[], targets=(target,), storage_options=storage_options)
+    valid = read_split(
+        dataset_dir, "validation", features=[], targets=(target,), storage_options=storage_options
+    )
     valid = valid[["era", target]]
-    joined = valid.map_partitions(_join_prediction, pred, meta=valid._meta.assign(prediction=np.float64(0)))
+    joined = valid.map_partitions(
+        _join_prediction, pred, meta=valid._meta.assign(prediction=np.float64(0))
+    )
     joined = joined[joined["prediction"].notnull() & joined[target].notnull()]
     table = {
-        PER_ERA_COLUMNS.get(m, m): per_era_scores_dask(joined, "prediction", target, m, "era", client)
+        PER_ERA_COLUMNS.get(m, m): per_era_scores_dask(
+            joined, "prediction", target, m, "era", client
+        )
         for m in methods
     }
     return pd.DataFrame(table)

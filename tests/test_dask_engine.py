@@ -33,7 +33,9 @@ PARAMS = {**SEED_PARAMS, "n_estimators": 25, "learning_rate": 0.1}
 
 
 # -- tiny datasets ---------------------------------------------------------------------------------
-def _split_frame(rng: np.random.Generator, eras: list[str], data_type: str, nan_share: float) -> pd.DataFrame:
+def _split_frame(
+    rng: np.random.Generator, eras: list[str], data_type: str, nan_share: float
+) -> pd.DataFrame:
     n = len(eras) * ROWS_PER_ERA
     x = rng.integers(0, 5, size=(n, N_FEATURES), dtype=np.int8)
     signal = (x[:, 0] - 2) * 0.5 + (x[:, 1] - 2) * (x[:, 2] - 2) * 0.25 - (x[:, 3] - 2) * 0.3
@@ -117,7 +119,9 @@ def _read(v5_dir: str, split: str, **kwargs) -> dd.DataFrame:
 
 # -- connect ---------------------------------------------------------------------------------------
 def test_connect_unreachable_scheduler_is_a_clear_error():
-    with pytest.raises(de.DaskEngineError, match="cannot reach the Dask scheduler at 'tcp://127.0.0.1:9'"):
+    with pytest.raises(
+        de.DaskEngineError, match="cannot reach the Dask scheduler at 'tcp://127.0.0.1:9'"
+    ):
         de.connect("tcp://127.0.0.1:9", timeout=1)
     with pytest.raises(de.DaskEngineError, match="not a scheduler address"):
         de.connect("  ")
@@ -185,7 +189,10 @@ def _eras_per_partition(ddf: dd.DataFrame) -> list[set]:
 
 def test_by_era_shuffles_only_when_an_era_spans_partitions(v5_dir, live_client):
     ddf = _read(v5_dir, "train")
-    assert any(len(a & b) for a, b in zip(_eras_per_partition(ddf), _eras_per_partition(ddf)[1:], strict=False))
+    assert any(
+        len(a & b)
+        for a, b in zip(_eras_per_partition(ddf), _eras_per_partition(ddf)[1:], strict=False)
+    )
     arranged = de.by_era(ddf, client=live_client)
     parts = [p for p in _eras_per_partition(arranged) if p]
     assert sum(len(p) for p in parts) == len(set().union(*parts)) == 12
@@ -205,7 +212,9 @@ def scored(frames):
 
 def test_per_era_scores_equal_local_engine(v5_dir, scored, live_client):
     ddf = _read(v5_dir, "validation").assign(prediction=0.0)
-    ddf = ddf.map_partitions(lambda p, s: p.assign(prediction=s.reindex(p.index).to_numpy()), scored["prediction"])
+    ddf = ddf.map_partitions(
+        lambda p, s: p.assign(prediction=s.reindex(p.index).to_numpy()), scored["prediction"]
+    )
     for method in ("numerai", "spearman", "pearson"):
         got = de.per_era_scores_dask(ddf, method=method, client=live_client)
         want = per_era_corr(scored, method=method)
@@ -223,7 +232,9 @@ def test_per_era_scores_equal_local_engine(v5_dir, scored, live_client):
 
 def test_neutralize_equals_local_engine(v5_dir, scored, live_client):
     ddf = _read(v5_dir, "validation")
-    ddf = ddf.map_partitions(lambda p, s: p.assign(prediction=s.reindex(p.index).to_numpy()), scored["prediction"])
+    ddf = ddf.map_partitions(
+        lambda p, s: p.assign(prediction=s.reindex(p.index).to_numpy()), scored["prediction"]
+    )
     got = de.neutralize_dask(ddf, "prediction", FEATURES[:4], proportion=0.5, client=live_client)
     want = neutralize(scored, "prediction", FEATURES[:4], proportion=0.5)
     assert got.index.equals(want.index)  # ddf's row order, though the eras were shuffled
@@ -231,7 +242,9 @@ def test_neutralize_equals_local_engine(v5_dir, scored, live_client):
     lazy = de.neutralize_dask(ddf, "prediction", FEATURES[:4], client=live_client, compute=False)
     assert isinstance(lazy, dd.DataFrame)
     full = neutralize(scored, "prediction", FEATURES[:4])
-    np.testing.assert_allclose(lazy.compute().loc[full.index].to_numpy(), full.to_numpy(), atol=1e-9)
+    np.testing.assert_allclose(
+        lazy.compute().loc[full.index].to_numpy(), full.to_numpy(), atol=1e-9
+    )
     block = de.neutralize_dask(ddf, "prediction", FEATURES[:4], era_col=None, client=live_client)
     want_block = neutralize(scored, "prediction", FEATURES[:4], era_col=None)
     np.testing.assert_allclose(block.to_numpy(), want_block.to_numpy(), rtol=0, atol=1e-9)
@@ -248,7 +261,9 @@ def _mean_corr(model, frame: pd.DataFrame) -> float:
     return float(per_era_corr(scored).mean())
 
 
-def test_stream_training_on_two_workers_matches_local_model(v5_dir, frames, local_model, live_client):
+def test_stream_training_on_two_workers_matches_local_model(
+    v5_dir, frames, local_model, live_client
+):
     ddf = _read(v5_dir, "train")
     model = de.train_lgbm_dask(live_client, ddf, FEATURES, params=PARAMS, seeds=(0, 1))
     assert model.features == FEATURES and model.seeds == [0, 1] and model.num_trees == [25, 25]
@@ -262,7 +277,9 @@ def test_stream_training_on_two_workers_matches_local_model(v5_dir, frames, loca
 
 def test_lightgbm_dask_training_matches_local_corr(v5_dir, frames, local_model, live_client):
     ddf = _read(v5_dir, "train")
-    model = de.train_lgbm_dask(live_client, ddf, FEATURES, params=PARAMS, seeds=(0, 1), method="lightgbm.dask")
+    model = de.train_lgbm_dask(
+        live_client, ddf, FEATURES, params=PARAMS, seeds=(0, 1), method="lightgbm.dask"
+    )
     assert isinstance(model.boosters[0], lgb.Booster) and model.num_trees == [25, 25]
     valid = frames["validation"]
     # DaskLGBMRegressor finds bins per worker from float32 copies and leaves LightGBM's default
@@ -315,7 +332,9 @@ def test_train_and_predict_then_per_era_table(v5_dir, frames, live_client):
     table = de.per_era_table_dask(live_client, v5_dir, predictions)
     valid = frames["validation"].join(predictions["prediction"])
     for method, column in de.PER_ERA_COLUMNS.items():
-        np.testing.assert_allclose(table[column].to_numpy(), per_era_corr(valid, method=method).to_numpy(), atol=1e-9)
+        np.testing.assert_allclose(
+            table[column].to_numpy(), per_era_corr(valid, method=method).to_numpy(), atol=1e-9
+        )
 
 
 # -- a worker that dies ------------------------------------------------------------------------------
@@ -338,7 +357,9 @@ def _die_in_training(part: pd.DataFrame) -> pd.DataFrame:
 def test_dead_worker_during_scoring_is_reported(v5_dir, scored, live_client):
     ddf = _read(v5_dir, "validation").assign(prediction=1.0)
     ddf = ddf.map_partitions(_die_in_first_partition, meta=ddf._meta)  # meta: never run here
-    with pytest.raises(de.DaskEngineError, match="failed on the Dask cluster: KilledWorker") as info:
+    with pytest.raises(
+        de.DaskEngineError, match="failed on the Dask cluster: KilledWorker"
+    ) as info:
         de.per_era_scores_dask(ddf, client=live_client)
     assert "No partial result" in str(info.value) and "memory_limit" in str(info.value)
 
@@ -348,3 +369,19 @@ def test_dead_worker_during_training_is_reported(v5_dir, live_client):
     ddf = ddf.map_partitions(_die_in_training, meta=ddf._meta)
     with pytest.raises(de.DaskEngineError, match=r"training \(LightGBM on the workers\) failed"):
         de.train_lgbm_dask(live_client, ddf, FEATURES, params=PARAMS)
+
+
+def test_train_and_predict_with_a_feature_spec_matches_local(v5_dir, frames, live_client):
+    from nbutils.features import FeatureSpec
+
+    spec = FeatureSpec(group_stats=True, stats=["mean", "std"], interactions=FEATURES[:3])
+    groups = {"a": FEATURES[:5], "b": FEATURES[5:]}
+    model, predictions = de.train_and_predict_dask(
+        live_client, v5_dir, FEATURES, params=PARAMS, feature_spec=spec, feature_groups=groups
+    )
+    new = spec.new_columns(groups)
+    assert model.features == [*FEATURES, *new] and len(set(model.features)) == len(model.features)
+    local_valid = spec.apply(frames["validation"], groups)[0]
+    want = predict(model, local_valid)  # the engineered columns computed locally, whole frame
+    got = predictions["prediction"].loc[want.index]
+    np.testing.assert_array_equal(got.to_numpy(), want.to_numpy())
