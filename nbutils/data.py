@@ -817,19 +817,26 @@ def _legacy_train_tables(plan: _Plan, fit: _ExampleModel) -> Iterator[pa.Table]:
 
 
 def _write_legacy(plan: _Plan, out: Path) -> None:
-    """Training CSV (era order), tournament CSV (validation, test, live sorted by id), example CSV."""
+    """Training CSV (era order), tournament CSV, example CSV.
+
+    The tournament file holds the validation rows, then test, then live, as the 2021 files did;
+    within each part the rows are sorted by id (eras interleaved), so only the file's own order
+    is right for a submission.
+    """
     fit = _ExampleModel(plan.design_columns())
     _write_csv(out / LEGACY_FILES["train"], _legacy_train_tables(plan, fit))
     coef = fit.coef()
-    blocks = [
-        b for split in ("validation", "test", "live") for b in _iter_split(plan, "legacy", split)
+    tagged = [
+        (k, b)
+        for k, split in enumerate(("validation", "test", "live"))
+        for b in _iter_split(plan, "legacy", split)
     ]
+    blocks = [b for _, b in tagged]
     ids, eras, types, cols = _stack(blocks)
     target = _stacked_targets(blocks, [MAIN_TARGET])[MAIN_TARGET]
     preds = np.concatenate([_ExampleModel.predict(coef, b) for b in blocks])
-    order = np.argsort(
-        np.concatenate([b.id_codes for b in blocks]), kind="stable"
-    )  # the interleaving
+    part = np.concatenate([np.full(len(b.id_codes), k) for k, b in tagged])
+    order = np.lexsort((np.concatenate([b.id_codes for b in blocks]), part))
     step = _chunk_rows(plan.n_features)
     names = plan.legacy_names
     _write_csv(
