@@ -133,7 +133,11 @@ def load_run_data(run_dir: str | os.PathLike, **overrides):
     from nbutils.data import load_data
 
     info = read_artifact_json(run_dir, "data.json")
-    kwargs = {"feature_set": info.get("feature_set"), "era_step": info.get("era_step", 1)}
+    kwargs = {
+        "feature_set": info.get("feature_set"),
+        "era_step": info.get("era_step", 1),
+        "targets": info.get("targets"),
+    }
     kwargs.update(overrides)
     return load_data(info["dataset_dir"], **kwargs), info
 
