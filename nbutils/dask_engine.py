@@ -823,14 +823,30 @@ def _gather_pinned(
             failed = [f for f in futures if f.status in ("error", "cancelled")]
             if failed:
                 client.cancel(futures)
+                _restart_survivors(client, workers)
                 return client.gather(failed[:1])  # raises the task's error
             if all(f.status == "finished" for f in futures):
                 return client.gather(futures)
             gone = sorted(set(workers) - set(_worker_addresses(client)))
             if gone:
                 client.cancel(futures)
+                _restart_survivors(client, workers)
                 raise _worker_lost(step, f"worker(s) {', '.join(gone)} left the cluster")
             time.sleep(_POLL_SECONDS)
+
+
+def _restart_survivors(client: distributed.Client, workers: list[str]) -> None:
+    """Restart the run's workers that are still there.
+
+    Their LightGBM thread may be blocked on the broken socket network (cancelling a Dask task
+    does not stop a running thread), which would hold the worker's thread until LightGBM's
+    network timeout and deadlock the next training run. Best effort: a worker without a nanny
+    cannot be restarted and is left as it is.
+    """
+    alive = [w for w in workers if w in set(_worker_addresses(client))]
+    if alive:
+        with contextlib.suppress(Exception):
+            client.restart_workers(alive, timeout=60, raise_for_error=False)
 
 
 @dataclass(frozen=True)
