@@ -25,9 +25,11 @@ DIAGNOSTIC_ROWS = {
 }
 
 
-@pytest.fixture(scope="module", params=["v5", "legacy"])
+@pytest.fixture(scope="module", params=["v5", "legacy", "v5-dask"])
 def chain_run(request, tmp_path_factory):
-    layout = request.param
+    """One chain per layout; "v5-dask" trains (03) and scores (04) on a local Dask cluster."""
+    layout, _, engine = request.param.partition("-")
+    engine = engine or "local"
     root = tmp_path_factory.mktemp(f"chain-{layout}")
     mp = pytest.MonkeyPatch()
     # Keys in the environment must never reach an executed notebook or HTML page.
@@ -43,6 +45,7 @@ def chain_run(request, tmp_path_factory):
                 "synthetic_sizes": dict(TINY_SIZES),
                 "n_estimators": 40,
                 "learning_rate": 0.1,
+                "engine": engine,
             },
             progress=False,
             log=lambda *_: None,
