@@ -94,7 +94,10 @@ def kernel_spec_dir(python: str | None = None) -> Path:
     spec = root / "kernels" / KERNEL_NAME
     spec.mkdir(parents=True)
     kernel = {
-        "argv": [python or sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+        "argv": [
+            python or sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}",
+            "--IPKernelApp.log_level=CRITICAL",  # no TCP or shutdown noise in the output
+        ],
         "display_name": "nbutils (project venv)",
         "language": "python",
         "env": {"MPLBACKEND": "Agg", "PYTHONWARNINGS": "ignore::DeprecationWarning"},
