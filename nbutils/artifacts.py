@@ -147,3 +147,11 @@ def save_csv(frame: pd.DataFrame, path: str | os.PathLike) -> Path:
     with atomic_path(path) as tmp:
         frame.to_csv(tmp)
     return Path(path)
+
+
+def save_figure(fig, path: str | os.PathLike):
+    """Save a matplotlib Figure as PNG atomically and return it (so a cell can end with it and
+    show it)."""
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight")
+    return fig

@@ -100,7 +100,7 @@ def kernel_spec_dir(python: str | None = None) -> Path:
         ],
         "display_name": "nbutils (project venv)",
         "language": "python",
-        "env": {"MPLBACKEND": "Agg", "PYTHONWARNINGS": "ignore::DeprecationWarning"},
+        "env": {"PYTHONWARNINGS": "ignore::DeprecationWarning"},
     }
     (spec / "kernel.json").write_text(json.dumps(kernel), encoding="utf-8")
     return root

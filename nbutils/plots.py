@@ -21,6 +21,21 @@ from matplotlib.ticker import MaxNLocator
 from nbutils.errors import ScoringError
 from nbutils.metrics import max_drawdown, sharpe
 
+
+class NotebookFigure(Figure):
+    """A Figure that Jupyter shows as PNG when it is a cell's last expression or displayed.
+
+    A Figure built with the object API is not known to IPython's inline backend until pyplot is
+    imported; ``_repr_png_`` makes it show in any kernel (Jupyter, Colab, papermill, Kaggle).
+    """
+
+    def _repr_png_(self) -> bytes:
+        from io import BytesIO
+
+        buffer = BytesIO()
+        self.savefig(buffer, format="png", dpi=100, bbox_inches="tight")
+        return buffer.getvalue()
+
 __all__ = [
     "plot_cumulative",
     "plot_diagnostics",
@@ -69,7 +84,7 @@ def plot_per_era(
     The legend gives the mean and the Sharpe ratio (ddof=0).
     """
     s = _as_series(scores, "plot_per_era")
-    fig = Figure(figsize=(10, 4), layout="constrained")
+    fig = NotebookFigure(figsize=(10, 4), layout="constrained")
     ax = fig.subplots()
     values = s.to_numpy()
     colors = np.where(values >= 0, POSITIVE, NEGATIVE)
@@ -113,7 +128,7 @@ def plot_cumulative(
     )
     if frame.shape[1] == 0:
         raise ScoringError("plot_cumulative needs at least one series of scores.")
-    fig = Figure(figsize=(10, 4.5), layout="constrained")
+    fig = NotebookFigure(figsize=(10, 4.5), layout="constrained")
     ax = fig.subplots()
     x = np.arange(len(frame))
     for name in frame.columns:
@@ -147,7 +162,7 @@ def plot_feature_exposure(
     s = _as_series(exposures, "plot_feature_exposure").dropna()
     if s.empty:
         raise ScoringError("plot_feature_exposure got no correlations (all NaN or empty).")
-    fig = Figure(figsize=(11, 4.5), layout="constrained")
+    fig = NotebookFigure(figsize=(11, 4.5), layout="constrained")
     left, right = fig.subplots(1, 2, width_ratios=[1.2, 1])
     bins = min(40, max(5, int(np.sqrt(len(s))) * 2))
     left.hist(s.to_numpy(), bins=bins, color="#4c78a8", edgecolor="white")
@@ -189,7 +204,7 @@ def plot_neutralization_tradeoff(
             "pass the table from nbutils.metrics.neutralization_sweep."
         )
     x = np.asarray(table.index, dtype=float)
-    fig = Figure(figsize=(12, 3.8), layout="constrained")
+    fig = NotebookFigure(figsize=(12, 3.8), layout="constrained")
     axes = fig.subplots(1, 3)
     panels = [
         ("corr_mean", "Mean of per-era CORR", "mean CORR", "#1f4e9c"),
@@ -223,7 +238,7 @@ def plot_diagnostics(diag_table: pd.DataFrame, title: str = "Model diagnostics")
         )
     rows = list(diag_table.index)
     n = len(rows)
-    fig = Figure(figsize=(10, 0.55 * n + 1.4), layout="constrained")
+    fig = NotebookFigure(figsize=(10, 0.55 * n + 1.4), layout="constrained")
     ax = fig.subplots()
     for i, name in enumerate(rows):
         y = n - 1 - i

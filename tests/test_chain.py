@@ -121,3 +121,24 @@ def test_no_secret_reaches_any_file_of_the_run(chain_run):
         if path.is_file() and path.suffix in {".ipynb", ".html", ".json", ".csv", ".txt"}:
             text = path.read_text(encoding="utf-8", errors="ignore")
             assert SECRET_KEY not in text and SECRET_PUBLIC not in text, path
+
+
+def test_figures_are_shown_inside_the_executed_notebooks(chain_run):
+    """Each figure must be visible in the notebook (and its HTML), not only saved as PNG."""
+    import nbformat
+
+    _, root, _ = chain_run
+    expected = {  # notebook -> figures it shows at least
+        "01_load_data.ipynb": 1,
+        "03_training.ipynb": 1,
+        "04_evaluation.ipynb": 3,
+        "06_neutralization.ipynb": 4,
+    }
+    for name, least in expected.items():
+        nb = nbformat.read(root / "run" / name, as_version=4)
+        images = sum(
+            "image/png" in out.get("data", {})
+            for cell in nb.cells
+            for out in cell.get("outputs", [])
+        )
+        assert images >= least, f"{name} shows {images} figure(s), expected at least {least}"

@@ -121,3 +121,11 @@ def test_plot_diagnostics_with_missing_inputs(df, tmp_path):
     assert "NaN" in {t.get_text() for t in fig.axes[0].texts}
     with pytest.raises(ScoringError, match="diagnostics"):
         plots.plot_diagnostics(table.drop(columns=["status"]))
+
+
+def test_figures_show_as_png_in_a_notebook():
+    from nbutils.plots import plot_per_era
+
+    fig = plot_per_era(pd.Series([0.01, -0.02, 0.03], index=["era1", "era2", "era3"]))
+    png = fig._repr_png_()
+    assert png.startswith(b"\x89PNG\r\n\x1a\n") and len(png) > 1000
