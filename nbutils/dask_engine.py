@@ -511,18 +511,13 @@ def _int8_meta(meta: pd.DataFrame, columns: Sequence[str]) -> pd.DataFrame:
 
 
 def _features_to_int8(part: pd.DataFrame, columns: Sequence[str], scale: float) -> pd.DataFrame:
-    """Feature values to the int8 bins 0..4: ``round(scale * x)``, missing values to bin 2."""
+    """Feature values to the int8 bins 0..4 (:func:`nbutils.data.to_int8_bins`)."""
+    from nbutils.data import to_int8_bins
+
     out = part.copy()
     for c in columns:
-        values = out[c].to_numpy(dtype=np.float64, na_value=np.nan) * scale
-        values = np.where(np.isnan(values), 2.0, values)
-        rounded = np.rint(values)
-        if np.any(np.abs(values - rounded) > 1e-3) or np.any((rounded < 0) | (rounded > 4)):
-            raise DataError(
-                f"column {c!r} has values off the 0..4 bin grid (after x {scale:g}); the Dask engine "
-                "reads int8 features only: check the file, or use the local engine with dtype='float32'."
-            )
-        out[c] = rounded.astype(np.int8)
+        values = out[c].to_numpy(dtype=np.float64, na_value=np.nan)
+        out[c] = to_int8_bins(values, scale, f"column {c!r}")
     return out
 
 

@@ -1135,26 +1135,32 @@ def _kept_eras(eras: np.ndarray, era_step: int) -> np.ndarray:
     return np.isin(eras, np.array(unique[::era_step], dtype=object))
 
 
-def _to_feature_values(values: np.ndarray, dtype: np.dtype, legacy: bool, path: Path) -> np.ndarray:
-    """File values to the loaded dtype: int8 bins 0..4 (legacy ``x * 4``), or float32 as stored.
+def to_int8_bins(values: np.ndarray, scale: float, source: str) -> np.ndarray:
+    """Feature values as int8 bins 0..4: ``round(scale * x)`` (``scale`` 4 for the 2021 files'
+    0, 0.25, ..., 1); missing values become the middle bin 2 (Numerai's own int8 convention).
 
-    Missing values become the middle bin 2 in int8 (Numerai's own int8 convention); float32 keeps NaN.
+    Raises :class:`DataError` naming ``source`` when a value is off that grid.
     """
-    if dtype == np.float32:
-        return values.astype(np.float32, copy=False)
     if values.dtype == np.int8:
         return values
-    scaled = values * 4 if legacy else values
+    scaled = values * scale if scale != 1 else values
     if values.dtype.kind == "f":
         scaled = np.where(np.isnan(scaled), 2, scaled)
         rounded = np.rint(scaled)
         if np.any(np.abs(scaled - rounded) > 1e-3) or np.any((rounded < 0) | (rounded > 4)):
             raise DataError(
-                f"{path} has feature values off the 0, 0.25, ..., 1 grid, which int8 cannot hold: "
-                'load it with dtype="float32"'
+                f"{source} has feature values off the 0, 0.25, ..., 1 grid (bins 0..4), which int8 "
+                'cannot hold: load it with dtype="float32" (on the local engine)'
             )
         return rounded.astype(np.int8)
     return scaled.astype(np.int8)
+
+
+def _to_feature_values(values: np.ndarray, dtype: np.dtype, legacy: bool, path: Path) -> np.ndarray:
+    """File values to the loaded dtype: int8 bins (:func:`to_int8_bins`), or float32 as stored."""
+    if dtype == np.float32:
+        return values.astype(np.float32, copy=False)
+    return to_int8_bins(values, 4.0 if legacy else 1.0, str(path))
 
 
 def _frame(

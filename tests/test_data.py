@@ -610,3 +610,15 @@ def test_bad_generator_input(tmp_path, kwargs, message):
     with pytest.raises(DataError, match=message):
         make_synthetic_dataset(tmp_path, **{**TINY_SIZES, **kwargs})
     assert list(tmp_path.iterdir()) == []
+
+
+def test_to_int8_bins_maps_the_2021_grid_and_rejects_other_values():
+    from nbutils.data import to_int8_bins
+
+    got = to_int8_bins(np.array([0.0, 0.25, 0.5, 0.75, 1.0, np.nan]), 4.0, "x.csv")
+    np.testing.assert_array_equal(got, np.array([0, 1, 2, 3, 4, 2], dtype=np.int8))
+    assert got.dtype == np.int8
+    with pytest.raises(DataError, match="column 'f' has feature values off the 0, 0.25"):
+        to_int8_bins(np.array([0.0, 0.3]), 4.0, "column 'f'")
+    with pytest.raises(DataError, match="off the"):
+        to_int8_bins(np.array([5.0]), 1.0, "v5 file")
