@@ -1,6 +1,6 @@
 """nbutils: the Japanese Numerai beginner's guide, made runnable and tested.
 
-One module per tutorial step (see docs/design-decisions.md and ../shared/DESIGN.md):
+One module per tutorial step (see docs/design-decisions.md and docs/design.md):
 
 - ``nbutils.data``        2A  load the data (synthetic, numerapi download, loading)
 - ``nbutils.features``    2B  feature engineering

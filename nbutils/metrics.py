@@ -36,17 +36,16 @@ import pandas as pd
 import scipy.special
 import scipy.stats
 
-from nbutils.errors import ScoringError
-from nbutils.neutralize import (
-    EraGroups,
+from nbutils.checks import (
     ScoringWarning,
     as_column_list,
     check_proportion,
-    era_groups,
-    fit_by_era,
     numeric_matrix,
     require_columns,
 )
+from nbutils.eras import EraGroups, era_groups
+from nbutils.errors import ScoringError
+from nbutils.neutralize import fit_by_era
 
 __all__ = [
     "DIAGNOSTIC_ROWS",

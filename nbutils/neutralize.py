@@ -18,24 +18,28 @@ near the ``rcond=1e-6`` cut-off of numerai-tools) that era falls back to exactly
 ``lstsq`` call. Neutralizer columns that are constant within an era lie in the span of the
 constant column, so they do not change the projection; they are dropped from the fast path.
 
-The era machinery (:class:`EraGroups`) lives here because both this module and
-``nbutils.metrics`` work era by era; ``metrics`` imports it from here (imports flow one way).
+Eras are grouped by :mod:`nbutils.eras` and inputs checked by :mod:`nbutils.checks`, as
+everywhere in nbutils.
 """
 
 from __future__ import annotations
 
 import warnings
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
-from functools import cached_property
+from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
 import scipy.linalg
 from scipy.linalg import lapack
 
+from nbutils.checks import (
+    ScoringWarning,
+    as_column_list,
+    check_proportion,
+    numeric_matrix,
+)
+from nbutils.eras import EraGroups, era_groups
 from nbutils.errors import ScoringError
-from nbutils.util import natural_key
 
 __all__ = ["EraGroups", "ScoringWarning", "era_groups", "neutralize"]
 
@@ -45,160 +49,6 @@ LSTSQ_RCOND = 1e-6
 #: numerai-tools cut-off, so the two paths can only disagree on matrices lstsq would not truncate.
 _FAST_PATH_MIN_SV_RATIO = 10 * LSTSQ_RCOND
 _REFINEMENT_STEPS = 2
-
-
-class ScoringWarning(UserWarning):
-    """A score could not be computed for some eras, or some rows were left out."""
-
-
-@dataclass(frozen=True)
-class EraGroups:
-    """Rows grouped by era, eras in natural order ("era2" before "era10").
-
-    Attributes
-    ----------
-    codes : np.ndarray
-        Era number of each row (0 = first era in natural order), int64, in row order.
-    labels : pd.Index
-        The era labels in natural order; ``labels[codes[i]]`` is row ``i``'s era.
-    order : np.ndarray
-        Row positions sorted by era (stable), so the rows of era ``g`` are
-        ``order[starts[g]:starts[g + 1]]`` (computed on first use).
-    starts : np.ndarray
-        Offsets into ``order``, length ``n_groups + 1``.
-    """
-
-    codes: np.ndarray
-    labels: pd.Index
-
-    @property
-    def n_groups(self) -> int:
-        """Number of eras."""
-        return len(self.labels)
-
-    @cached_property
-    def counts(self) -> np.ndarray:
-        """Number of rows in each era."""
-        return np.bincount(self.codes, minlength=self.n_groups)
-
-    @cached_property
-    def starts(self) -> np.ndarray:
-        return np.concatenate(([0], np.cumsum(self.counts))).astype(np.int64)
-
-    @cached_property
-    def is_sorted(self) -> bool:
-        """Whether the rows are already grouped by era in natural order (Numerai's files are)."""
-        return bool(np.all(self.codes[1:] >= self.codes[:-1]))
-
-    @cached_property
-    def order(self) -> np.ndarray:
-        if self.is_sorted:
-            return np.arange(len(self.codes))
-        small = self.n_groups <= np.iinfo(np.uint16).max  # numpy radix-sorts 16-bit integers
-        return np.argsort(self.codes.astype(np.uint16 if small else np.int64), kind="stable")
-
-    def rows(self, group: int) -> np.ndarray:
-        """Row positions of era number ``group``, in their original order."""
-        return self.order[self.starts[group] : self.starts[group + 1]]
-
-    def iter_rows(self) -> Iterator[tuple[int, np.ndarray]]:
-        """Yield ``(era number, row positions)`` for every era."""
-        for g in range(self.n_groups):
-            yield g, self.rows(g)
-
-    def subset(self, mask: np.ndarray) -> EraGroups:
-        """The same eras (all of them, even those left empty) for the rows where ``mask`` holds."""
-        return EraGroups(codes=self.codes[mask], labels=self.labels)
-
-
-def era_groups(df: pd.DataFrame, era_col: str | None) -> EraGroups:
-    """Group the rows of ``df`` by ``era_col`` with eras in natural order.
-
-    ``era_col=None`` puts every row in one group labelled ``"all"`` (the tutorial's 2F
-    neutralization against example predictions works on the whole frame at once).
-
-    Raises
-    ------
-    ScoringError
-        If ``era_col`` is missing or holds missing values.
-    """
-    n = len(df)
-    if era_col is None:
-        return EraGroups(codes=np.zeros(n, dtype=np.int64), labels=pd.Index(["all"], name="era"))
-    require_columns(df, [era_col], "era column")
-    eras = df[era_col]
-    if eras.isna().any():
-        raise ScoringError(
-            f"Column {era_col!r} has {int(eras.isna().sum())} missing era labels; "
-            "fill or drop those rows before scoring."
-        )
-    codes, uniques = pd.factorize(eras, sort=True)  # sorting is faster here; remapped below
-    natural = sorted(range(len(uniques)), key=lambda i: natural_key(uniques[i]))
-    new_code = np.empty(len(uniques), dtype=np.int64)
-    new_code[natural] = np.arange(len(uniques))
-    labels = pd.Index([uniques[i] for i in natural], name=era_col)
-    return EraGroups(codes=new_code[codes].astype(np.int64), labels=labels)
-
-
-def require_columns(df: pd.DataFrame, columns: Sequence[str], what: str) -> None:
-    """Raise ScoringError naming every column of ``columns`` that ``df`` lacks."""
-    missing = [c for c in columns if c not in df.columns]
-    if missing:
-        shown = ", ".join(repr(c) for c in missing[:10])
-        more = f" (and {len(missing) - 10} more)" if len(missing) > 10 else ""
-        raise ScoringError(
-            f"Missing {what}: {shown}{more}. The frame has {len(df.columns)} columns; "
-            "check the column names (e.g. 'prediction', 'target', 'era') or pass the right ones."
-        )
-
-
-def as_column_list(columns: str | Sequence[str], what: str) -> list[str]:
-    """One column name or a sequence of them, as a non-empty list."""
-    cols = [columns] if isinstance(columns, str) else list(columns)
-    if not cols:
-        raise ScoringError(f"No {what} given: pass at least one column name.")
-    return cols
-
-
-def numeric_matrix(df: pd.DataFrame, columns: list[str], what: str) -> np.ndarray:
-    """``df[columns]`` as a numeric array (dtype kept, e.g. int8) with no missing values.
-
-    Raises
-    ------
-    ScoringError
-        If a column is not numeric or holds NaN (the message names the columns).
-    """
-    require_columns(df, columns, what)
-    sub = df[columns]
-    bad_type = [c for c in columns if not pd.api.types.is_numeric_dtype(sub[c].dtype)]
-    bad_type += [c for c in columns if pd.api.types.is_bool_dtype(sub[c].dtype)]
-    if bad_type:
-        raise ScoringError(
-            f"{what.capitalize()} must be numeric; not numeric: {sorted(set(bad_type))[:10]}. "
-            "Convert them with pd.to_numeric or pass other columns."
-        )
-    if all(isinstance(dt, np.dtype) for dt in sub.dtypes):
-        arr = sub.to_numpy()
-    else:  # pandas extension dtypes (Float64, Int8, ...): pd.NA becomes NaN
-        arr = sub.to_numpy(dtype=np.float64, na_value=np.nan)
-    nan_cols = [c for c, bad in zip(columns, _nan_columns(arr), strict=True) if bad]
-    if nan_cols:
-        raise ScoringError(
-            f"{what.capitalize()} contain NaN in columns {nan_cols[:10]}; "
-            "fill them (e.g. with the column's era median) or drop those rows first."
-        )
-    return arr
-
-
-def _nan_columns(arr: np.ndarray, chunk: int = 32) -> np.ndarray:
-    """Which columns hold NaN; integer arrays cannot, floats are checked a few columns at a time
-    (no full-size boolean temporary)."""
-    if not np.issubdtype(arr.dtype, np.floating):
-        return np.zeros(arr.shape[1], dtype=bool)
-    return np.concatenate(
-        [np.isnan(arr[:, i : i + chunk]).any(axis=0) for i in range(0, arr.shape[1], chunk)]
-        or [np.zeros(0, dtype=bool)]
-    )
 
 
 def neutralize(
@@ -272,19 +122,6 @@ def neutralize(
     fitted = fit_by_era(y, x, groups, names=cols)
     out = y - proportion * fitted
     return pd.DataFrame(out, index=df.index, columns=cols)
-
-
-def check_proportion(proportion: float) -> float:
-    """Return ``proportion`` as a float after checking it lies in [0, 1]."""
-    try:
-        value = float(proportion)
-    except (TypeError, ValueError) as exc:
-        raise ScoringError(f"proportion must be a number in [0, 1], got {proportion!r}.") from exc
-    if not 0.0 <= value <= 1.0:
-        raise ScoringError(
-            f"proportion must lie in [0, 1] (0 = unchanged, 1 = fully neutral), got {value}."
-        )
-    return value
 
 
 def fit_by_era(

@@ -1,0 +1,111 @@
+"""Rows grouped by era: the one era index of nbutils.
+
+Scores (``nbutils.metrics``), neutralization (``nbutils.neutralize``) and the Dask engine work era
+by era. They all group rows with :func:`era_groups`: eras in natural order ("era2" before
+"era10"), each row's era as an integer code, and the rows of each era found through one stable
+sort of those codes (skipped when the rows already come grouped by era, as Numerai's files do).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from functools import cached_property
+
+import numpy as np
+import pandas as pd
+
+from nbutils.checks import require_columns
+from nbutils.errors import ScoringError
+from nbutils.util import natural_key
+
+__all__ = ["EraGroups", "era_groups"]
+
+
+@dataclass(frozen=True)
+class EraGroups:
+    """Rows grouped by era, eras in natural order ("era2" before "era10").
+
+    Attributes
+    ----------
+    codes : np.ndarray
+        Era number of each row (0 = first era in natural order), int64, in row order.
+    labels : pd.Index
+        The era labels in natural order; ``labels[codes[i]]`` is row ``i``'s era.
+    order : np.ndarray
+        Row positions sorted by era (stable), so the rows of era ``g`` are
+        ``order[starts[g]:starts[g + 1]]`` (computed on first use).
+    starts : np.ndarray
+        Offsets into ``order``, length ``n_groups + 1``.
+    """
+
+    codes: np.ndarray
+    labels: pd.Index
+
+    @property
+    def n_groups(self) -> int:
+        """Number of eras."""
+        return len(self.labels)
+
+    @cached_property
+    def counts(self) -> np.ndarray:
+        """Number of rows in each era."""
+        return np.bincount(self.codes, minlength=self.n_groups)
+
+    @cached_property
+    def starts(self) -> np.ndarray:
+        return np.concatenate(([0], np.cumsum(self.counts))).astype(np.int64)
+
+    @cached_property
+    def is_sorted(self) -> bool:
+        """Whether the rows are already grouped by era in natural order (Numerai's files are)."""
+        return bool(np.all(self.codes[1:] >= self.codes[:-1]))
+
+    @cached_property
+    def order(self) -> np.ndarray:
+        if self.is_sorted:
+            return np.arange(len(self.codes))
+        small = self.n_groups <= np.iinfo(np.uint16).max  # numpy radix-sorts 16-bit integers
+        return np.argsort(self.codes.astype(np.uint16 if small else np.int64), kind="stable")
+
+    def rows(self, group: int) -> np.ndarray:
+        """Row positions of era number ``group``, in their original order."""
+        return self.order[self.starts[group] : self.starts[group + 1]]
+
+    def iter_rows(self) -> Iterator[tuple[int, np.ndarray]]:
+        """Yield ``(era number, row positions)`` for every era."""
+        for g in range(self.n_groups):
+            yield g, self.rows(g)
+
+    def subset(self, mask: np.ndarray) -> EraGroups:
+        """The same eras (all of them, even those left empty) for the rows where ``mask`` holds."""
+        return EraGroups(codes=self.codes[mask], labels=self.labels)
+
+
+def era_groups(df: pd.DataFrame, era_col: str | None) -> EraGroups:
+    """Group the rows of ``df`` by ``era_col`` with eras in natural order.
+
+    ``era_col=None`` puts every row in one group labelled ``"all"`` (the tutorial's 2F
+    neutralization against example predictions works on the whole frame at once).
+
+    Raises
+    ------
+    ScoringError
+        If ``era_col`` is missing or holds missing values.
+    """
+    n = len(df)
+    if era_col is None:
+        return EraGroups(codes=np.zeros(n, dtype=np.int64), labels=pd.Index(["all"], name="era"))
+    require_columns(df, [era_col], "era column")
+    eras = df[era_col]
+    if eras.isna().any():
+        raise ScoringError(
+            f"Column {era_col!r} has {int(eras.isna().sum())} missing era labels; "
+            "fill or drop those rows before scoring."
+        )
+    codes, uniques = pd.factorize(eras, sort=True)  # sorting is faster here; remapped below
+    natural = sorted(range(len(uniques)), key=lambda i: natural_key(uniques[i]))
+    new_code = np.empty(len(uniques), dtype=np.int64)
+    new_code[natural] = np.arange(len(uniques))
+    labels = pd.Index([uniques[i] for i in natural], name=era_col)
+    return EraGroups(codes=new_code[codes].astype(np.int64), labels=labels)
