@@ -137,12 +137,8 @@ def test_bad_directory_inputs(tmp_path, kwargs, message):
 
 @pytest.fixture
 def v5_copy(tiny_v5_dir, tmp_path):
-    return shutil.copytree(tiny_v5_dir, tmp_path / "v5.2")
-
-
-@pytest.fixture
-def legacy_copy(tiny_legacy_dir, tmp_path):
-    return shutil.copytree(tiny_legacy_dir, tmp_path / tiny_legacy_dir.name)
+    """A copy of the tiny v5 dataset that a test may damage."""
+    return shutil.copytree(tiny_v5_dir, tmp_path / tiny_v5_dir.name)
 
 
 def _first_feature(directory) -> str:
@@ -231,7 +227,8 @@ def test_train_without_target_is_refused_unless_other_targets_are_asked(v5_copy)
     assert "target" not in data.train.columns
 
 
-def test_legacy_train_without_target_is_refused(legacy_copy):
+def test_legacy_train_without_target_is_refused(tiny_legacy_dir, tmp_path):
+    legacy_copy = shutil.copytree(tiny_legacy_dir, tmp_path / tiny_legacy_dir.name)
     path = legacy_copy / "numerai_training_data.csv"
     pd.read_csv(path).drop(columns=["target"]).to_csv(path, index=False)
     with pytest.raises(DataError, match="numerai_training_data.csv has no column 'target'"):

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -53,6 +54,16 @@ from nbutils.util import natural_sorted, read_json, release_memory
 # --------------------------------------------------------------------------------------------
 # Choosing features and targets
 # --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Request:
+    """What :func:`load_data` was asked for (``era_step`` and ``dtype`` checked)."""
+
+    feature_set: str | Sequence[str] | None
+    targets: str | Sequence[str] | None
+    era_step: int
+    dtype: np.dtype
 
 
 def _check_dtype(dtype: object) -> np.dtype:
@@ -319,13 +330,7 @@ def _read_parquet_series(path: Path, what: str, column: str) -> pd.Series | None
     return pd.Series(_column_numpy(table, column).astype(np.float64), index=index, name=column)
 
 
-def _load_v5(
-    ds: DatasetDir,
-    feature_set: str | Sequence[str] | None,
-    era_step: int,
-    dtype: np.dtype,
-    targets: str | Sequence[str] | None,
-) -> NumeraiData:
+def _load_v5(ds: DatasetDir, ask: Request) -> NumeraiData:
     files = {role: ds.path / name for role, name in V5_FILES.items()}
     meta = read_features_json(files["features"])
     train_names = _open_parquet(files["train"], "train").schema_arrow.names
@@ -334,13 +339,15 @@ def _load_v5(
     offered = [t for t in meta.get("targets", []) if t in train_names] or [
         c for c in train_names if c.startswith("target")
     ]
-    features = _resolve_feature_set(feature_set, sets, files["features"])
-    target_list = _resolve_targets(targets, offered, files["train"])
+    features = _resolve_feature_set(ask.feature_set, sets, files["features"])
+    target_list = _resolve_targets(ask.targets, offered, files["train"])
     frames = (
-        _read_parquet_split(files["train"], "train", features, target_list, dtype, era_step),
-        _read_parquet_split(files["validation"], "validation", features, target_list, dtype),
         _read_parquet_split(
-            files["live"], "live", features, target_list, dtype, targets_optional=True
+            files["train"], "train", features, target_list, ask.dtype, ask.era_step
+        ),
+        _read_parquet_split(files["validation"], "validation", features, target_list, ask.dtype),
+        _read_parquet_split(
+            files["live"], "live", features, target_list, ask.dtype, targets_optional=True
         ),
     )
     examples = [
@@ -489,23 +496,17 @@ def _read_legacy_examples(path: Path) -> pd.Series | None:
     return pd.Series(_column_numpy(table, PREDICTION_COL), index=index, name=PREDICTION_COL)
 
 
-def _load_legacy(
-    ds: DatasetDir,
-    feature_set: str | Sequence[str] | None,
-    era_step: int,
-    dtype: np.dtype,
-    targets: str | Sequence[str] | None,
-) -> NumeraiData:
+def _load_legacy(ds: DatasetDir, ask: Request) -> NumeraiData:
     files = {role: ds.path / name for role, name in LEGACY_FILES.items()}
     header = _csv_header(files["train"], "training data")
     sets = legacy_feature_sets(header)
     offered = [c for c in header if c.startswith("target")]
-    features = _resolve_feature_set(feature_set, sets, files["train"])
-    target_list = _resolve_targets(targets, offered, files["train"])
+    features = _resolve_feature_set(ask.feature_set, sets, files["train"])
+    target_list = _resolve_targets(ask.targets, offered, files["train"])
     meta = _read_csv_meta(files["train"], header, target_list, optional_targets=False)
-    keep = kept_eras(_column_numpy(meta, "era"), era_step)
+    keep = kept_eras(_column_numpy(meta, "era"), ask.era_step)
     (train_values,) = _read_csv_features(
-        files["train"], header, features, meta.num_rows, dtype, [keep]
+        files["train"], header, features, meta.num_rows, ask.dtype, [keep]
     )
     train = _legacy_frame(meta, keep, train_values, features, target_list)
     del meta, train_values
@@ -514,7 +515,7 @@ def _load_legacy(
     is_validation = _column_numpy(t_meta, "data_type") == "validation"
     masks = [is_validation, ~is_validation]
     values = _read_csv_features(
-        files["tournament"], t_header, features, t_meta.num_rows, dtype, masks
+        files["tournament"], t_header, features, t_meta.num_rows, ask.dtype, masks
     )
     validation, live = (
         _legacy_frame(t_meta, m, v, features, target_list)
@@ -604,8 +605,6 @@ def load_data(
         integer feature is outside 0..4, a float feature is off the 0..1 grid (int8),
         ``features.json`` has the wrong shape, or ``target`` is missing when ``targets`` is None.
     """
-    step = check_era_step(era_step)
-    np_dtype = _check_dtype(dtype)
+    ask = Request(feature_set, targets, check_era_step(era_step), _check_dtype(dtype))
     ds = locate_dataset(Path(data_dir))
-    loader = _load_v5 if ds.layout == "v5" else _load_legacy
-    return loader(ds, feature_set, step, np_dtype, targets)
+    return (_load_v5 if ds.layout == "v5" else _load_legacy)(ds, ask)

@@ -9,6 +9,7 @@ binned per era into 0, 0.25, 0.5, 0.75, 1 at 5/20/50/20/5 percent.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, fields
@@ -129,10 +130,6 @@ class Plan:
     sizes: SyntheticSizes
     model: SyntheticModel
     seed: int
-    group_of: np.ndarray  # (F,) group index of each feature, features in group-major order
-    number_in_group: np.ndarray  # (F,) 1-based number within the group (legacy names)
-    v5_names: list[str]  # opaque v5 name of each feature
-    v5_order: np.ndarray  # permutation: v5 column order
     nl: np.ndarray
     nl_w: np.ndarray
     pairs: np.ndarray  # (P, 2)
@@ -148,6 +145,26 @@ class Plan:
     @property
     def n_features(self) -> int:
         return self.sizes.n_features
+
+    @functools.cached_property
+    def group_of(self) -> np.ndarray:
+        """(F,) group index of each feature, features in group-major order."""
+        return _split_groups(self.n_features)[0]
+
+    @functools.cached_property
+    def number_in_group(self) -> np.ndarray:
+        """(F,) 1-based number of each feature within its group (the legacy names)."""
+        return _split_groups(self.n_features)[1]
+
+    @functools.cached_property
+    def v5_names(self) -> list[str]:
+        """The opaque v5 name of each feature (the same for every seed)."""
+        return _opaque_names(self.n_features)
+
+    @functools.cached_property
+    def v5_order(self) -> np.ndarray:
+        """Permutation of the features: the v5 files' column order (the same for every seed)."""
+        return np.random.default_rng([20210, self.n_features, 1]).permutation(self.n_features)
 
     @property
     def legacy_names(self) -> list[str]:
@@ -235,7 +252,6 @@ def make_plan(sizes: SyntheticSizes, model: SyntheticModel, seed: int) -> Plan:
     """Draw the roles and weights of the features and the era-level drift (stream ``[seed, 0]``)."""
     rng = np.random.default_rng([seed, 0])
     n_feat = sizes.n_features
-    group_of, number = _split_groups(n_feat)
     k = max(6, round(model.signal_fraction * n_feat))
     q = max(1, k // 4)
     n_nl, n_pair, n_lin = q, 2 * max(1, q // 2), q
@@ -257,16 +273,10 @@ def make_plan(sizes: SyntheticSizes, model: SyntheticModel, seed: int) -> Plan:
         np.sum(nl_w**2) + np.sum(pair_w**2) + np.sum(lin_w**2)
     )
     risk_var = (model.risk_mean**2 + 1) * np.sum(risk_w**2)
-    names = _opaque_names(n_feat)
-    order = np.random.default_rng([20210, n_feat, 1]).permutation(n_feat)
     return Plan(
         sizes=sizes,
         model=model,
         seed=seed,
-        group_of=group_of,
-        number_in_group=number,
-        v5_names=names,
-        v5_order=order,
         nl=nl,
         nl_w=nl_w,
         pairs=pair_feats.reshape(-1, 2),
