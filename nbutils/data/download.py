@@ -91,7 +91,6 @@ def _check_timeout(timeout: object) -> tuple[float, float]:
 
 
 def _timed_query(
-    napi: Any,
     query: str,
     variables: dict | None = None,
     authorization: bool = False,
@@ -137,9 +136,7 @@ def _timed_client(
     on the instance gives them a timeout and our retry settings without touching numerapi.
     """
     own = vars(napi).get("raw_query")
-    napi.raw_query = functools.partial(
-        _timed_query, napi, retries=retries, delay=delay, timeout=timeout
-    )
+    napi.raw_query = functools.partial(_timed_query, retries=retries, delay=delay, timeout=timeout)
     try:
         yield
     finally:
