@@ -5,8 +5,9 @@ Usage::
     python bench/bench_load.py            # 500,000 train rows x 500 features (about 1.3 GB of CSV)
     python bench/bench_load.py --quick    # 20,000 rows x 100 features, a smoke run
 
-The dataset is generated once per size into ``--cache-dir`` (default ``/tmp/nbutils_bench_load``),
-in both layouts from the same seed, so both hold the same rows. Each path then runs in a fresh
+The dataset is generated once per size into ``--cache-dir`` (default ``/tmp/nbutils_bench_load``;
+``make_synthetic_dataset`` keys its directory by seed and sizes and reuses a complete one), in both
+layouts from the same seed, so both hold the same rows. Each path then runs in a fresh
 Python process that reports its own peak RSS (``VmHWM``) and the time of the load alone:
 
 - tutorial: ``pd.read_csv`` of the training and the tournament CSV, then
@@ -14,7 +15,8 @@ Python process that reports its own peak RSS (``VmHWM``) and the time of the loa
 - nbutils legacy: ``load_data`` on the same CSV files (int8 features);
 - nbutils v5: ``load_data`` on the parquet files (int8 features).
 
-Goal: nbutils' peak RSS <= 1.5 x the int8 payload (rows x features bytes) + 300 MB.
+Goal: nbutils' peak RSS <= 1.5 x the int8 payload (rows x features bytes) + 300 MiB.
+Memory is in MiB (2**20 bytes), as ``bench/_common.py`` reads it from ``/proc/self/status``.
 """
 
 from __future__ import annotations
@@ -27,7 +29,11 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-MB = 1024 * 1024
+sys.path.insert(0, str(ROOT))
+
+from bench._common import peak_rss_mib  # noqa: E402 - after the path to the project
+
+MIB = 1024 * 1024
 FULL = {
     "n_train_eras": 100,
     "rows_per_era": 5000,
@@ -44,16 +50,6 @@ QUICK = {
     "n_live": 500,
     "n_features": 100,
 }
-
-
-def peak_rss_mb() -> float:
-    """This process's peak resident set size (``VmHWM``) in MB."""
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    import resource
-
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def run_tutorial(dataset: Path) -> dict:
@@ -75,7 +71,6 @@ def run_tutorial(dataset: Path) -> dict:
 
 def run_nbutils(dataset: Path) -> dict:
     """``nbutils.data.load_data`` with its defaults (int8 features, every era)."""
-    sys.path.insert(0, str(ROOT))
     from nbutils.data import load_data
 
     start = time.perf_counter()
@@ -88,29 +83,20 @@ def run_nbutils(dataset: Path) -> dict:
 def child(kind: str, dataset: str) -> None:
     """Entry point of a measuring subprocess: print one JSON line."""
     result = (run_tutorial if kind == "tutorial" else run_nbutils)(Path(dataset))
-    result["peak_rss_mb"] = peak_rss_mb()
+    result["peak_rss_mib"] = peak_rss_mib()
     print(json.dumps(result))
 
 
 def build(cache: Path, sizes: dict) -> dict[str, Path]:
-    """Both layouts of one synthetic dataset, generated once per size."""
-    sys.path.insert(0, str(ROOT))
+    """Both layouts of one synthetic dataset (generated on the first run, then reused)."""
     from nbutils.data import make_synthetic_dataset
 
-    tag = "x".join(str(sizes[k]) for k in sorted(sizes))
     out = {}
     for layout in ("v5", "legacy"):
-        target = cache / tag / layout
-        done = target / "complete"
-        if not done.exists():
-            start = time.perf_counter()
-            path = make_synthetic_dataset(target, layout=layout, seed=0, **sizes)
-            done.write_text(str(path))
-            print(
-                f"generated {layout} in {time.perf_counter() - start:.1f} s: {path}",
-                file=sys.stderr,
-            )
-        out[layout] = Path(done.read_text())
+        start = time.perf_counter()
+        out[layout] = make_synthetic_dataset(cache, layout=layout, seed=0, **sizes)
+        seconds = time.perf_counter() - start
+        print(f"{layout} dataset ready in {seconds:.1f} s: {out[layout]}", file=sys.stderr)
     return out
 
 
@@ -144,22 +130,22 @@ def main() -> None:
     ]
     reference = runs[0][1]
     print(
-        "| path | rows | features | peak RSS MB | time s | RSS vs tutorial | time vs tutorial | goal met |"
+        "| path | rows | features | peak RSS MiB | time s | RSS vs tutorial | time vs tutorial | goal met |"
     )
     print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |")
     for name, r in runs:
-        payload_mb = r["rows"] * r["features"] / MB
-        goal = 1.5 * payload_mb + 300
-        met = "-" if name.startswith("tutorial") else ("yes" if r["peak_rss_mb"] <= goal else "NO")
+        payload_mib = r["rows"] * r["features"] / MIB
+        goal = 1.5 * payload_mib + 300
+        met = "-" if name.startswith("tutorial") else ("yes" if r["peak_rss_mib"] <= goal else "NO")
         print(
-            f"| {name} | {r['rows']:,} | {r['features']} | {r['peak_rss_mb']:,.0f} | "
-            f"{r['seconds']:.1f} | {r['peak_rss_mb'] / reference['peak_rss_mb']:.2f} | "
+            f"| {name} | {r['rows']:,} | {r['features']} | {r['peak_rss_mib']:,.0f} | "
+            f"{r['seconds']:.1f} | {r['peak_rss_mib'] / reference['peak_rss_mib']:.2f} | "
             f"{r['seconds'] / reference['seconds']:.2f} | {met} |"
         )
     rows, features = runs[1][1]["rows"], runs[1][1]["features"]
     print(
-        f"\nint8 payload {rows * features / MB:,.0f} MB; goal: peak RSS <= 1.5 x payload + 300 MB "
-        f"= {1.5 * rows * features / MB + 300:,.0f} MB"
+        f"\nint8 payload {rows * features / MIB:,.0f} MiB; goal: peak RSS <= 1.5 x payload + "
+        f"300 MiB = {1.5 * rows * features / MIB + 300:,.0f} MiB"
     )
 
 

@@ -13,11 +13,15 @@ Failure injection:
 - ``server.fail_post``: list of HTTP status codes returned to the next GraphQL posts, in order;
 - ``server.fail_get[path]``: list of status codes for the next GETs of ``path``;
 - ``server.truncate[path]``: number of bytes after which a GET of ``path`` is cut off (the full
-  Content-Length is announced, then the connection closes).
+  Content-Length is announced, then the connection closes);
+- corrupted bodies, servers that never answer, stalled bodies, announced checksums: see the
+  "data reliability knobs" block of :class:`FakeNumerai`.
 """
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 import re
 import threading
@@ -46,6 +50,7 @@ class FakeNumerai:
         self.fail_post: list[int] = []
         self.fail_get: dict[str, list[int]] = {}
         self.truncate: dict[str, int] = {}
+        self._init_reliability_knobs()
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
 
@@ -60,6 +65,7 @@ class FakeNumerai:
         return self
 
     def stop(self) -> None:
+        self.released.set()  # ends the handlers the reliability knobs hold
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()
@@ -89,6 +95,45 @@ class FakeNumerai:
     def graphql_requests(self, field: str) -> list[dict[str, Any]]:
         """The recorded GraphQL posts whose first field is ``field``."""
         return [r for r in self.requests if r.get("field") == field]
+
+    # == data reliability knobs (download verification and timeouts) ==========================
+    # - ``hang_post = True``: GraphQL posts are read and never answered (until the server stops);
+    # - ``corrupt[path] = (offset, n)``: a GET of ``path`` sends ``n`` bytes from ``offset`` inverted,
+    #   the same Content-Length, the rest (a parquet footer) intact;
+    # - ``stall[path] = n``: a GET of ``path`` sends its headers and ``n`` bytes, then nothing;
+    # - ``announce[path] = (header, data)``: a GET of ``path`` announces the checksum of ``data``
+    #   in ``header`` ("Content-MD5" or "x-amz-checksum-sha256", base64 as S3 does).
+    def _init_reliability_knobs(self) -> None:
+        self.hang_post = False
+        self.corrupt: dict[str, tuple[int, int]] = {}
+        self.stall: dict[str, int] = {}
+        self.announce: dict[str, tuple[str, bytes]] = {}
+        self.released = threading.Event()
+
+    def _knobbed_body(self, handler: BaseHTTPRequestHandler, path: str, body: bytes) -> bytes:
+        """Send the announced checksum header; return the body to send (maybe corrupted)."""
+        if path in self.announce:
+            header, data = self.announce[path]
+            algorithm = "md5" if header == "Content-MD5" else "sha256"
+            digest = base64.b64encode(hashlib.new(algorithm, data).digest()).decode()
+            handler.send_header(header, digest)
+        if path in self.corrupt:
+            offset, n = self.corrupt[path]
+            flipped = bytes(b ^ 0xFF for b in body[offset : offset + n])
+            body = body[:offset] + flipped + body[offset + n :]
+        return body
+
+    def _stalled(self, handler: BaseHTTPRequestHandler, path: str, body: bytes) -> bool:
+        """Send the first bytes of a stalled body and hold the connection; True if it stalled."""
+        if path not in self.stall:
+            return False
+        handler.wfile.write(body[: self.stall[path]])
+        handler.wfile.flush()
+        self.released.wait(60)
+        handler.close_connection = True
+        return True
+
+    # == end of the data reliability knobs ====================================================
 
     # -- HTTP ----------------------------------------------------------------------------------
     def _handler_class(self) -> type[BaseHTTPRequestHandler]:
@@ -120,6 +165,9 @@ class FakeNumerai:
                     "body": body,
                 }
                 fake.requests.append(record)
+                if fake.hang_post:  # data reliability knob
+                    fake.released.wait(60)
+                    return
                 if fake.fail_post:
                     self._send(fake.fail_post.pop(0), b'{"error": "injected"}')
                     return
@@ -147,7 +195,12 @@ class FakeNumerai:
             def do_PUT(self) -> None:
                 body = self._read_body()
                 fake.requests.append(
-                    {"method": "PUT", "path": self.path, "headers": dict(self.headers), "body": body}
+                    {
+                        "method": "PUT",
+                        "path": self.path,
+                        "headers": dict(self.headers),
+                        "body": body,
+                    }
                 )
                 codes = fake.fail_get.get(self.path)
                 if codes:
@@ -180,7 +233,10 @@ class FakeNumerai:
                 self.send_response(206 if start else 200)
                 self.send_header("Content-Type", "application/octet-stream")
                 self.send_header("Content-Length", str(len(part)))
+                part = fake._knobbed_body(self, self.path, part)  # data reliability knobs
                 self.end_headers()
+                if fake._stalled(self, self.path, part):  # data reliability knob
+                    return
                 cut = fake.truncate.get(self.path)
                 if cut is not None:
                     fake.truncate.pop(self.path)

@@ -40,6 +40,11 @@ LEGACY_NAMES = (
 )
 
 
+def _visible(directory) -> list[str]:
+    """The dataset's file names, without the generator's hidden marker."""
+    return sorted(p.name for p in directory.iterdir() if not p.name.startswith("."))
+
+
 def _sha(directory) -> dict[str, str]:
     return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(directory.iterdir())}
 
@@ -71,7 +76,7 @@ def legacy_copy(tiny_legacy_dir, tmp_path):
 
 def test_v5_files_and_names(tiny_v5_dir):
     assert tiny_v5_dir.name == "v5.2"
-    assert sorted(p.name for p in tiny_v5_dir.iterdir()) == sorted(V5_FILES.values())
+    assert _visible(tiny_v5_dir) == sorted(V5_FILES.values())
     meta = read_json(tiny_v5_dir / "features.json")
     sets = meta["feature_sets"]
     assert {"small", "medium", "all", *GROUPS} <= set(sets)
@@ -93,7 +98,7 @@ def test_v5_files_and_names(tiny_v5_dir):
 
 def test_legacy_files_and_names(tiny_legacy_dir):
     assert tiny_legacy_dir.name == "numerai_dataset_280"
-    assert sorted(p.name for p in tiny_legacy_dir.iterdir()) == sorted(LEGACY_NAMES)
+    assert _visible(tiny_legacy_dir) == sorted(LEGACY_NAMES)
     train = pd.read_csv(tiny_legacy_dir / "numerai_training_data.csv")
     features = [c for c in train.columns if c.startswith("feature_")]
     assert list(train.columns) == ["id", "era", "data_type", *features, "target"]
@@ -147,16 +152,17 @@ def test_determinism_byte_identical(tmp_path, tiny_v5_dir, tiny_legacy_dir):
 
 def test_generation_is_atomic(tmp_path, monkeypatch):
     """A failure while writing leaves no file under a final name and no temporary file."""
-    import nbutils.data as data_module
+    import nbutils.data.write as write_module
 
     def broken(*args, **kwargs):
         yield from ()
         raise RuntimeError("disk full")
 
-    monkeypatch.setattr(data_module, "_v5_split_tables", broken)
+    monkeypatch.setattr(write_module, "_v5_split_tables", broken)
     with pytest.raises(RuntimeError, match="disk full"):
         make_synthetic_dataset(tmp_path, **TINY_SIZES)
-    assert list((tmp_path / "v5.2").iterdir()) == []
+    (out,) = tmp_path.glob("*/v5.2")
+    assert list(out.iterdir()) == []
 
 
 # --------------------------------------------------------------------------------------------
@@ -320,16 +326,22 @@ def test_layout_detection(tmp_path, tiny_v5_dir):
     assert find_dataset(root) == ("v5", root / "v5.10")  # natural order, v5 first
     assert load_data(root).version == "v5.10"
     legacy_root = tmp_path / "old"
-    make_synthetic_dataset(legacy_root, layout="legacy", round=99, **TINY_SIZES)
-    make_synthetic_dataset(legacy_root, layout="legacy", round=281, **TINY_SIZES)
+    for round_number in (99, 281):
+        built = make_synthetic_dataset(
+            tmp_path / "built", layout="legacy", round=round_number, **TINY_SIZES
+        )
+        shutil.copytree(built, legacy_root / built.name)
     assert find_dataset(legacy_root) == ("legacy", legacy_root / "numerai_dataset_281")
     assert find_dataset(legacy_root / "numerai_dataset_99")[1].name == "numerai_dataset_99"
 
 
 def test_features_block_is_not_copied(v5):
-    """The loader hands pandas one Fortran-ordered array: the features are a single int8 block."""
-    blocks = [b for b in v5.train._mgr.blocks if b.dtype == np.int8]
-    assert len(blocks) == 1 and blocks[0].values.shape == (len(v5.features), len(v5.train))
+    """The loader hands pandas one Fortran-ordered array: the features are a single int8 block,
+    so the feature matrix is a view of the memory each feature column lives in (no copy)."""
+    matrix = v5.train[v5.features].to_numpy()
+    assert matrix.dtype == np.int8 and matrix.shape == (len(v5.train), len(v5.features))
+    for name in (v5.features[0], v5.features[-1]):
+        assert np.shares_memory(matrix, v5.train[name].to_numpy())
 
 
 # --------------------------------------------------------------------------------------------
@@ -488,14 +500,18 @@ def test_missing_legacy_file(legacy_copy, name):
 def test_missing_feature_column(v5_copy, v5):
     table = pq.read_table(v5_copy / "validation.parquet").drop_columns([v5.features[0]])
     pq.write_table(table, v5_copy / "validation.parquet")
-    with pytest.raises(DataError, match=rf"validation.parquet has no column\(s\) {v5.features[0]}"):
+    with pytest.raises(
+        DataError, match=rf"Missing column.*{v5.features[0]}.*validation.parquet has"
+    ):
         load_data(v5_copy)
 
 
 def test_missing_target_column(v5_copy, tiny_legacy_dir):
-    with pytest.raises(DataError, match="train.parquet has no column.*target_nope"):
+    with pytest.raises(DataError, match="Missing column.*target_nope.*train.parquet has"):
         load_data(v5_copy, targets=["target", "target_nope"])
-    with pytest.raises(DataError, match="numerai_training_data.csv has no column.*target_nope"):
+    with pytest.raises(
+        DataError, match="Missing column.*target_nope.*numerai_training_data.csv has"
+    ):
         load_data(tiny_legacy_dir, targets="target_nope")
 
 
@@ -504,13 +520,15 @@ def test_missing_legacy_column(legacy_copy):
     frame = pd.read_csv(path).drop(columns=["feature_wisdom2"])
     frame.to_csv(path, index=False)
     with pytest.raises(
-        DataError, match="numerai_tournament_data.csv has no column.*feature_wisdom2"
+        DataError, match="Missing column.*feature_wisdom2.*numerai_tournament_data.csv has"
     ):
         load_data(legacy_copy)
 
 
 def test_unknown_feature_column_in_list(tiny_v5_dir):
-    with pytest.raises(DataError, match="has no column.*feature_nope"):
+    with pytest.raises(
+        DataError, match="Missing column.*feature_nope.*train.parquet has.*feature_set"
+    ):
         load_data(tiny_v5_dir, feature_set=["feature_nope"])
 
 

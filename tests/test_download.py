@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import socket
+import time
 
 import numerapi.base_api
 import pandas as pd
@@ -209,3 +211,104 @@ def test_given_client_keeps_its_settings(served, tmp_path):
     assert "raw_query" not in vars(napi)  # our retry settings were removed again
     frame = pd.read_parquet(tmp_path / "v5.2" / "validation_example_preds.parquet")
     assert frame.index.name == "id"
+
+
+# --------------------------------------------------------------------------------------------
+# Verification before the rename, checksums, timeouts (issue 13 item 5)
+# --------------------------------------------------------------------------------------------
+
+
+def _middle_of_data(content: bytes) -> int:
+    """An offset in the middle of a parquet file's data pages (before its footer)."""
+    footer = int.from_bytes(content[-8:-4], "little")
+    return (len(content) - footer - 8) // 2
+
+
+def test_body_corrupted_in_transit_with_intact_footer_is_rejected(served, tmp_path):
+    """The footer reads, so only decoding every row group notices; nothing is kept, and the
+    next run fetches the file again instead of saying it already has the newest data."""
+    path = "/files/v5.2/train.parquet"
+    content = served.content["train.parquet"]
+    served.corrupt[path] = (_middle_of_data(content), 16)
+    with pytest.raises(DownloadError, match="train.parquet is incomplete or corrupt"):
+        download_numerai_data(tmp_path, **FAST)
+    _assert_nothing_final(tmp_path / "v5.2")
+    served.corrupt.clear()
+    out = download_numerai_data(tmp_path, **FAST)
+    assert (out / "train.parquet").read_bytes() == content
+
+
+def test_corrupted_refresh_keeps_the_old_file(served, tmp_path, capsys):
+    out = download_numerai_data(tmp_path, **FAST)
+    old = (out / "live.parquet").read_bytes()
+    served.round_number += 1
+    served.corrupt["/files/v5.2/live.parquet"] = (_middle_of_data(old), 16)
+    with pytest.raises(DownloadError, match="corrupt"):
+        download_numerai_data(tmp_path, **FAST)
+    assert (out / "live.parquet").read_bytes() == old
+    capsys.readouterr()
+    served.corrupt.clear()
+    download_numerai_data(tmp_path, **FAST)
+    assert "downloading v5.2/live.parquet" in capsys.readouterr().out  # not "already have"
+
+
+def test_manifest_records_the_sha256_of_each_file(served, tmp_path):
+    out = download_numerai_data(tmp_path, **FAST)
+    files = read_json(out / MANIFEST_NAME)["files"]
+    for name, data in served.content.items():
+        assert files[name]["sha256"] == hashlib.sha256(data).hexdigest()
+
+
+def test_a_file_the_manifest_does_not_know_is_fetched_and_verified(served, tmp_path):
+    """A file that was never verified (copied in, or from an older nbutils) is fetched again."""
+    out = tmp_path / "v5.2"
+    out.mkdir()
+    (out / "features.json").write_bytes(served.content["features.json"])
+    download_numerai_data(tmp_path, **FAST)
+    assert "/files/v5.2/features.json" in _file_gets(served)
+
+
+@pytest.mark.parametrize("header", ["Content-MD5", "x-amz-checksum-sha256"])
+def test_announced_checksum_is_checked(served, tmp_path, header):
+    path = "/files/v5.2/validation.parquet"
+    served.announce[path] = (header, served.content["validation.parquet"])
+    out = download_numerai_data(tmp_path, **FAST)  # the right checksum passes
+    (out / "validation.parquet").unlink()
+    served.announce[path] = (header, b"some other content")
+    with pytest.raises(DownloadError, match="checksum differs"):
+        download_numerai_data(tmp_path, **FAST)
+    assert not (out / "validation.parquet").exists()
+
+
+def test_server_that_never_answers_times_out(served, tmp_path):
+    served.hang_post = True
+    start = time.monotonic()
+    with pytest.raises(DownloadError, match="no answer within the timeout.*timeout="):
+        download_numerai_data(tmp_path, timeout=(2, 0.5), **FAST)
+    assert time.monotonic() - start < 10
+    assert _names(tmp_path) == []
+
+
+def test_stalled_file_read_times_out(served, tmp_path):
+    served.stall["/files/v5.2/train.parquet"] = 100
+    # a read timeout of 2 s: short for the test, long enough for the other answers on a busy machine
+    start = time.monotonic()
+    with pytest.raises(DownloadError, match="download v5.2/train.parquet.*timeout"):
+        download_numerai_data(tmp_path, timeout=(5, 2), **FAST)
+    assert time.monotonic() - start < 20
+    _assert_nothing_final(tmp_path / "v5.2")
+
+
+@pytest.mark.parametrize("timeout", [0, -1, "10", (1, 2, 3), (5, None), float("inf")])
+def test_bad_timeout(served, tmp_path, timeout):
+    with pytest.raises(DownloadError, match="timeout"):
+        download_numerai_data(tmp_path, timeout=timeout, **FAST)
+    assert served.requests == []
+
+
+def test_one_number_is_both_timeouts(served, tmp_path):
+    served.hang_post = True
+    start = time.monotonic()
+    with pytest.raises(DownloadError, match="no answer within the timeout"):
+        download_numerai_data(tmp_path, timeout=0.5, **FAST)
+    assert time.monotonic() - start < 10

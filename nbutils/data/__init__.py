@@ -1,0 +1,84 @@
+"""Step 2A: the data. Dataset layouts, the synthetic generator, download through numerapi, loading.
+
+The package is at the bottom of nbutils: it imports only ``nbutils.errors``, ``nbutils.util`` and
+``nbutils.checks``. Its modules, in the order data flows:
+
+- :mod:`~nbutils.data.layout`: file names of both layouts, :class:`NumeraiData`,
+  :func:`find_dataset`, feature sets, the ``era_step`` check;
+- :mod:`~nbutils.data.synthetic`: sizes, the statistical model, the plan, era generation;
+- :mod:`~nbutils.data.write`: the v5 and legacy writers and :func:`make_synthetic_dataset`;
+- :mod:`~nbutils.data.download`: :func:`download_numerai_data` (numerapi, timeouts, verification);
+- :mod:`~nbutils.data.values`: feature values, checked and converted to int8 bins;
+- :mod:`~nbutils.data.load`: :func:`load_data` and the parquet and CSV readers.
+
+Every name that notebooks, tests, benchmarks and other modules imported from the former
+``nbutils/data.py`` is importable from ``nbutils.data`` as before.
+"""
+
+from nbutils.data.download import (
+    DEFAULT_TIMEOUT,
+    LIVE_FILES,
+    V5_DOWNLOAD_FILES,
+    download_numerai_data,
+    verify_download,
+)
+from nbutils.data.layout import (
+    AUX_TARGETS,
+    DEFAULT_LEGACY_ROUND,
+    DEFAULT_V5_VERSION,
+    GROUPS,
+    LEGACY_DATA_TYPES,
+    LEGACY_DIR_PREFIX,
+    LEGACY_FILES,
+    MAIN_TARGET,
+    MANIFEST_NAME,
+    META_MODEL_COL,
+    PREDICTION_COL,
+    V5_FILES,
+    V5_GROUP_SETS,
+    NumeraiData,
+    check_era_step,
+    check_features_json,
+    find_dataset,
+    legacy_feature_sets,
+)
+from nbutils.data.load import load_data, read_features_json
+from nbutils.data.synthetic import TINY_SIZES, SyntheticModel, SyntheticSizes
+from nbutils.data.values import check_int_bins, to_int8_bins
+from nbutils.data.write import GENERATOR_VERSION, SYNTHETIC_MARKER, make_synthetic_dataset
+
+__all__ = [
+    "AUX_TARGETS",
+    "DEFAULT_LEGACY_ROUND",
+    "DEFAULT_TIMEOUT",
+    "DEFAULT_V5_VERSION",
+    "GENERATOR_VERSION",
+    "GROUPS",
+    "LEGACY_DATA_TYPES",
+    "LEGACY_DIR_PREFIX",
+    "LEGACY_FILES",
+    "LIVE_FILES",
+    "MAIN_TARGET",
+    "MANIFEST_NAME",
+    "META_MODEL_COL",
+    "PREDICTION_COL",
+    "SYNTHETIC_MARKER",
+    "TINY_SIZES",
+    "V5_DOWNLOAD_FILES",
+    "V5_FILES",
+    "V5_GROUP_SETS",
+    "NumeraiData",
+    "SyntheticModel",
+    "SyntheticSizes",
+    "check_era_step",
+    "check_features_json",
+    "check_int_bins",
+    "download_numerai_data",
+    "find_dataset",
+    "legacy_feature_sets",
+    "load_data",
+    "make_synthetic_dataset",
+    "read_features_json",
+    "to_int8_bins",
+    "verify_download",
+]

@@ -1,0 +1,406 @@
+"""Writers of the two layouts, and :func:`make_synthetic_dataset` (tutorial step 2A, offline).
+
+Files are written row group by row group (v5 parquet) or batch by batch (legacy CSV) from the
+generator's eras (:mod:`nbutils.data.synthetic`), each to a temporary name and renamed, with fixed
+settings and no timestamps: the same inputs give byte-identical files.
+
+Where a dataset goes: ``<data_dir>/seed<seed>-<key>/<version>`` (v5) or
+``.../seed<seed>-<key>/numerai_dataset_<round>`` (legacy), where ``key`` is the first 12 hex digits
+of the SHA-256 of the generator's inputs (layout, seed, every size, every model knob, the version or
+round, and :data:`GENERATOR_VERSION`). Two datasets that differ in any input never share a file;
+the same inputs always give the same directory, and a complete directory (its
+:data:`SYNTHETIC_MARKER` matches the inputs and every file listed there has its size) is not
+written again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Iterator
+from dataclasses import asdict, fields, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+
+from nbutils.checks import check_int
+from nbutils.data.layout import (
+    AUX_TARGETS,
+    DEFAULT_LEGACY_ROUND,
+    DEFAULT_V5_VERSION,
+    GROUPS,
+    LEGACY_DIR_PREFIX,
+    LEGACY_FILES,
+    MAIN_TARGET,
+    META_MODEL_COL,
+    PREDICTION_COL,
+    V5_DIR,
+    V5_FILES,
+    feature_sets_by_rule,
+)
+from nbutils.data.synthetic import (
+    EraBlock,
+    ExampleModel,
+    Plan,
+    SyntheticModel,
+    SyntheticSizes,
+    chunk_rows,
+    chunks,
+    iter_split,
+    make_plan,
+    stack_eras,
+    stacked_targets,
+)
+from nbutils.errors import DataError
+from nbutils.util import atomic_path, read_json, write_json
+
+_PARQUET_OPTIONS: dict[str, Any] = {
+    "compression": "snappy",
+    "use_dictionary": True,
+    "write_statistics": False,
+}
+
+
+def _pandas_schema(columns: dict[str, str]) -> pa.Schema:
+    """An Arrow schema with pandas metadata: ``id`` is the index, like Numerai's own files."""
+    empty = pd.DataFrame({name: pd.Series([], dtype=dtype) for name, dtype in columns.items()})
+    empty.index = pd.Index([], dtype="str", name="id")
+    schema = pa.Schema.from_pandas(empty, preserve_index=True)
+    # pandas' metadata records the writing pandas version; drop it for byte-identical files.
+    meta = json.loads(schema.metadata[b"pandas"])
+    meta.pop("pandas_version", None)
+    meta["creator"] = {"library": "nbutils", "version": "synthetic"}
+    strings = [
+        pa.field(f.name, pa.string()) if pa.types.is_large_string(f.type) else f for f in schema
+    ]
+    return pa.schema(strings, metadata={b"pandas": json.dumps(meta, sort_keys=True).encode()})
+
+
+def _v5_table(schema: pa.Schema, columns: dict[str, np.ndarray]) -> pa.Table:
+    arrays = []
+    for f in schema:
+        values = columns[f.name]
+        mask = np.isnan(values) if values.dtype.kind == "f" else None
+        arrays.append(pa.array(values, type=f.type, mask=mask))
+    return pa.Table.from_arrays(arrays, schema=schema)
+
+
+def _write_parquet(path: Path, schema: pa.Schema, tables: Iterator[pa.Table]) -> Path:
+    """Write row groups atomically with fixed settings (no timestamps: same input, same bytes)."""
+    with atomic_path(path) as tmp, pq.ParquetWriter(tmp, schema, **_PARQUET_OPTIONS) as writer:
+        for table in tables:
+            writer.write_table(table, row_group_size=max(len(table), 1))
+    return path
+
+
+def _v5_split_tables(
+    plan: Plan,
+    split: str,
+    schema: pa.Schema,
+    fit: ExampleModel | None,
+    keep: list[EraBlock] | None,
+) -> Iterator[pa.Table]:
+    """Tables of one v5 split; ``fit`` accumulates train, ``keep`` stores light copies of eras."""
+    targets = [MAIN_TARGET, *AUX_TARGETS]
+    for chunk in chunks(iter_split(plan, "v5", split), plan.n_features):
+        for block in chunk:
+            if fit is not None:
+                fit.add(block)
+            if keep is not None:  # all but the features and targets, for the prediction files
+                keep.append(replace(block, cols=block.cols[:, :0], targets=None))
+        ids, eras, types, cols = stack_eras(chunk)
+        columns: dict[str, np.ndarray] = {"id": ids, "era": eras, "data_type": types}
+        for j in plan.v5_order:
+            columns[plan.v5_names[j]] = cols[j]
+        columns.update(stacked_targets(chunk, targets))
+        yield _v5_table(schema, columns)
+
+
+def _v5_features_json(plan: Plan) -> dict[str, Any]:
+    """``feature_sets`` (small, medium, all, one per group) and ``targets`` of features.json."""
+    names = plan.v5_names
+    sets = feature_sets_by_rule(
+        {g: [names[j] for j in np.flatnonzero(plan.group_of == i)] for i, g in enumerate(GROUPS)}
+    )
+    sets["all"] = [names[j] for j in plan.v5_order]
+    order = {name: k for k, name in enumerate(sets["all"])}
+    for key in ("small", "medium"):
+        sets[key] = sorted(sets[key], key=order.__getitem__)
+    return {"feature_sets": sets, "targets": [MAIN_TARGET, *AUX_TARGETS]}
+
+
+def _write_v5(plan: Plan, out: Path) -> None:
+    feature_cols = {plan.v5_names[j]: "int8" for j in plan.v5_order}
+    data_schema = _pandas_schema(
+        {
+            "era": "str",
+            "data_type": "str",
+            **feature_cols,
+            **dict.fromkeys([MAIN_TARGET, *AUX_TARGETS], "float32"),
+        }
+    )
+    fit = ExampleModel(plan.design_columns())
+    _write_parquet(
+        out / V5_FILES["train"],
+        data_schema,
+        _v5_split_tables(plan, "train", data_schema, fit, None),
+    )
+    kept: dict[str, list[EraBlock]] = {"validation": [], "live": []}
+    for split in ("validation", "live"):
+        tables = _v5_split_tables(plan, split, data_schema, None, kept[split])
+        _write_parquet(out / V5_FILES[split], data_schema, tables)
+    coef = fit.coef()
+    pred_schema = _pandas_schema({PREDICTION_COL: "float64"})
+    for split in ("validation", "live"):
+        blocks = kept[split]
+        columns = {
+            "id": np.concatenate([b.ids for b in blocks]),
+            PREDICTION_COL: np.concatenate([ExampleModel.predict(coef, b) for b in blocks]),
+        }
+        _write_parquet(
+            out / V5_FILES[f"{split}_example_preds"],
+            pred_schema,
+            iter([_v5_table(pred_schema, columns)]),
+        )
+    meta_schema = _pandas_schema({"era": "str", "data_type": "str", META_MODEL_COL: "float64"})
+    blocks = kept["validation"]
+    columns = {
+        "id": np.concatenate([b.ids for b in blocks]),
+        "era": np.concatenate([np.full(len(b.ids), b.era, dtype=object) for b in blocks]),
+        "data_type": np.full(sum(len(b.ids) for b in blocks), "validation", dtype=object),
+        META_MODEL_COL: np.concatenate([b.meta for b in blocks]),
+    }
+    _write_parquet(
+        out / V5_FILES["meta_model"], meta_schema, iter([_v5_table(meta_schema, columns)])
+    )
+    write_json(out / V5_FILES["features"], _v5_features_json(plan))
+
+
+# -- legacy writer -----------------------------------------------------------------------------
+
+
+def _legacy_table(
+    names: list[str],
+    ids: np.ndarray,
+    eras: np.ndarray,
+    types: np.ndarray,
+    cols: np.ndarray,
+    target: np.ndarray,
+) -> pa.Table:
+    """A legacy CSV batch: features as 0, 0.25, ..., 1 (float32), target empty where unknown."""
+    arrays = [pa.array(ids, pa.string()), pa.array(eras, pa.string()), pa.array(types, pa.string())]
+    values = cols.astype(np.float32) * np.float32(0.25)
+    arrays.extend(pa.array(values[j]) for j in range(len(names)))
+    arrays.append(pa.array(target, pa.float32(), mask=np.isnan(target)))
+    return pa.Table.from_arrays(arrays, names=["id", "era", "data_type", *names, MAIN_TARGET])
+
+
+def _write_csv(path: Path, tables: Iterator[pa.Table]) -> Path:
+    """Write CSV batches atomically: a plain header line, no quoting, empty cells for missing values."""
+    options = pacsv.WriteOptions(include_header=False, quoting_style="none")
+    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+        writer = None
+        try:
+            for table in tables:
+                if writer is None:
+                    fh.write((",".join(table.column_names) + "\n").encode())
+                    writer = pacsv.CSVWriter(fh, table.schema, write_options=options)
+                writer.write_table(table)
+        finally:
+            if writer is not None:
+                writer.close()
+    return path
+
+
+def _legacy_train_tables(plan: Plan, fit: ExampleModel) -> Iterator[pa.Table]:
+    names = plan.legacy_names
+    for chunk in chunks(iter_split(plan, "legacy", "train"), plan.n_features):
+        for block in chunk:
+            fit.add(block)
+        ids, eras, types, cols = stack_eras(chunk)
+        yield _legacy_table(
+            names, ids, eras, types, cols, stacked_targets(chunk, [MAIN_TARGET])[MAIN_TARGET]
+        )
+
+
+def _write_legacy(plan: Plan, out: Path) -> None:
+    """Training CSV (era order), tournament CSV, example CSV.
+
+    The tournament file holds the validation rows, then test, then live, as the 2021 files did;
+    within each part the rows are sorted by id (eras interleaved), so only the file's own order
+    is right for a submission.
+    """
+    fit = ExampleModel(plan.design_columns())
+    _write_csv(out / LEGACY_FILES["train"], _legacy_train_tables(plan, fit))
+    coef = fit.coef()
+    tagged = [
+        (k, b)
+        for k, split in enumerate(("validation", "test", "live"))
+        for b in iter_split(plan, "legacy", split)
+    ]
+    blocks = [b for _, b in tagged]
+    ids, eras, types, cols = stack_eras(blocks)
+    target = stacked_targets(blocks, [MAIN_TARGET])[MAIN_TARGET]
+    preds = np.concatenate([ExampleModel.predict(coef, b) for b in blocks])
+    part = np.concatenate([np.full(len(b.id_codes), k) for k, b in tagged])
+    order = np.lexsort((np.concatenate([b.id_codes for b in blocks]), part))
+    step = chunk_rows(plan.n_features)
+    names = plan.legacy_names
+    _write_csv(
+        out / LEGACY_FILES["tournament"],
+        (
+            _legacy_table(names, ids[rows], eras[rows], types[rows], cols[:, rows], target[rows])
+            for rows in (order[i : i + step] for i in range(0, len(order), step))
+        ),
+    )
+    example = pa.table(
+        {"id": pa.array(ids[order], pa.string()), PREDICTION_COL: pa.array(preds[order])}
+    )
+    _write_csv(out / LEGACY_FILES["example_predictions"], iter([example]))
+
+
+#: Bumped whenever the generator's output changes for the same inputs, so that directories
+#: written by an older generator are never taken for complete ones.
+GENERATOR_VERSION = 1
+#: Hidden file written last in a synthetic dataset directory: its inputs and each file's size
+#: and SHA-256.
+SYNTHETIC_MARKER = ".nbutils_synthetic.json"
+
+
+def synthetic_inputs(
+    layout: str, seed: int, sizes: SyntheticSizes, model: SyntheticModel, name: str
+) -> dict[str, Any]:
+    """Everything the files of a synthetic dataset depend on, as plain JSON values."""
+    return {
+        "generator": GENERATOR_VERSION,
+        "layout": layout,
+        "seed": seed,
+        "dataset": name,
+        "sizes": asdict(sizes),
+        "model": asdict(model),
+    }
+
+
+def synthetic_key(inputs: dict[str, Any]) -> str:
+    """The first 12 hex digits of the SHA-256 of ``inputs`` as key-sorted JSON."""
+    return hashlib.sha256(json.dumps(inputs, sort_keys=True).encode()).hexdigest()[:12]
+
+
+def _is_complete(out: Path, inputs: dict[str, Any]) -> bool:
+    """Whether ``out`` holds a finished dataset for ``inputs``: its marker records the same
+    inputs, and every file the marker lists is there with the recorded size."""
+    try:
+        marker = read_json(out / SYNTHETIC_MARKER)
+    except (OSError, ValueError):
+        return False
+    if not isinstance(marker, dict) or marker.get("inputs") != inputs:
+        return False
+    files = marker.get("files")
+    if not isinstance(files, dict) or not files:
+        return False
+    for name, entry in files.items():
+        path = out / name
+        if not isinstance(entry, dict) or not path.is_file():
+            return False
+        if path.stat().st_size != entry.get("bytes"):
+            return False
+    return True
+
+
+def _file_entry(path: Path) -> dict[str, Any]:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return {"bytes": path.stat().st_size, "sha256": digest.hexdigest()}
+
+
+def _check_inputs(
+    layout: str, seed: object, version: str, round_: object, model: object, sizes: dict[str, Any]
+) -> tuple[SyntheticSizes, str]:
+    """The checked sizes and the dataset directory's name (version or numerai_dataset_<round>)."""
+    if layout not in ("v5", "legacy"):
+        raise DataError(f'unknown layout {layout!r}: use layout="v5" or layout="legacy"')
+    known = {f.name for f in fields(SyntheticSizes)}
+    unknown = sorted(set(sizes) - known)
+    if unknown:
+        raise DataError(f"unknown synthetic size(s) {unknown}: use {sorted(known)}")
+    check_int(seed, "seed", 0, error=DataError)
+    SyntheticSizes(**sizes).check()
+    resolved = SyntheticSizes(**{k: int(v) for k, v in sizes.items()})
+    if model is not None and not isinstance(model, SyntheticModel):
+        raise DataError(f"model={model!r} is invalid: pass a SyntheticModel(...) or None")
+    if layout == "legacy":
+        return resolved, f"{LEGACY_DIR_PREFIX}{check_int(round_, 'round', 0, error=DataError)}"
+    if not isinstance(version, str) or not V5_DIR.match(version):
+        raise DataError(f'version {version!r} is not like "v5.2": use "v<major>.<minor>"')
+    return resolved, version
+
+
+def make_synthetic_dataset(
+    data_dir: str | os.PathLike,
+    layout: str = "v5",
+    seed: int = 0,
+    *,
+    version: str = DEFAULT_V5_VERSION,
+    round: int = DEFAULT_LEGACY_ROUND,  # noqa: A002 - Numerai's word
+    model: SyntheticModel | None = None,
+    **sizes: int,
+) -> Path:
+    """Write a synthetic Numerai-shaped dataset and return its directory (tutorial step 2A).
+
+    Parameters
+    ----------
+    data_dir : path
+        Parent directory. The dataset goes to ``<data_dir>/seed<seed>-<key>/<version>`` (v5,
+        default ``v5.2``) or ``<data_dir>/seed<seed>-<key>/numerai_dataset_<round>`` (legacy,
+        default round 280); ``key`` hashes every input (see the module docstring), so datasets
+        of other seeds, sizes, layouts or model knobs never share a file.
+    layout : {"v5", "legacy"}
+        Today's parquet files or the tutorial's 2021 CSV files, with design.md's file names.
+    seed : int
+        Same seed and sizes give the same directory and byte-identical files. Both layouts of one seed hold the same
+        rows (ids, eras, feature values, target); the legacy names feature ``j`` of group ``g``
+        ``feature_<g><j>``, the v5 files give it an opaque name listed in ``features.json``.
+    model : SyntheticModel, optional
+        The knobs of the statistical model (docs/data.md).
+    **sizes
+        Fields of :class:`SyntheticSizes`: ``n_train_eras``, ``n_validation_eras``,
+        ``n_test_eras`` (legacy only), ``rows_per_era``, ``n_live``, ``n_features``;
+        :data:`TINY_SIZES` for tests.
+
+    Returns
+    -------
+    Path
+        The dataset directory, to pass to :func:`load_data`.
+
+    Notes
+    -----
+    Eras: ``n_train_eras`` train eras, a gap of 4 era numbers, ``n_validation_eras`` validation
+    eras, then (legacy) ``n_test_eras`` test eras, and one live era (v5 labels ``0001``...,
+    legacy ``era1``..., live ``eraX``). Every file is written to a temporary name and renamed;
+    :data:`SYNTHETIC_MARKER` is written last, and a directory whose marker matches is returned
+    as it is, without writing anything.
+    """
+    resolved, name = _check_inputs(layout, seed, version, round, model, sizes)
+    chosen = model or SyntheticModel()
+    inputs = synthetic_inputs(layout, int(seed), resolved, chosen, name)
+    out = Path(data_dir) / f"seed{int(seed)}-{synthetic_key(inputs)}" / name
+    if _is_complete(out, inputs):
+        return out
+    out.mkdir(parents=True, exist_ok=True)
+    (out / SYNTHETIC_MARKER).unlink(missing_ok=True)
+    plan = make_plan(resolved, chosen, int(seed))
+    (_write_v5 if layout == "v5" else _write_legacy)(plan, out)
+    names = V5_FILES.values() if layout == "v5" else LEGACY_FILES.values()
+    write_json(
+        out / SYNTHETIC_MARKER,
+        {"inputs": inputs, "files": {n: _file_entry(out / n) for n in names}},
+    )
+    return out

@@ -1,0 +1,241 @@
+"""nbutils.data, issue 13: synthetic directories that never mix (item 3) and load_data refusing
+malformed files with a DataError that names the file, the column and the fix (item 6).
+
+References are independent of nbutils: pyarrow and pandas read and damage the files, hashlib
+compares their bytes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+import nbutils.data.write as write_module
+from nbutils.data import (
+    AUX_TARGETS,
+    SYNTHETIC_MARKER,
+    TINY_SIZES,
+    SyntheticModel,
+    load_data,
+    make_synthetic_dataset,
+)
+from nbutils.errors import DataError
+
+
+def _files(directory) -> dict[str, tuple[str, int, int]]:
+    """Each file's SHA-256, inode and modification time (ns)."""
+    return {
+        p.name: (hashlib.sha256(p.read_bytes()).hexdigest(), p.stat().st_ino, p.stat().st_mtime_ns)
+        for p in sorted(directory.iterdir())
+    }
+
+
+# --------------------------------------------------------------------------------------------
+# the synthetic data directory depends on seed, sizes, layout (and the model's knobs)
+# --------------------------------------------------------------------------------------------
+
+
+def test_directory_depends_on_every_input(tmp_path):
+    root = tmp_path / "data"
+    small = {**TINY_SIZES, "n_train_eras": 10}
+    made = {
+        "seed 0": make_synthetic_dataset(root, seed=0, **TINY_SIZES),
+        "seed 1": make_synthetic_dataset(root, seed=1, **TINY_SIZES),
+        "sizes": make_synthetic_dataset(root, seed=0, **small),
+        "legacy": make_synthetic_dataset(root, layout="legacy", seed=0, **TINY_SIZES),
+        "model": make_synthetic_dataset(
+            root, seed=0, model=SyntheticModel(noise=4.0), **TINY_SIZES
+        ),
+    }
+    assert len({p.parent for p in made.values()}) == len(made)
+    assert made["seed 0"].name == made["seed 1"].name == "v5.2"
+    # the same inputs give the same path
+    assert make_synthetic_dataset(root, seed=1, **TINY_SIZES) == made["seed 1"]
+    assert make_synthetic_dataset(tmp_path / "data", seed=0, **small) == made["sizes"]
+
+
+def test_a_second_seed_does_not_change_what_the_first_run_reads(tmp_path):
+    """Issue 13 item 3: a seed-1 chain beside a seed-0 chain must not change the seed-0 data."""
+    root = tmp_path / "data"
+    first = make_synthetic_dataset(root, seed=0, **TINY_SIZES)
+    before = load_data(first)
+    make_synthetic_dataset(root, seed=1, **TINY_SIZES)
+    make_synthetic_dataset(root, seed=0, **{**TINY_SIZES, "rows_per_era": 80})
+    after = load_data(first)
+    pd.testing.assert_frame_equal(after.train, before.train)
+    pd.testing.assert_frame_equal(after.validation, before.validation)
+
+
+def test_a_complete_directory_is_not_written_again(tmp_path, monkeypatch):
+    out = make_synthetic_dataset(tmp_path, seed=3, **TINY_SIZES)
+    first = _files(out)
+    marker = json.loads((out / SYNTHETIC_MARKER).read_text())
+    assert marker["inputs"]["seed"] == 3 and marker["inputs"]["sizes"]["rows_per_era"] == 60
+    for name, (sha, _, _) in first.items():
+        if name != SYNTHETIC_MARKER:
+            assert marker["files"][name]["sha256"] == sha
+
+    def no_write(*args, **kwargs):
+        raise AssertionError("a complete dataset was written again")
+
+    monkeypatch.setattr(write_module, "_write_v5", no_write)
+    assert make_synthetic_dataset(tmp_path, seed=3, **TINY_SIZES) == out
+    assert _files(out) == first  # same bytes, same inodes, same times
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        lambda out: (out / "train.parquet").unlink(),
+        lambda out: (out / "live.parquet").write_bytes(b"PAR1 cut"),
+        lambda out: (out / SYNTHETIC_MARKER).unlink(),  # a build that died before its marker
+        lambda out: (out / SYNTHETIC_MARKER).write_text('{"inputs": {"seed": 9}, "files": {}}'),
+        lambda out: (out / SYNTHETIC_MARKER).write_text("{not json"),
+    ],
+)
+def test_an_incomplete_directory_is_rebuilt_byte_identical(tmp_path, damage):
+    out = make_synthetic_dataset(tmp_path, seed=0, **TINY_SIZES)
+    reference = {name: sha for name, (sha, _, _) in _files(out).items()}
+    damage(out)
+    assert make_synthetic_dataset(tmp_path, seed=0, **TINY_SIZES) == out
+    assert {name: sha for name, (sha, _, _) in _files(out).items()} == reference
+
+
+def test_legacy_round_is_part_of_the_directory(tmp_path):
+    a = make_synthetic_dataset(tmp_path, layout="legacy", round=280, **TINY_SIZES)
+    b = make_synthetic_dataset(tmp_path, layout="legacy", round=281, **TINY_SIZES)
+    assert (a.name, b.name) == ("numerai_dataset_280", "numerai_dataset_281")
+    assert a.parent != b.parent
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"model": "noisy"}, "model='noisy' is invalid.*SyntheticModel"),
+        ({"layout": "legacy", "round": -1}, "round=-1 is invalid"),
+        ({"layout": "legacy", "round": "280"}, "round='280' is invalid"),
+        ({"version": 5}, "version 5 is not like"),
+    ],
+)
+def test_bad_directory_inputs(tmp_path, kwargs, message):
+    with pytest.raises(DataError, match=message):
+        make_synthetic_dataset(tmp_path, **{**TINY_SIZES, **kwargs})
+    assert list(tmp_path.iterdir()) == []
+
+
+# --------------------------------------------------------------------------------------------
+# load_data refuses malformed values, types and metadata
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def v5_copy(tiny_v5_dir, tmp_path):
+    """A copy of the tiny v5 dataset that a test may damage."""
+    return shutil.copytree(tiny_v5_dir, tmp_path / tiny_v5_dir.name)
+
+
+def _first_feature(directory) -> str:
+    return json.loads((directory / "features.json").read_text())["feature_sets"]["all"][0]
+
+
+def _replace_column(path, name: str, values: pa.Array) -> None:
+    """Rewrite one column of a parquet file with pyarrow (pandas metadata kept)."""
+    table = pq.read_table(path)
+    index = table.schema.get_field_index(name)
+    table = table.set_column(index, pa.field(name, values.type), values)
+    pq.write_table(table, path)
+
+
+def _column_with(path, name: str, row: int, value, type_: pa.DataType) -> pa.Array:
+    values = pq.read_table(path, columns=[name]).column(0).to_pylist()
+    values[row] = value
+    return pa.array(values, type_)
+
+
+@pytest.mark.parametrize(
+    ("value", "type_", "shown"),
+    [
+        (9, pa.int8(), "9"),
+        (-1, pa.int8(), "-1"),
+        (300, pa.int64(), "300"),  # int8 would wrap it to 44
+        (5, pa.uint16(), "5"),
+    ],
+)
+@pytest.mark.parametrize("dtype", ["int8", "float32"])
+def test_integer_features_outside_0_to_4(v5_copy, value, type_, shown, dtype):
+    name = _first_feature(v5_copy)
+    path = v5_copy / "validation.parquet"
+    _replace_column(path, name, _column_with(path, name, 3, value, type_))
+    with pytest.raises(DataError, match=rf"validation.parquet, column '{name}'.*0\.\.4.*{shown}"):
+        load_data(v5_copy, dtype=dtype)
+
+
+def test_wider_integers_inside_0_to_4_load(v5_copy):
+    name = _first_feature(v5_copy)
+    path = v5_copy / "train.parquet"
+    original = pq.read_table(path, columns=[name]).column(0).to_numpy()
+    _replace_column(path, name, pa.array(original.astype(np.int64)))
+    data = load_data(v5_copy)
+    assert data.train[name].dtype == np.int8
+    np.testing.assert_array_equal(data.train[name].to_numpy(), original)
+
+
+@pytest.mark.parametrize("column", ["feature", "target"])
+def test_string_columns_are_refused(v5_copy, column):
+    name = _first_feature(v5_copy) if column == "feature" else AUX_TARGETS[0]
+    path = v5_copy / "train.parquet"
+    values = pq.read_table(path, columns=[name]).column(0).to_pylist()
+    _replace_column(path, name, pa.array([str(v) for v in values], pa.string()))
+    with pytest.raises(
+        DataError, match=rf"train.parquet: {column} column.*{name} \(string\).*not numbers"
+    ):
+        load_data(v5_copy)
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda meta: meta["feature_sets"].update(all=5), r"feature set\(s\) \['all'\].*not lists"),
+        (lambda meta: meta["feature_sets"].update(small=[1, 2]), r"\['small'\].*not lists"),
+        (lambda meta: meta.update(feature_sets=["a"]), "no 'feature_sets'"),
+        (lambda meta: meta.update(targets="target"), '"targets" is not a list'),
+    ],
+)
+def test_features_json_with_wrong_types(v5_copy, change, message):
+    path = v5_copy / "features.json"
+    meta = json.loads(path.read_text())
+    change(meta)
+    path.write_text(json.dumps(meta))
+    with pytest.raises(DataError, match=f"features.json.*{message}.*download"):
+        load_data(v5_copy)
+
+
+def test_train_without_target_is_refused_unless_other_targets_are_asked(v5_copy):
+    path = v5_copy / "train.parquet"
+    pq.write_table(pq.read_table(path).drop_columns(["target"]), path)
+    with pytest.raises(DataError, match="train.parquet has no column 'target'.*targets="):
+        load_data(v5_copy)
+    data = load_data(v5_copy, targets=list(AUX_TARGETS))
+    assert data.targets == list(AUX_TARGETS)
+    assert "target" not in data.train.columns
+
+
+def test_legacy_train_without_target_is_refused(tiny_legacy_dir, tmp_path):
+    legacy_copy = shutil.copytree(tiny_legacy_dir, tmp_path / tiny_legacy_dir.name)
+    path = legacy_copy / "numerai_training_data.csv"
+    pd.read_csv(path).drop(columns=["target"]).to_csv(path, index=False)
+    with pytest.raises(DataError, match="numerai_training_data.csv has no column 'target'"):
+        load_data(legacy_copy)
+
+
+@pytest.mark.parametrize("targets", [[], [""], [3]])
+def test_bad_targets(tiny_v5_dir, targets):
+    with pytest.raises(DataError, match="targets=.* is invalid"):
+        load_data(tiny_v5_dir, targets=targets)
