@@ -12,6 +12,7 @@ Register more with ``server.graphql["fieldName"] = handler`` where
 Failure injection:
 - ``server.fail_post``: list of HTTP status codes returned to the next GraphQL posts, in order;
 - ``server.fail_get[path]``: list of status codes for the next GETs of ``path``;
+- ``server.fail_put[path]``: list of status codes for the next PUTs of ``path`` (file uploads);
 - ``server.truncate[path]``: number of bytes after which a GET of ``path`` is cut off (the full
   Content-Length is announced, then the connection closes).
 """
@@ -46,6 +47,9 @@ class FakeNumerai:
         self.fail_post: list[int] = []
         self.fail_get: dict[str, list[int]] = {}
         self.truncate: dict[str, int] = {}
+        # -- reliability (issue 13): PUT failures, e.g. ``fail_put["/upload/x"] = [500]`` ------------
+        self.fail_put: dict[str, list[int]] = {}
+        # -- end reliability ------------------------------------------------------------------------
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
 
@@ -147,9 +151,14 @@ class FakeNumerai:
             def do_PUT(self) -> None:
                 body = self._read_body()
                 fake.requests.append(
-                    {"method": "PUT", "path": self.path, "headers": dict(self.headers), "body": body}
+                    {
+                        "method": "PUT",
+                        "path": self.path,
+                        "headers": dict(self.headers),
+                        "body": body,
+                    }
                 )
-                codes = fake.fail_get.get(self.path)
+                codes = fake.fail_put.get(self.path) or fake.fail_get.get(self.path)
                 if codes:
                     self._send(codes.pop(0), b"injected")
                     return
