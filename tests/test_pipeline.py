@@ -431,3 +431,108 @@ def test_a_kernel_killed_by_the_os_says_out_of_memory(tmp_path):
             log=lambda *_: None,
         )
     assert not list((tmp_path / "run").glob(".*tmp*"))
+
+
+# -- artifacts: corrupt files and mixed runs --------------------------------------------------
+def fake_predictions(data, shift: float = 0.0) -> pd.DataFrame:
+    rows = pd.concat([data.validation, data.live])
+    return rows[["era", "data_type"]].assign(prediction=0.5 + shift)
+
+
+@pytest.fixture
+def run_of_three(tiny_v5_dir, tmp_path):
+    """What 01 and 03 write, through the artifacts functions (no kernel)."""
+    from nbutils.data import load_data
+    from nbutils.fingerprints import begin_step
+
+    run = tmp_path / "run"
+    run.mkdir()
+    data = load_data(tiny_v5_dir)
+    begin_step("01_load_data.ipynb", {"era_step": 1})
+    artifacts.save_data_info(
+        run, data, tiny_v5_dir, data_source="synthetic", feature_set=None, era_step=1
+    )
+    begin_step("03_training.ipynb", {"n_estimators": 10})
+    artifacts.save_predictions(fake_predictions(data), run)
+    return run, data, tiny_v5_dir
+
+
+def test_a_later_notebook_refuses_an_artifact_made_from_an_older_data_json(run_of_three):
+    """03 killed after 01 was rerun: 04 must not score the old model against the new data."""
+    from nbutils.fingerprints import begin_step, read_manifest
+
+    run, data, dataset = run_of_three
+    artifacts.load_predictions(run)  # consistent
+    entry = read_manifest(run)["predictions.parquet"]
+    assert entry["notebook"] == "03_training.ipynb"
+    assert entry["parameters"] == {"n_estimators": 10} and set(entry["upstream"]) == {"data.json"}
+    begin_step("01_load_data.ipynb", {"era_step": 2})
+    artifacts.save_data_info(
+        run, data, dataset, data_source="synthetic", feature_set=None, era_step=2
+    )
+    with pytest.raises(
+        PipelineError,
+        match=r"predictions.parquet .* made by 03_training.ipynb "
+        r"from another data.json .* Rerun 03_training.ipynb",
+    ):
+        artifacts.load_predictions(run)
+    begin_step("03_training.ipynb", {"n_estimators": 10})
+    artifacts.save_predictions(fake_predictions(data, 0.1), run)  # 03 rerun: consistent again
+    assert artifacts.load_predictions(run)["prediction"].iloc[0] == pytest.approx(0.6)
+
+
+def test_a_dataset_rebuilt_under_the_run_is_refused(tiny_v5_dir, tmp_path):
+    import shutil
+
+    from nbutils.data import load_data
+
+    dataset = tmp_path / "v5.2"
+    shutil.copytree(tiny_v5_dir, dataset)
+    run = tmp_path / "run"
+    artifacts.save_data_info(
+        run, load_data(dataset), dataset, data_source="synthetic", feature_set=None, era_step=1
+    )
+    artifacts.load_run_data(run)
+    live = pd.read_parquet(dataset / "live.parquet")
+    live.iloc[::-1].to_parquet(dataset / "live.parquet")  # another seed's file, same path
+    with pytest.raises(PipelineError, match=r"dataset .* changed since notebook 01.*live.parquet"):
+        artifacts.load_run_data(run)
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "message"),
+    [
+        ("data.json", '{"layout": "v5", "dataset_dir', "data.json is not valid JSON.*01_load_data"),
+        ("data.json", "[1, 2]", "data.json holds a list.*01_load_data"),
+        ("data.json", '{"layout": "v5"}', "data.json has no dataset_dir.*01_load_data"),
+        ("feature_spec.json", '{"group_stats": tr', "feature_spec.json is not valid JSON.*02_"),
+        ("feature_spec.json", '{"groups": 5}', "'groups' = 5 of the wrong type.*02_feature"),
+        ("feature_spec.json", '{"interactions": [1, 2]}', "not column names.*02_feature"),
+        ("feature_spec.json", '{"extra": 1}', "unknown key 'extra'.*02_feature"),
+    ],
+)
+def test_corrupt_json_artifacts_name_the_file_and_the_notebook(tmp_path, name, content, message):
+    (tmp_path / name).write_text(content)
+    with pytest.raises(PipelineError, match=message):
+        if name == "data.json":
+            artifacts.load_run_data(tmp_path)
+        else:
+            artifacts.artifact_path(tmp_path, name)
+
+
+def test_corrupt_predictions_name_the_file_and_the_notebook(run_of_three):
+    run, _, _ = run_of_three
+    path = run / "predictions.parquet"
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    with pytest.raises(PipelineError, match="predictions.parquet cannot be read.*03_training"):
+        artifacts.load_predictions(run)
+    pd.DataFrame({"era": ["1"]}, index=pd.Index(["a"], name="id")).to_parquet(path)
+    with pytest.raises(PipelineError, match=r"lacks columns \['data_type', 'prediction'\]"):
+        artifacts.load_predictions(run)
+
+
+def test_a_damaged_fingerprints_file_says_what_to_do(run_of_three):
+    run, _, _ = run_of_three
+    (run / "fingerprints.json").write_text("{")
+    with pytest.raises(PipelineError, match="fingerprints.json is damaged.*delete it"):
+        artifacts.load_predictions(run)
