@@ -142,3 +142,39 @@ def test_figures_are_shown_inside_the_executed_notebooks(chain_run):
             for out in cell.get("outputs", [])
         )
         assert images >= least, f"{name} shows {images} figure(s), expected at least {least}"
+
+
+# -- reliability (issue 13): fingerprints and mixed runs ---------------------------------------
+def test_every_artifact_records_its_fingerprint(chain_run):
+    from nbutils.fingerprints import file_sha256, read_manifest
+
+    _, root, _ = chain_run
+    run = root / "run"
+    manifest = read_manifest(run)
+    for name in ("data.json", "feature_spec.json", "model.txt", "predictions.parquet",
+                 "metrics.json", "per_era.csv", "diagnostics.csv"):
+        assert manifest[name]["sha256"] == file_sha256(run / name), name
+    assert manifest["predictions.parquet"]["parameters"]["n_estimators"] == 40
+    assert manifest["predictions.parquet"]["upstream"] == {
+        "data.json": file_sha256(run / "data.json"),
+        "feature_spec.json": file_sha256(run / "feature_spec.json"),
+    }
+    assert "data_fingerprint" in json.loads((run / "data.json").read_text())
+
+
+def test_rerunning_04_after_01_changed_the_data_is_refused(chain_run, tmp_path):
+    """The chain was stopped after 01 ran with new data: 04 must not score the old model."""
+    import shutil
+
+    from nbutils.errors import PipelineError
+
+    layout, root, _ = chain_run
+    run = tmp_path / "run"
+    shutil.copytree(root / "run", run)
+    params = {"data_source": "synthetic", "data_dir": str(tmp_path / "data"), "seed": 1,
+              "synthetic_layout": layout, "synthetic_sizes": dict(TINY_SIZES)}
+    run_pipeline(run, params, notebooks=NOTEBOOKS[:1], progress=False, html=False,
+                 log=lambda *_: None)
+    with pytest.raises(PipelineError, match="made by 03_training.ipynb from another data.json"):
+        run_pipeline(run, {}, notebooks=(NOTEBOOKS[3],), progress=False, html=False,
+                     log=lambda *_: None)
