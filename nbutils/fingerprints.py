@@ -174,12 +174,16 @@ def record_outputs(
     from nbutils.artifacts import PRODUCERS
 
     run_path = Path(run_dir)
+    manifest = read_manifest(run_path)
     done = []
     for name, producer in PRODUCERS.items():
         path = run_path / name
-        if producer == Path(notebook).name and path.is_file() and path.stat().st_mtime >= since:
-            record_artifact(run_path, name, producer, parameters)
-            done.append(name)
+        if producer != Path(notebook).name or not path.is_file() or path.stat().st_mtime < since:
+            continue
+        if manifest.get(name, {}).get("sha256") == file_sha256(path):
+            continue  # recorded by the notebook's own kernel, with all its checked parameters
+        record_artifact(run_path, name, producer, parameters)
+        done.append(name)
     return done
 
 

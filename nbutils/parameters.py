@@ -282,13 +282,22 @@ def _check_range(param: Param, value: Any, label: str) -> None:
                 f"{label} must be <= {param.high:g}, got {number!r}. Default: {param.default!r}."
             )
     if param.choices and value not in param.choices:
-        if param.open_choices and Path(str(value)).expanduser().is_dir():
+        if param.open_choices and _is_dir(str(value)):
             return
         more = " or an existing directory" if param.open_choices else ""
         raise ParameterError(
             f"{label} is {value!r}: {_did_you_mean(value, param.choices)}"
             f"choose one of {', '.join(repr(c) for c in param.choices)}{more}."
         )
+
+
+def _is_dir(value: str) -> bool:
+    """Whether ``value`` names a directory, as is or against the project root (the notebooks
+    resolve relative paths there when they run inside a clone)."""
+    from nbutils.artifacts import resolve_dir
+
+    path = Path(value).expanduser()
+    return path.is_dir() or resolve_dir(path).is_dir()
 
 
 # -- the two entry points ------------------------------------------------------------------------
