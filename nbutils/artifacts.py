@@ -1,19 +1,32 @@
 """The run directory: which notebook writes which artifact, and how the next one reads it.
 
 Each notebook of the chain reads what the previous ones wrote into ``run_dir`` (DESIGN.md,
-"Artifacts of one run") and writes its own. A missing artifact raises a
-:class:`~nbutils.errors.PipelineError` that names the notebook to run first. Nothing is pickled:
-artifacts are JSON, CSV, parquet and LightGBM's text format, so loading one never runs code.
+"Artifacts of one run") and writes its own. A missing or corrupt artifact raises a
+:class:`~nbutils.errors.PipelineError` that names the file and the notebook to rerun. Nothing is
+pickled: artifacts are JSON, CSV, parquet and LightGBM's text format, so loading one never runs
+code.
+
+Fingerprints (``fingerprints.json``, one entry per artifact, see :mod:`nbutils.fingerprints`):
+every artifact records the SHA-256 of its bytes, the notebook and parameters that wrote it, the
+SHA-256 of the upstream artifacts it was made from, and (through ``data.json``) the dataset files'
+fingerprint. Reading an artifact here checks that its upstream artifacts are still the ones it
+was made from, so a run directory that mixes two runs (03 killed, then 04 rerun against a newer
+``data.json``) is refused with the mismatch and the notebook to rerun. The artifact functions do
+this themselves: notebook code only calls them.
 """
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
+from nbutils import fingerprints
 from nbutils.errors import PipelineError
+from nbutils.fingerprints import begin_step, check_artifact, record_artifact  # noqa: F401
 from nbutils.util import atomic_path, read_json
 
 #: artifact file name -> the notebook that writes it
@@ -56,8 +69,21 @@ def resolve_dir(path: str | os.PathLike, create: bool = False) -> Path:
     return p
 
 
+def _rerun_hint(run_dir: str | os.PathLike, name: str) -> str:
+    producer = PRODUCERS.get(name, "the notebook that writes it")
+    return (
+        f"Run {producer} again with the same run_dir (or the whole chain: `make run` / "
+        f"`python -m nbutils run --run-dir {run_dir}`)."
+    )
+
+
 def artifact_path(run_dir: str | os.PathLike, name: str) -> Path:
-    """Path of an existing artifact, or a PipelineError naming the notebook to run first."""
+    """Path of an existing, readable artifact whose fingerprints agree with the run directory.
+
+    Raises a PipelineError naming the notebook to run first when it is missing, or the file and
+    the notebook to rerun when it is corrupt (JSON artifacts are parsed; ``feature_spec.json`` is
+    checked field by field) or was made from other upstream artifacts than the ones present.
+    """
     path = Path(run_dir) / name
     if not path.is_file():
         producer = PRODUCERS.get(name, "the previous notebook")
@@ -65,31 +91,92 @@ def artifact_path(run_dir: str | os.PathLike, name: str) -> Path:
             f"{path} is missing. Run {producer} first with the same run_dir "
             f"(or the whole chain: `make run` / `python -m nbutils run --run-dir {run_dir}`)."
         )
+    if name.endswith(".json"):
+        _parse_json(path, run_dir, name)
+    if name == "feature_spec.json":
+        _check_feature_spec(path, run_dir)
+    check_artifact(run_dir, name)
     return path
+
+
+def _parse_json(path: Path, run_dir: str | os.PathLike, name: str) -> Any:
+    try:
+        return read_json(path)
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise PipelineError(
+            f"{path} is not valid JSON ({err}); the notebook that wrote it was probably "
+            f"interrupted or the file was edited. {_rerun_hint(run_dir, name)}"
+        ) from None
+
+
+def _check_feature_spec(path: Path, run_dir: str | os.PathLike) -> None:
+    raw = _parse_json(path, run_dir, "feature_spec.json")
+    types = {"group_stats": bool, "groups": (list, type(None)), "stats": list, "interactions": list}
+    problem = None
+    if not isinstance(raw, dict):
+        problem = f"holds a {type(raw).__name__}, not an object"
+    else:
+        for key, value in raw.items():
+            if key not in types:
+                problem = f"has an unknown key {key!r}"
+            elif not isinstance(value, types[key]):
+                problem = f"has {key!r} = {value!r} of the wrong type"
+            elif isinstance(value, list) and not all(isinstance(v, str) for v in value):
+                problem = f"has {key!r} with items that are not column names"
+            if problem:
+                break
+    if problem:
+        raise PipelineError(
+            f"{path} {problem}; it was not written by notebook 02. "
+            f"{_rerun_hint(run_dir, 'feature_spec.json')}"
+        )
 
 
 def read_artifact_json(run_dir: str | os.PathLike, name: str) -> dict:
     """Load a JSON artifact (``data.json``, ``feature_spec.json``, ``metrics.json``)."""
-    return read_json(artifact_path(run_dir, name))
+    path = artifact_path(run_dir, name)
+    raw = _parse_json(path, run_dir, name)
+    if not isinstance(raw, dict):
+        raise PipelineError(
+            f"{path} holds a {type(raw).__name__}, not a JSON object. {_rerun_hint(run_dir, name)}"
+        )
+    return raw
 
 
 def save_predictions(predictions: pd.DataFrame, run_dir: str | os.PathLike) -> Path:
     """Write ``predictions.parquet`` (index ``id``; columns era, data_type, prediction) atomically."""
     missing = [c for c in PREDICTION_COLUMNS if c not in predictions.columns]
     if missing:
-        raise PipelineError(f"predictions frame lacks columns {missing}; expected {PREDICTION_COLUMNS}")
+        raise PipelineError(
+            f"predictions frame lacks columns {missing}; expected {PREDICTION_COLUMNS}"
+        )
     frame = predictions[PREDICTION_COLUMNS].copy()
     frame.index = frame.index.astype(str)
     frame.index.name = "id"
     path = Path(run_dir) / "predictions.parquet"
     with atomic_path(path) as tmp:
         frame.to_parquet(tmp)
+    record_artifact(run_dir, "predictions.parquet")
     return path
 
 
 def load_predictions(run_dir: str | os.PathLike) -> pd.DataFrame:
-    """Read ``predictions.parquet`` written by notebook 03."""
-    return pd.read_parquet(artifact_path(run_dir, "predictions.parquet"))
+    """Read ``predictions.parquet`` written by notebook 03 (a corrupt file: PipelineError)."""
+    path = artifact_path(run_dir, "predictions.parquet")
+    try:
+        frame = pd.read_parquet(path)
+    except Exception as err:  # pyarrow raises ArrowInvalid, OSError, ... for a damaged file
+        raise PipelineError(
+            f"{path} cannot be read ({type(err).__name__}: {err}); it is damaged or not a "
+            f"parquet file. {_rerun_hint(run_dir, 'predictions.parquet')}"
+        ) from None
+    missing = [c for c in PREDICTION_COLUMNS if c not in frame.columns]
+    if missing:
+        raise PipelineError(
+            f"{path} lacks columns {missing} (expected {PREDICTION_COLUMNS}). "
+            f"{_rerun_hint(run_dir, 'predictions.parquet')}"
+        )
+    return frame
 
 
 # -- data.json: how notebook 01 loaded the data, so that 02..06 load exactly the same -------------
@@ -121,18 +208,28 @@ def save_data_info(
             "validation": len(data.validation),
             "live": len(data.live),
         },
+        "data_fingerprint": fingerprints.dataset_fingerprint(dataset_dir),
     }
-    return write_json(Path(run_dir) / "data.json", info)
+    path = write_json(Path(run_dir) / "data.json", info)
+    record_artifact(run_dir, "data.json")
+    return path
 
 
 def load_run_data(run_dir: str | os.PathLike, **overrides):
     """The ``NumeraiData`` notebook 01 loaded, reloaded with the same arguments from ``data.json``.
 
     Returns ``(data, info)``. ``overrides`` are passed to ``load_data`` (e.g. ``era_step=2``).
+    Refuses a dataset whose files changed since notebook 01 loaded it (another run rebuilt or
+    downloaded into the same directory).
     """
     from nbutils.data import load_data
 
     info = read_artifact_json(run_dir, "data.json")
+    if not isinstance(info.get("dataset_dir"), str):
+        raise PipelineError(
+            f"{Path(run_dir) / 'data.json'} has no dataset_dir. {_rerun_hint(run_dir, 'data.json')}"
+        )
+    fingerprints.check_dataset(run_dir, info)
     kwargs = {
         "feature_set": info.get("feature_set"),
         "era_step": info.get("era_step", 1),
@@ -143,10 +240,13 @@ def load_run_data(run_dir: str | os.PathLike, **overrides):
 
 
 def save_csv(frame: pd.DataFrame, path: str | os.PathLike) -> Path:
-    """Write ``frame`` (with its index) as CSV atomically."""
+    """Write ``frame`` (with its index) as CSV atomically; an artifact of the run is recorded."""
     with atomic_path(path) as tmp:
         frame.to_csv(tmp)
-    return Path(path)
+    target = Path(path)
+    if target.name in PRODUCERS:
+        record_artifact(target.parent, target.name)
+    return target
 
 
 def save_figure(fig, path: str | os.PathLike):

@@ -1,11 +1,20 @@
 """Numerai API keys: from the environment or a ``.env`` file, never from a notebook.
 
 The keys are ``NUMERAI_PUBLIC_ID`` and ``NUMERAI_SECRET_KEY``. They are never printed, logged
-or written to a file nbutils produces; :func:`redact` removes them from any text shown to a user.
+or written to a file nbutils produces; :func:`redact` removes them from any text shown to a user,
+also in their JSON-escaped and HTML-escaped forms (a key holding ``"`` or ``\\`` appears escaped in
+a saved notebook and in its HTML page).
+
+Where the keys are looked for, in order: the environment; the ``.env`` file given, or the nearest
+``.env`` in the working directory or its parents; the ``.env`` at the root of the project nbutils
+is installed from (a clone). The last one matters because a notebook's kernel runs in the run
+directory, which may be outside the project.
 """
 
 from __future__ import annotations
 
+import html
+import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -54,8 +63,18 @@ def find_dotenv(start: str | os.PathLike | None = None) -> Path | None:
     return None
 
 
+def project_dotenv() -> Path | None:
+    """``.env`` at the root of the clone nbutils is installed from (editable install), if any."""
+    root = Path(__file__).resolve().parent.parent
+    candidate = root / ".env"
+    if (root / "pyproject.toml").is_file() and candidate.is_file():
+        return candidate
+    return None
+
+
 def load_keys(dotenv: str | os.PathLike | None = None) -> NumeraiKeys | None:
-    """The Numerai keys from the environment, else from ``dotenv`` or the nearest ``.env``.
+    """The Numerai keys from the environment, else ``dotenv`` or the nearest ``.env`` (working
+    directory and its parents), else the project root's ``.env`` (:func:`project_dotenv`).
 
     Returns ``None`` when no complete pair is found (anonymous access: downloads still work).
     """
@@ -63,21 +82,75 @@ def load_keys(dotenv: str | os.PathLike | None = None) -> NumeraiKeys | None:
     secret = os.environ.get(SECRET_ENV, "").strip()
     if public and secret:
         return NumeraiKeys(public, secret)
-    path = Path(dotenv) if dotenv is not None else find_dotenv()
-    if path is not None and path.is_file():
-        values = _read_dotenv(path)
-        public = values.get(PUBLIC_ENV, "").strip()
-        secret = values.get(SECRET_ENV, "").strip()
-        if public and secret:
-            return NumeraiKeys(public, secret)
+    paths = [Path(dotenv)] if dotenv is not None else [find_dotenv(), project_dotenv()]
+    for path in paths:
+        if path is not None and path.is_file():
+            values = _read_dotenv(path)
+            public = values.get(PUBLIC_ENV, "").strip()
+            secret = values.get(SECRET_ENV, "").strip()
+            if public and secret:
+                return NumeraiKeys(public, secret)
     return None
 
 
-def redact(text: str, keys: NumeraiKeys | None) -> str:
-    """``text`` with every occurrence of the key strings replaced by ``***``."""
+def key_forms(keys: NumeraiKeys | None) -> list[str]:
+    """Every form a key string takes in saved text, longest first.
+
+    The raw key and what up to two escapings make of it, in any order: JSON (a notebook's JSON),
+    Python's repr (a traceback's value), HTML with and without quote escaping (nbconvert's pages).
+    """
     if keys is None:
-        return text
-    for secret in (keys.secret_key, keys.public_id):
-        if secret:
-            text = text.replace(secret, "***")
+        return []
+    escapes = (
+        lambda t: json.dumps(t)[1:-1],
+        lambda t: repr(t)[1:-1],
+        html.escape,
+        lambda t: html.escape(t, quote=False),
+    )
+    forms: set[str] = set()
+    for key in (keys.secret_key, keys.public_id):
+        if not key:
+            continue
+        level = {key}
+        forms |= level
+        for _ in range(2):
+            level = {escape(t) for t in level for escape in escapes}
+            forms |= level
+    return sorted(forms, key=len, reverse=True)
+
+
+def redact(text: str, keys: NumeraiKeys | None) -> str:
+    """``text`` with every form of the key strings (:func:`key_forms`) replaced by ``***``."""
+    for form in key_forms(keys):
+        text = text.replace(form, "***")
     return text
+
+
+def refuse_key_values(values: dict, keys: NumeraiKeys | None) -> None:
+    """Raise ``ParameterError`` when a parameter value holds a key (the value is never shown).
+
+    Keys are never notebook parameters: a value passed with ``-p`` is printed on the console and
+    saved in the executed notebook.
+    """
+    from nbutils.parameters import ParameterError
+
+    if keys is None:
+        return
+    secrets = [k for k in (keys.secret_key, keys.public_id) if k]
+
+    def holds_key(value: object) -> bool:
+        if isinstance(value, str):
+            return any(secret in value for secret in secrets)
+        if isinstance(value, dict):
+            return any(holds_key(k) or holds_key(v) for k, v in value.items())
+        if isinstance(value, list | tuple):
+            return any(holds_key(v) for v in value)
+        return False
+
+    for name, value in values.items():
+        if holds_key(value):
+            raise ParameterError(
+                f"parameter {name!r} holds your Numerai API key. Keys are never notebook "
+                f"parameters (they would be printed and saved): set {PUBLIC_ENV} and "
+                f"{SECRET_ENV} in the environment or a .env file."
+            )

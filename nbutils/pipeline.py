@@ -4,6 +4,14 @@
 kernel of the running interpreter's own environment, passes each notebook only the parameters it
 declares, saves the executed notebooks in ``run_dir``, renders them to HTML with an index page,
 and returns the run's summary. The command line is ``python -m nbutils run``.
+
+Reliability (README, "信頼性 / Reliability"): parameters are checked against the notebooks'
+schemas (:mod:`nbutils.parameters`) before anything runs; relative ``run_dir`` and ``data_dir``
+are both resolved against the working directory; a run directory holding the source notebooks
+or inside the package is refused; the run directory is locked while the chain writes
+(:mod:`nbutils.runlock`); each notebook is executed into a temporary file renamed into place
+(a full disk or a killed kernel never leaves a truncated notebook under its final name); a
+kernel killed by the OS is reported as most likely out of memory.
 """
 
 from __future__ import annotations
@@ -21,9 +29,11 @@ from html import escape
 from pathlib import Path
 from typing import Any
 
-from nbutils.artifacts import project_root
-from nbutils.errors import PipelineError
-from nbutils.keys import load_keys, redact
+from nbutils.errors import NbutilsError, PipelineError
+from nbutils.fingerprints import record_outputs
+from nbutils.keys import load_keys, redact, refuse_key_values
+from nbutils.parameters import check_run_parameters, schema_for
+from nbutils.runlock import run_lock
 from nbutils.util import atomic_write_text, write_json
 
 NOTEBOOKS: tuple[str, ...] = (
@@ -95,7 +105,11 @@ def kernel_spec_dir(python: str | None = None) -> Path:
     spec.mkdir(parents=True)
     kernel = {
         "argv": [
-            python or sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}",
+            python or sys.executable,
+            "-m",
+            "ipykernel_launcher",
+            "-f",
+            "{connection_file}",
             "--IPKernelApp.log_level=CRITICAL",  # no TCP or shutdown noise in the output
         ],
         "display_name": "nbutils (project venv)",
@@ -124,75 +138,157 @@ def run_pipeline(
     partly executed notebook is kept in ``run_dir``. Key strings from the environment or ``.env``
     are scrubbed from every executed notebook and HTML page.
     """
-    import papermill
-    from papermill.exceptions import PapermillExecutionError
-
     params = dict(parameters or {})
     check_parameters(params)
-    run_path = Path(run_dir).expanduser().resolve()
-    run_path.mkdir(parents=True, exist_ok=True)
+    source_dir = Path(notebooks_dir) if notebooks_dir else default_notebooks_dir()
+    sources = [source_dir / name for name in notebooks]
+    for source in sources:
+        if not source.is_file():
+            raise PipelineError(f"notebook {source} not found (notebooks_dir={source_dir})")
+    declared = {s.name: declared_parameters(s) for s in sources}
+    schemas = {name: schema_for(name, d) for name, d in declared.items()}
+    params = check_run_parameters(params, schemas, always=("run_dir", "data_dir", "data_source"))
+    keys = load_keys()
+    refuse_key_values(params, keys)
+    run_path = resolve_run_dir(run_dir, sources)
+    # Relative paths mean the working directory, for run_dir and data_dir alike.
     params["run_dir"] = str(run_path)
-    # Relative data paths mean the project's data/ directory, as they do in Jupyter.
-    data_dir = Path(params.get("data_dir", "data")).expanduser()
-    if not data_dir.is_absolute():
-        data_dir = project_root(default_notebooks_dir().parent) / data_dir
-    params["data_dir"] = str(data_dir)
+    params["data_dir"] = str(Path(params.get("data_dir", "data")).expanduser().resolve())
     source = params.get("data_source")
     if isinstance(source, str) and source not in ("synthetic", "numerai"):
         params["data_source"] = str(Path(source).expanduser().resolve())
-    source_dir = Path(notebooks_dir) if notebooks_dir else default_notebooks_dir()
-    keys = load_keys()
     result = RunResult(run_dir=run_path)
 
-    jupyter_path = kernel_spec_dir()
-    old_path = os.environ.get("JUPYTER_PATH")
-    os.environ["JUPYTER_PATH"] = os.pathsep.join(filter(None, [str(jupyter_path), old_path]))
-    try:
-        for i, name in enumerate(notebooks, start=1):
-            source = source_dir / name
-            if not source.is_file():
-                raise PipelineError(f"notebook {source} not found (notebooks_dir={source_dir})")
-            output = run_path / name
-            nb_params = parameters_for(source, params)
-            log(f"[{i}/{len(notebooks)}] {name} " + _format_params(nb_params))
-            start = time.perf_counter()
-            try:
-                papermill.execute_notebook(
-                    str(source),
-                    str(output),
-                    parameters=nb_params,
-                    kernel_name=KERNEL_NAME,
-                    language="python",
-                    progress_bar=progress,
-                    cwd=str(run_path),
-                )
-            except PapermillExecutionError as err:
-                _scrub(output, keys)
-                first_line = (err.source or "").strip().splitlines()[:1] or [""]
-                raise PipelineError(
-                    f"{name} failed at cell {err.cell_index + 1} of the executed notebook "
-                    f"(In [{err.exec_count}]: {first_line[0][:80]!r}): "
-                    f"{err.ename}: {redact(str(err.evalue), keys)}\n"
-                    f"The partly executed notebook is kept at {output}"
-                ) from None
-            finally:
-                if output.exists():
-                    _scrub(output, keys)
-            result.seconds[name] = time.perf_counter() - start
-            result.executed.append(output)
-    finally:
-        if old_path is None:
-            os.environ.pop("JUPYTER_PATH", None)
-        else:
-            os.environ["JUPYTER_PATH"] = old_path
-        _remove_tree(jupyter_path)
+    run_path.mkdir(parents=True, exist_ok=True)
+    with run_lock(run_path):
+        jupyter_path = kernel_spec_dir()
+        old_path = os.environ.get("JUPYTER_PATH")
+        os.environ["JUPYTER_PATH"] = os.pathsep.join(filter(None, [str(jupyter_path), old_path]))
+        try:
+            for i, source in enumerate(sources, start=1):
+                nb_params = {k: v for k, v in params.items() if k in declared[source.name]}
+                log(f"[{i}/{len(sources)}] {source.name} " + _format_params(nb_params))
+                since = time.time() - 1.0  # file systems keep mtimes coarser than time.time()
+                start = time.perf_counter()
+                output = execute_notebook(source, run_path, nb_params, keys, progress=progress)
+                record_outputs(run_path, source.name, nb_params, since)
+                result.seconds[source.name] = time.perf_counter() - start
+                result.executed.append(output)
+        finally:
+            if old_path is None:
+                os.environ.pop("JUPYTER_PATH", None)
+            else:
+                os.environ["JUPYTER_PATH"] = old_path
+            _remove_tree(jupyter_path)
 
-    result.summary = summarize(run_path)
-    result.summary["seconds"] = {k: round(v, 1) for k, v in result.seconds.items()}
-    write_json(run_path / "summary.json", result.summary)
-    if html:
-        result.index_html = render_html(run_path, result.executed, result.summary, keys=keys)
+        result.summary = summarize(run_path)
+        result.summary["seconds"] = {k: round(v, 1) for k, v in result.seconds.items()}
+        write_json(run_path / "summary.json", result.summary)
+        if html:
+            result.index_html = render_html(run_path, result.executed, result.summary, keys=keys)
     return result
+
+
+def resolve_run_dir(run_dir: str | os.PathLike, sources: Sequence[Path] = ()) -> Path:
+    """``run_dir`` made absolute against the working directory; refused when the chain would
+    write over its own source notebooks or into the installed package."""
+    run_path = Path(run_dir).expanduser().resolve()
+    package = Path(__file__).resolve().parent
+    for source in sources:
+        target = run_path / source.name
+        if source.resolve() == target.resolve() or source.resolve().parent == run_path:
+            raise PipelineError(
+                f"--run-dir {run_dir} is the directory of the source notebooks ({run_path}): "
+                "the executed notebooks would overwrite them. Choose another run directory, "
+                "e.g. runs/latest."
+            )
+    if run_path == package or package in run_path.parents:
+        raise PipelineError(
+            f"--run-dir {run_dir} is inside the nbutils package ({package}); choose a run "
+            "directory outside it, e.g. runs/latest."
+        )
+    return run_path
+
+
+def execute_notebook(
+    source: Path, run_path: Path, parameters: Mapping[str, Any], keys, progress: bool = True
+) -> Path:
+    """Execute ``source`` with papermill into ``run_path``, atomically; return the output path.
+
+    papermill writes its output in place while the notebook runs, so it writes into a hidden
+    temporary file that is scrubbed of keys and then renamed onto ``run_path / source.name``.
+    A failing cell keeps the partly executed notebook (renamed into place, as a record); a dead
+    kernel, a full disk or any other failure removes the temporary file and leaves the previous
+    output as it was.
+    """
+    import papermill
+    from nbclient.exceptions import DeadKernelError
+    from papermill.exceptions import PapermillExecutionError
+
+    name = source.name
+    output = run_path / name
+    tmp = run_path / f".{name}.{os.getpid()}.tmp.ipynb"
+    try:
+        papermill.execute_notebook(
+            str(source),
+            str(tmp),
+            parameters=dict(parameters),
+            kernel_name=KERNEL_NAME,
+            language="python",
+            progress_bar=progress,
+            cwd=str(run_path),
+        )
+    except PapermillExecutionError as err:
+        _scrub(tmp, keys)
+        if tmp.exists():
+            os.replace(tmp, output)
+        first_line = (err.source or "").strip().splitlines()[:1] or [""]
+        raise PipelineError(
+            f"{name} failed at cell {err.cell_index + 1} of the executed notebook "
+            f"(In [{err.exec_count}]: {first_line[0][:80]!r}): "
+            f"{err.ename}: {redact(str(err.evalue), keys)}\n"
+            f"The partly executed notebook is kept at {output}"
+        ) from None
+    except DeadKernelError:
+        kept = _keep_if_valid(tmp, output, keys)
+        raise PipelineError(
+            f"the kernel running {name} died (killed by the operating system): most likely it "
+            "ran out of memory. Use less data (feature_set small or medium, a larger era_step, "
+            "fewer n_estimators) or engine dask, or close other programs, then run again."
+            + (f" The notebook up to the dead cell is kept at {output}" if kept else "")
+        ) from None
+    except OSError as err:
+        _discard(tmp)
+        raise PipelineError(
+            f"writing the executed {name} into {run_path} failed ({err.strerror or err}); "
+            "if the disk is full, free space or choose another --run-dir. The previous "
+            f"{output.name}, if any, is unchanged."
+        ) from None
+    except BaseException:
+        _discard(tmp)
+        raise
+    _scrub(tmp, keys)
+    os.replace(tmp, output)
+    return output
+
+
+def _discard(path: Path) -> None:
+    if path.exists():
+        path.unlink()
+
+
+def _keep_if_valid(tmp: Path, output: Path, keys) -> bool:
+    """Rename ``tmp`` onto ``output`` when it is a complete notebook; else remove it."""
+    import nbformat
+
+    try:
+        nbformat.read(tmp, as_version=4)
+    except Exception:
+        _discard(tmp)
+        return False
+    _scrub(tmp, keys)
+    os.replace(tmp, output)
+    return True
 
 
 def _format_params(params: Mapping[str, Any]) -> str:
@@ -287,12 +383,21 @@ def render_html(
         f'<li><a href="{escape(href)}">{escape(stem)}</a> (<a href="{escape(nb)}">ipynb</a>)</li>'
         for stem, href, nb in items
     )
-    figs = "".join(f'<figure><img src="{escape(p)}" width="480"><figcaption>{escape(p)}'
-                   "</figcaption></figure>" for p in pngs)
+    figs = "".join(
+        f'<figure><img src="{escape(p)}" width="480"><figcaption>{escape(p)}</figcaption></figure>'
+        for p in pngs
+    )
     files = "".join(
         f'<li><a href="{escape(n)}">{escape(n)}</a></li>'
-        for n in ("submission.csv", "neutralized_submission.csv", "metrics.json",
-                  "per_era.csv", "diagnostics.csv", "model.txt", "summary.json")
+        for n in (
+            "submission.csv",
+            "neutralized_submission.csv",
+            "metrics.json",
+            "per_era.csv",
+            "diagnostics.csv",
+            "model.txt",
+            "summary.json",
+        )
         if (run_dir / n).is_file()
     )
     page = f"""<!doctype html>
@@ -326,16 +431,31 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m nbutils", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="execute the six notebooks with papermill")
-    run.add_argument("--run-dir", default="runs/latest", help="where artifacts and executed notebooks go")
+    run.add_argument(
+        "--run-dir",
+        default="runs/latest",
+        help="where artifacts and executed notebooks go (relative: to the working directory)",
+    )
     run.add_argument(
         "--data-source",
         default=None,
         help='"synthetic" (default), "numerai" (download with numerapi) or a local data directory',
     )
-    run.add_argument("--data-dir", default=None, help="where datasets are built or downloaded (default data/)")
     run.add_argument(
-        "-p", "--parameter", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
-        help="a notebook parameter (VALUE parsed as JSON when it can be), repeatable",
+        "--data-dir",
+        default=None,
+        help="where datasets are built or downloaded (default data/; relative: to the working "
+        "directory, like --run-dir)",
+    )
+    run.add_argument(
+        "-p",
+        "--parameter",
+        nargs=2,
+        action="append",
+        default=[],
+        metavar=("NAME", "VALUE"),
+        help="a notebook parameter, repeatable; VALUE is checked against the notebook's schema "
+        "(booleans: True/False, true/false, 1/0, yes/no; lists as JSON)",
     )
     run.add_argument("--notebooks-dir", default=None, help="where the .ipynb files are")
     run.add_argument("--no-html", action="store_true", help="skip the HTML rendering")
@@ -358,7 +478,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             progress=not args.no_progress,
             html=not args.no_html,
         )
-    except PipelineError as err:
+    except NbutilsError as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
     summary = dict(result.summary)

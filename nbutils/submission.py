@@ -2,7 +2,9 @@
 
 Two layouts (DESIGN.md, "Data model"):
 
-- **v5** (today): one row per live id, columns ``id,prediction``, values strictly inside (0, 1).
+- **v5** (today): one row per live id, columns ``id,prediction``, values in [0, 1] (what Numerai
+  accepts: ``rank(pct=True)`` gives exactly 1 for the top row). Ids that are not in the round are
+  dropped with a :class:`SubmissionWarning` naming how many, as Numerai ignores them.
 - **legacy** (the 2021 tutorial): the validation rows, then the test and live rows, in the
   tournament file's order. The tutorial warns that the submission breaks when the ids are out of
   order; :func:`validate_submission` checks that order.
@@ -18,7 +20,9 @@ import contextlib
 import io
 import logging
 import os
+import tempfile
 import time
+import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -35,6 +39,10 @@ logger = logging.getLogger(__name__)
 
 ID_COL = "id"
 PRED_COL = "prediction"
+
+
+class SubmissionWarning(UserWarning):
+    """Something in a submission was fixed on the way (extra ids dropped)."""
 
 
 # -- build -------------------------------------------------------------------------------------
@@ -138,7 +146,8 @@ def check_shape(submission: pd.DataFrame | pd.Series) -> pd.DataFrame:
 
     Raises :class:`SubmissionError` for: headers other than ``id`` and ``prediction``
     (numerai-tools' ``validate_headers_numerai``), an empty file, missing or duplicate ids,
-    non-numeric or NaN predictions, values not strictly inside (0, 1), constant predictions.
+    non-numeric or NaN predictions, values outside [0, 1] (Numerai's own range, ends included),
+    constant predictions.
 
     Returns
     -------
@@ -168,10 +177,10 @@ def check_shape(submission: pd.DataFrame | pd.Series) -> pd.DataFrame:
             f"NaN predictions: {int(preds.isna().sum())} row(s); predict every row "
             "(fill or drop rows with missing features before predicting)."
         )
-    outside = ~((preds > 0) & (preds < 1))
+    outside = ~preds.between(0, 1)
     if outside.any():
         raise SubmissionError(
-            f"values out of range: {int(outside.sum())} prediction(s) not strictly inside (0, 1) "
+            f"values out of range: {int(outside.sum())} prediction(s) outside [0, 1] "
             f"(min {preds.min():.6g}, max {preds.max():.6g}); use build_submission(..., "
             "rank_per_era=True) to rank them into (0, 1)."
         )
@@ -183,10 +192,11 @@ def check_shape(submission: pd.DataFrame | pd.Series) -> pd.DataFrame:
     return frame
 
 
-def validate_submission(submission: pd.DataFrame | pd.Series, data: NumeraiData) -> None:
+def validate_submission(submission: pd.DataFrame | pd.Series, data: NumeraiData) -> pd.DataFrame:
     """Raise :class:`SubmissionError` unless ``submission`` is valid for ``data``.
 
-    :func:`check_shape`, then: unknown ids (not in ``expected_ids(data)``), missing ids,
+    :func:`check_shape`, then: unknown ids (not in ``expected_ids(data)``) are dropped with a
+    :class:`SubmissionWarning` naming how many (numerai-tools and Numerai ignore them), missing ids,
     numerai-tools' ``validate_submission_numerai`` against the expected ids, and for the
     legacy layout the order (validation then test and live, as in the tournament file).
 
@@ -196,19 +206,29 @@ def validate_submission(submission: pd.DataFrame | pd.Series, data: NumeraiData)
         ``id,prediction`` columns, or a ``prediction`` column (or Series) indexed by ``id``.
     data : NumeraiData
         The round's data (layout, validation and live ids).
+
+    Returns
+    -------
+    DataFrame
+        ``id,prediction`` columns, without the dropped unknown ids.
     """
     from numerai_tools.submissions import validate_submission_numerai
 
     frame = check_shape(submission)
-    ids = frame[ID_COL].astype(str)
+    frame = frame.assign(**{ID_COL: frame[ID_COL].astype(str)})
     expected = expected_ids(data).astype(str)
-    unknown = pd.Index(ids).difference(expected)
-    if len(unknown):
-        raise SubmissionError(
-            f"unknown ids: {len(unknown)} id(s) are not in this round's "
+    known = frame[ID_COL].isin(expected)
+    if not known.all():
+        unknown = frame.loc[~known, ID_COL]
+        warnings.warn(
+            f"unknown ids: dropped {len(unknown)} id(s) that are not in this round's "
             f"{'tournament file' if data.layout == 'legacy' else 'live data'}, e.g. "
-            f"{list(unknown[:3])}; load the current round's data and predict again."
+            f"{list(unknown[:3])} (Numerai ignores them too).",
+            SubmissionWarning,
+            stacklevel=2,
         )
+        frame = frame.loc[known].reset_index(drop=True)
+    ids = frame[ID_COL]
     missing = expected.difference(pd.Index(ids))
     if len(missing):
         raise SubmissionError(
@@ -225,6 +245,7 @@ def validate_submission(submission: pd.DataFrame | pd.Series, data: NumeraiData)
             f"{expected[first]!r} there; legacy submissions must list the validation rows then "
             "the test and live rows in the tournament file's order (use build_submission)."
         )
+    return frame[[ID_COL, PRED_COL]]
 
 
 # -- write -------------------------------------------------------------------------------------
@@ -263,7 +284,7 @@ def _retryable(err: BaseException) -> bool:
     """
     import requests
 
-    return isinstance(err, KeyError | TypeError | requests.RequestException)
+    return isinstance(err, KeyError | TypeError | requests.RequestException | UploadHTTPError)
 
 
 class _RedactKeys(logging.Filter):
@@ -375,6 +396,93 @@ def resolve_model_id(napi: Any, model_name: str, keys: NumeraiKeys, **retry: Any
     )
 
 
+#: GraphQL asking for a presigned upload URL (numerapi's ``_upload_auth``, the same fields).
+_UPLOAD_AUTH_QUERY = """
+query($filename: String! $tournament: Int! $modelId: String) {
+  %s(filename: $filename tournament: $tournament modelId: $modelId) { filename url }
+}
+"""
+
+#: GraphQL registering an uploaded file as the model's submission (numerapi's mutation).
+_CREATE_SUBMISSION_QUERY = """
+mutation($filename: String! $tournament: Int! $modelId: String $triggerId: String
+         $dataDatestamp: Int) {
+  create_submission(filename: $filename tournament: $tournament modelId: $modelId
+                    triggerId: $triggerId source: "numerapi" dataDatestamp: $dataDatestamp) { id }
+}
+"""
+
+#: (connect, read) timeouts of the file PUT, in seconds (numerapi's defaults).
+PUT_TIMEOUT = (10.0, 600.0)
+
+
+class UploadHTTPError(Exception):
+    """The file PUT to a presigned URL answered a status other than 2xx (retryable)."""
+
+    def __init__(self, what: str, status: int, reason: str) -> None:
+        super().__init__(f"the PUT of {what} answered HTTP {status} {reason}".strip())
+        self.status = status
+
+
+def upload_auth(napi: Any, field: str, filename: str, model_id: str) -> dict[str, str]:
+    """Ask Numerai for a presigned URL: ``{"filename": ..., "url": ...}``.
+
+    ``field`` is the GraphQL field: ``submission_upload_auth`` for predictions,
+    ``model_upload_auth`` for a model upload (Numerai's names).
+    """
+    answer = napi.raw_query(
+        _UPLOAD_AUTH_QUERY % field,
+        {"filename": filename, "tournament": napi.tournament_id, "modelId": model_id},
+        authorization=True,
+    )
+    return answer["data"][field]
+
+
+def put_checked(
+    url: str,
+    body: bytes,
+    what: str,
+    headers: dict[str, str | None] | None = None,
+    timeout: tuple[float, float] = PUT_TIMEOUT,
+) -> None:
+    """PUT ``body`` to a presigned ``url`` and raise :class:`UploadHTTPError` unless it is 2xx.
+
+    numerapi's ``upload_predictions`` ignores this status, so an HTTP 500 on the file upload used
+    to be reported as a successful submission. Reusable for model uploads.
+    """
+    import requests
+
+    response = requests.put(url, data=body, headers=headers or {}, timeout=timeout)
+    if not 200 <= response.status_code < 300:
+        raise UploadHTTPError(what, response.status_code, response.reason or "")
+
+
+def upload_predictions_checked(napi: Any, path: str | os.PathLike, model_id: str) -> str:
+    """numerapi's ``upload_predictions`` in its three steps, checking the PUT's status.
+
+    1. ``submission_upload_auth``: a presigned URL for the file name;
+    2. PUT the file's bytes there, refusing any status but 2xx (:func:`put_checked`);
+    3. ``create_submission``: register the upload; returns the submission id.
+    """
+    source = Path(path)
+    auth = upload_auth(napi, "submission_upload_auth", source.name, model_id)
+    put_checked(
+        auth["url"],
+        source.read_bytes(),
+        what=source.name,
+        headers={"x_compute_id": os.getenv("NUMERAI_COMPUTE_ID")},
+    )
+    variables = {
+        "filename": auth["filename"],
+        "tournament": napi.tournament_id,
+        "modelId": model_id,
+        "triggerId": os.getenv("TRIGGER_ID", None),
+        "dataDatestamp": None,
+    }
+    created = napi.raw_query(_CREATE_SUBMISSION_QUERY, variables, authorization=True)
+    return created["data"]["create_submission"]["id"]
+
+
 def upload_submission(
     path: str | os.PathLike,
     model_name: str | None = None,
@@ -385,11 +493,13 @@ def upload_submission(
     backoff: Callable[[int], float] = default_backoff,
     sleep: Callable[[float], None] = time.sleep,
 ) -> str:
-    """Upload a submission CSV with numerapi's ``upload_predictions``; return the submission id.
+    """Upload a submission CSV through numerapi; return the submission id.
 
     Steps: read and check the file (:func:`check_shape`, and :func:`validate_submission`
-    when ``data`` is given) so that nothing invalid is uploaded; load the keys
-    (environment or ``.env``); resolve ``model_name`` to its id (``get_models``); upload.
+    when ``data`` is given, whose dropped unknown ids are not uploaded) so that nothing invalid
+    is uploaded; load the keys (environment or ``.env``); resolve ``model_name`` to its id
+    (``get_models``); upload with :func:`upload_predictions_checked`, which refuses a file PUT
+    that did not answer 2xx (numerapi's own ``upload_predictions`` ignores that status).
     Server errors (5xx, no answer) are retried ``retries`` times, waiting ``backoff(attempt)``
     seconds; a refusal (GraphQL error: bad keys, unknown model) is not retried.
     The keys never appear in a message: errors are passed through :func:`nbutils.keys.redact`.
@@ -418,10 +528,7 @@ def upload_submission(
     if not source.is_file():
         raise SubmissionError(f"no submission file at {source}; write it with write_submission.")
     frame = read_submission(source)
-    if data is not None:
-        validate_submission(frame, data)
-    else:
-        check_shape(frame)
+    checked = validate_submission(frame, data) if data is not None else check_shape(frame)
     if model_id is None and model_name is None:
         raise SubmissionError("say which model to submit for: pass model_name=... or model_id=...")
     keys = _keys_for(napi)
@@ -432,12 +539,14 @@ def upload_submission(
             public_id=keys.public_id, secret_key=keys.secret_key, show_progress_bars=False
         )
     retry = {"retries": retries, "backoff": backoff, "sleep": sleep}
-    with redacted_logging(keys):
+    with redacted_logging(keys), tempfile.TemporaryDirectory(prefix="nbutils-upload-") as tmp:
+        if len(checked) < len(frame):  # unknown ids were dropped: upload the rest only
+            source = write_submission(checked, Path(tmp) / source.name)
         if model_id is None:
             model_id = resolve_model_id(napi, model_name, keys, **retry)
         submission_id = _call_with_retries(
             "the upload",
-            lambda: napi.upload_predictions(file_path=str(source), model_id=model_id),
+            lambda: upload_predictions_checked(napi, source, model_id),
             keys,
             **retry,
         )

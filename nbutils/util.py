@@ -10,7 +10,7 @@ import ctypes
 import json
 import os
 import re
-import tempfile
+import secrets
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -36,14 +36,21 @@ def natural_sorted(labels: Iterable[object]) -> list:
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; on success rename it onto ``path``.
 
-    Readers never see a half-written file under the final name: if the body raises,
-    the temporary file is removed and ``path`` is left as it was.
+    Readers never see a half-written file under the final name: if the body raises (a full
+    disk included), the temporary file is removed and ``path`` is left as it was. The file gets
+    the process's umask like any ``open()`` (``tempfile.mkstemp`` would force 0600): nbutils
+    writes no secret to any file, so none needs tighter modes.
     """
     final = Path(path)
     final.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent)
-    os.close(fd)
-    tmp = Path(tmp_name)
+    while True:
+        tmp = final.parent / f".{final.name}.{secrets.token_hex(4)}.tmp"
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+        except FileExistsError:
+            continue
+        os.close(fd)
+        break
     try:
         yield tmp
         os.replace(tmp, final)

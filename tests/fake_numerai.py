@@ -12,6 +12,7 @@ Register more with ``server.graphql["fieldName"] = handler`` where
 Failure injection:
 - ``server.fail_post``: list of HTTP status codes returned to the next GraphQL posts, in order;
 - ``server.fail_get[path]``: list of status codes for the next GETs of ``path``;
+- ``server.fail_put[path]``: list of status codes for the next PUTs of ``path`` (file uploads);
 - ``server.truncate[path]``: number of bytes after which a GET of ``path`` is cut off (the full
   Content-Length is announced, then the connection closes);
 - corrupted bodies, servers that never answer, stalled bodies, announced checksums: see the
@@ -51,6 +52,9 @@ class FakeNumerai:
         self.fail_get: dict[str, list[int]] = {}
         self.truncate: dict[str, int] = {}
         self._init_reliability_knobs()
+        # -- reliability (issue 13): PUT failures, e.g. ``fail_put["/upload/x"] = [500]`` ------------
+        self.fail_put: dict[str, list[int]] = {}
+        # -- end reliability ------------------------------------------------------------------------
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
 
@@ -202,7 +206,7 @@ class FakeNumerai:
                         "body": body,
                     }
                 )
-                codes = fake.fail_get.get(self.path)
+                codes = fake.fail_put.get(self.path) or fake.fail_get.get(self.path)
                 if codes:
                     self._send(codes.pop(0), b"injected")
                     return

@@ -69,9 +69,18 @@ def test_every_notebook_was_executed_and_rendered(chain_run):
 def test_every_artifact_is_written(chain_run):
     _, root, _ = chain_run
     run = root / "run"
-    for name in ("data.json", "feature_spec.json", "model.txt", "predictions.parquet",
-                 "metrics.json", "per_era.csv", "submission.csv", "neutralized_submission.csv",
-                 "diagnostics.csv", "summary.json"):
+    for name in (
+        "data.json",
+        "feature_spec.json",
+        "model.txt",
+        "predictions.parquet",
+        "metrics.json",
+        "per_era.csv",
+        "submission.csv",
+        "neutralized_submission.csv",
+        "diagnostics.csv",
+        "summary.json",
+    ):
         assert (run / name).is_file(), name
     assert list(run.glob("*.png")), "figures are saved as PNG"
     assert not list(run.rglob("*.tmp")), "no temporary file left behind"
@@ -81,11 +90,7 @@ def test_submissions_hold_exactly_the_expected_ids_inside_0_1(chain_run):
     layout, root, _ = chain_run
     info = json.loads((root / "run" / "data.json").read_text())
     data = load_data(info["dataset_dir"])
-    expected = (
-        data.live.index
-        if layout == "v5"
-        else data.validation.index.append(data.live.index)
-    )
+    expected = data.live.index if layout == "v5" else data.validation.index.append(data.live.index)
     for name in ("submission.csv", "neutralized_submission.csv"):
         sub = pd.read_csv(root / "run" / name, dtype={"id": str})
         assert list(sub.columns) == ["id", "prediction"]
@@ -142,3 +147,53 @@ def test_figures_are_shown_inside_the_executed_notebooks(chain_run):
             for out in cell.get("outputs", [])
         )
         assert images >= least, f"{name} shows {images} figure(s), expected at least {least}"
+
+
+# -- reliability (issue 13): fingerprints and mixed runs ---------------------------------------
+def test_every_artifact_records_its_fingerprint(chain_run):
+    from nbutils.fingerprints import file_sha256, read_manifest
+
+    _, root, _ = chain_run
+    run = root / "run"
+    manifest = read_manifest(run)
+    for name in (
+        "data.json",
+        "feature_spec.json",
+        "model.txt",
+        "predictions.parquet",
+        "metrics.json",
+        "per_era.csv",
+        "diagnostics.csv",
+    ):
+        assert manifest[name]["sha256"] == file_sha256(run / name), name
+    assert manifest["predictions.parquet"]["parameters"]["n_estimators"] == 40
+    assert manifest["predictions.parquet"]["upstream"] == {
+        "data.json": file_sha256(run / "data.json"),
+        "feature_spec.json": file_sha256(run / "feature_spec.json"),
+    }
+    assert "data_fingerprint" in json.loads((run / "data.json").read_text())
+
+
+def test_rerunning_04_after_01_changed_the_data_is_refused(chain_run, tmp_path):
+    """The chain was stopped after 01 ran with new data: 04 must not score the old model."""
+    import shutil
+
+    from nbutils.errors import PipelineError
+
+    layout, root, _ = chain_run
+    run = tmp_path / "run"
+    shutil.copytree(root / "run", run)
+    params = {
+        "data_source": "synthetic",
+        "data_dir": str(tmp_path / "data"),
+        "seed": 1,
+        "synthetic_layout": layout,
+        "synthetic_sizes": dict(TINY_SIZES),
+    }
+    run_pipeline(
+        run, params, notebooks=NOTEBOOKS[:1], progress=False, html=False, log=lambda *_: None
+    )
+    with pytest.raises(PipelineError, match="made by 03_training.ipynb from another data.json"):
+        run_pipeline(
+            run, {}, notebooks=(NOTEBOOKS[3],), progress=False, html=False, log=lambda *_: None
+        )

@@ -54,3 +54,61 @@ def test_redact_removes_both_strings():
     text = "Token PUBLIC123$SECRET456 rejected; secret=SECRET456"
     assert redact(text, keys) == "Token ***$*** rejected; secret=***"
     assert redact(text, None) == text
+
+
+def fake_clone(root):
+    """A directory shaped like a clone of the project, with keys in its .env."""
+    (root / "nbutils").mkdir(parents=True)
+    (root / "pyproject.toml").write_text("[project]\nname='x'\n")
+    (root / ".env").write_text("NUMERAI_PUBLIC_ID=rootpub\nNUMERAI_SECRET_KEY=rootsec\n")
+    return root / "nbutils" / "keys.py"
+
+
+def test_keys_in_the_project_root_are_found_from_a_run_dir_elsewhere(tmp_path, monkeypatch):
+    """A kernel's working directory is the run directory, often outside the project."""
+    from nbutils import keys
+
+    monkeypatch.setattr(keys, "__file__", str(fake_clone(tmp_path / "clone")))
+    outside = tmp_path / "elsewhere" / "run"
+    outside.mkdir(parents=True)
+    monkeypatch.chdir(outside)
+    assert load_keys() == NumeraiKeys("rootpub", "rootsec")
+    (outside / ".env").write_text("NUMERAI_PUBLIC_ID=near\nNUMERAI_SECRET_KEY=nearsec\n")
+    assert load_keys() == NumeraiKeys("near", "nearsec")  # the nearest .env still wins
+
+
+@pytest.mark.parametrize("secret", ["se\"cr\\et<&>'x", "plain-secret-123"])
+def test_redact_covers_json_and_html_escaped_forms(secret):
+    import html
+    import json
+
+    keys = NumeraiKeys("pub-id-42", secret)
+    forms = [
+        secret,
+        json.dumps(secret),
+        html.escape(secret),
+        html.escape(json.dumps(secret)),
+        repr(secret),
+        json.dumps({"text": f"error: {secret!r}"}),
+    ]
+    for form in forms:
+        text = f"before {form} after"
+        clean = redact(text, keys)
+        assert secret not in clean and json.dumps(secret)[1:-1] not in clean
+        assert (
+            html.escape(secret) not in clean and html.escape(json.dumps(secret)[1:-1]) not in clean
+        )
+        assert "***" in clean
+
+
+def test_a_parameter_equal_to_a_key_is_refused_without_showing_it():
+    from nbutils.keys import refuse_key_values
+    from nbutils.parameters import ParameterError
+
+    keys = NumeraiKeys("pub-id-42", "sec-key-99")
+    refuse_key_values({"model_name": "my_model", "seeds": [0, 1]}, keys)
+    refuse_key_values({"model_name": "sec-key-99"}, None)  # no keys: nothing to compare
+    for value in ("sec-key-99", "x sec-key-99", ["pub-id-42"], {"a": "pub-id-42"}):
+        with pytest.raises(ParameterError, match="'model_name' holds your Numerai API key") as info:
+            refuse_key_values({"model_name": value}, keys)
+        assert "sec-key-99" not in str(info.value) and "pub-id-42" not in str(info.value)

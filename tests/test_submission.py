@@ -5,6 +5,7 @@ Uploads go through the real numerapi client to the local fake server (fixture ``
 
 from __future__ import annotations
 
+import io
 import logging
 import types
 
@@ -13,13 +14,17 @@ import numpy as np
 import pandas as pd
 import pytest
 from numerai_tools.scoring import tie_kept_rank
+from numerai_tools.submissions import validate_submission_numerai
 
 from nbutils.data import NumeraiData
 from nbutils.errors import SubmissionError
 from nbutils.submission import (
+    SubmissionWarning,
+    UploadHTTPError,
     build_submission,
     default_backoff,
     expected_ids,
+    put_checked,
     read_submission,
     upload_submission,
     validate_submission,
@@ -129,14 +134,9 @@ def good(layout: str = "v5") -> tuple[pd.DataFrame, NumeraiData]:
     ("mutate", "reason"),
     [
         (lambda s: s.iloc[:-1], "missing ids: 1"),
-        (
-            lambda s: pd.concat([s, pd.DataFrame({"id": ["zz"], "prediction": [0.5]})]),
-            "unknown ids",
-        ),
         (lambda s: pd.concat([s, s.iloc[:1]]), "duplicate ids"),
         (lambda s: s.assign(prediction=s["prediction"].where(s.index != 2)), "NaN predictions"),
-        (lambda s: s.assign(prediction=s["prediction"].where(s.index != 0, 1.0)), "out of range"),
-        (lambda s: s.assign(prediction=s["prediction"].where(s.index != 0, 0.0)), "out of range"),
+        (lambda s: s.assign(prediction=s["prediction"].where(s.index != 0, 1.01)), "out of range"),
         (lambda s: s.assign(prediction=s["prediction"].where(s.index != 0, -0.2)), "out of range"),
         (lambda s: s.assign(prediction=0.5), "constant predictions"),
         (lambda s: s.rename(columns={"prediction": "pred"}), "invalid_submission_headers"),
@@ -151,6 +151,31 @@ def test_each_bad_submission_is_rejected_with_its_reason(mutate, reason):
     validate_submission(sub, data)  # the unmutated one is fine
     with pytest.raises(SubmissionError, match=reason):
         validate_submission(mutate(sub).reset_index(drop=True), data)
+
+
+def test_values_zero_and_one_are_accepted_as_numerai_does():
+    """rank(pct=True), as in Numerai's examples, gives exactly 1.0 for the top row."""
+    sub, data = good()
+    ranked = sub.assign(prediction=sub["prediction"].rank(pct=True))
+    assert ranked["prediction"].max() == 1.0
+    validate_submission(ranked, data)
+    ends = sub.assign(prediction=sub["prediction"].where(sub.index != 0, 0.0))
+    validate_submission(
+        ends.assign(prediction=ends["prediction"].where(ends.index != 1, 1.0)), data
+    )
+    validate_submission_numerai(pd.Series(data.live.index), ranked)  # the reference agrees
+
+
+def test_extra_ids_are_dropped_with_a_warning_naming_how_many():
+    sub, data = good()
+    extra = pd.DataFrame({"id": ["zz", "yy"], "prediction": [0.5, 0.4]})
+    with pytest.warns(SubmissionWarning, match="dropped 2 id"):
+        cleaned = validate_submission(pd.concat([sub, extra], ignore_index=True), data)
+    pd.testing.assert_frame_equal(cleaned.reset_index(drop=True), sub.reset_index(drop=True))
+    _, _, filtered, invalid = validate_submission_numerai(  # the reference drops them too
+        pd.Series(data.live.index), pd.concat([sub, extra], ignore_index=True)
+    )
+    assert sorted(invalid) == ["yy", "zz"] and len(filtered) == len(sub)
 
 
 def test_legacy_wrong_order_is_rejected():
@@ -292,6 +317,46 @@ def test_server_error_is_retried_then_succeeds(numerai, monkeypatch, tmp_path, c
     assert_no_keys(capsys, caplog)
 
 
+def test_put_answering_500_is_never_reported_as_success(numerai, monkeypatch, tmp_path):
+    """numerapi's upload_predictions ignores the PUT's status; nbutils checks it."""
+    set_keys(monkeypatch)
+    path, _ = submission_file(tmp_path)
+    numerai.fail_put[UPLOAD_PATH] = [500] * 3
+    with pytest.raises(SubmissionError, match="after 3 attempt.*PUT of submission.csv.*HTTP 500"):
+        upload_submission(path, model_id=MODEL_ID, sleep=lambda s: None)
+    assert not numerai.uploads and not numerai.state["created"]  # never registered
+
+
+def test_put_500_then_200_is_retried(numerai, monkeypatch, tmp_path):
+    set_keys(monkeypatch)
+    path, _ = submission_file(tmp_path)
+    numerai.fail_put[UPLOAD_PATH] = [500]
+    assert upload_submission(path, model_id=MODEL_ID, sleep=lambda s: None) == "submission-42"
+    assert numerai.uploads[UPLOAD_PATH] == path.read_bytes()
+    assert len(numerai.state["created"]) == 1
+
+
+def test_put_checked_refuses_non_2xx(fake_numerai):
+    fake_numerai.fail_put["/model"] = [503]
+    with pytest.raises(UploadHTTPError, match="PUT of model.pkl answered HTTP 503") as info:
+        put_checked(fake_numerai.url + "/model", b"abc", what="model.pkl")
+    assert info.value.status == 503
+    put_checked(fake_numerai.url + "/model", b"abc", what="model.pkl")
+    assert fake_numerai.uploads["/model"] == b"abc"
+
+
+def test_extra_ids_are_not_uploaded(numerai, monkeypatch, tmp_path):
+    set_keys(monkeypatch)
+    sub, data = good()
+    path = tmp_path / "submission.csv"
+    extra = pd.DataFrame({"id": ["zz"], "prediction": [0.5]})
+    path.write_text(pd.concat([sub, extra]).to_csv(index=False))
+    with pytest.warns(SubmissionWarning, match="dropped 1 id"):
+        upload_submission(path, model_id=MODEL_ID, data=data)
+    uploaded = pd.read_csv(io.BytesIO(numerai.uploads[UPLOAD_PATH]), dtype={"id": str})
+    assert list(uploaded["id"]) == list(sub["id"])
+
+
 def test_persistent_server_error_raises(numerai, monkeypatch, tmp_path, capsys, caplog):
     caplog.set_level(logging.DEBUG)
     set_keys(monkeypatch)
@@ -347,7 +412,10 @@ def test_nothing_invalid_is_uploaded(numerai, monkeypatch, tmp_path):
     upload_submission(stale, model_id=MODEL_ID)  # fine by shape alone...
     numerai.requests.clear()
     numerai.uploads.clear()
-    with pytest.raises(SubmissionError, match="unknown ids"):  # ...but not for this round
+    with (  # ...but not for this round: every id is dropped, so every live id is missing
+        pytest.warns(SubmissionWarning, match=f"dropped {len(sub)} id"),
+        pytest.raises(SubmissionError, match="missing ids"),
+    ):
         upload_submission(stale, model_id=MODEL_ID, data=data)
     with pytest.raises(SubmissionError, match="no submission file"):
         upload_submission(tmp_path / "none.csv", model_id=MODEL_ID)
@@ -388,7 +456,9 @@ def test_v5_submission_from_loaded_data(tiny_v5_dir, tmp_path):
     sub = build_submission(preds_for(data), data, rank_per_era=True)
     assert sorted(sub.index) == sorted(live_file.index.astype(str))
     validate_submission(read_submission(write_submission(sub, tmp_path / "s.csv")), data)
-    with pytest.raises(SubmissionError, match="unknown ids"):
-        validate_submission(
-            build_submission(preds_for(data), data).rename(index={sub.index[0]: "x"}), data
-        )
+    renamed = build_submission(preds_for(data), data).rename(index={sub.index[0]: "x"})
+    with (
+        pytest.warns(SubmissionWarning, match="dropped 1 id"),
+        pytest.raises(SubmissionError, match="missing ids: 1"),
+    ):
+        validate_submission(renamed, data)

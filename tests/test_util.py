@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import stat
 
 import numpy as np
 import pytest
@@ -50,3 +52,17 @@ def test_write_json_turns_nan_and_numpy_into_plain_json(tmp_path):
     raw = json.loads(path.read_text())
     assert raw == {"mean": 0.5, "nan": None, "n": 3, "list": [1, None]}
     assert read_json(path) == raw
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o077, 0o002])
+def test_atomic_writes_keep_the_umask(tmp_path, umask):
+    """No forced 0600: an artifact gets the mode any other file of the user gets."""
+    old = os.umask(umask)
+    try:
+        path = write_json(tmp_path / "a.json", {"x": 1})
+        plain = tmp_path / "plain.txt"
+        plain.write_text("x")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(path.stat().st_mode) == stat.S_IMODE(plain.stat().st_mode)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o666 & ~umask

@@ -1,0 +1,206 @@
+"""Fingerprints of a run's artifacts, so that a run directory never mixes two runs silently.
+
+``<run_dir>/fingerprints.json`` holds one entry per artifact (``data.json``, ``predictions.parquet``...):
+
+- ``sha256``: of the artifact's bytes when it was written;
+- ``notebook`` and ``parameters``: the notebook that wrote it and its checked parameters;
+- ``upstream``: ``{artifact: sha256}`` of the artifacts that notebook reads (:data:`READS`), as
+  they were when it wrote;
+- ``fingerprint``: SHA-256 of the three above (and, for ``data.json``, of the dataset files'
+  fingerprint it holds), the run's identity up to this artifact.
+
+The dataset itself is fingerprinted in ``data.json`` (``data_fingerprint``): per file its size
+and the SHA-256 of its last MiB (a parquet file's footer: schema and row-group statistics), which
+is cheap on 5 GB and changes when the file is rebuilt with another seed or size.
+
+Checks (:func:`check_artifact`, called whenever an artifact is read through
+:mod:`nbutils.artifacts`): an artifact whose upstream artifacts have changed since it was written
+is refused, naming the mismatch and the notebook to rerun. An artifact rewritten outside the
+recording functions (its bytes no longer match its entry) has an unknown origin: its stale entry
+is ignored, and whatever was made from its older bytes is refused.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from nbutils.errors import PipelineError
+from nbutils.util import read_json, write_json
+
+MANIFEST = "fingerprints.json"
+
+#: notebook -> the artifacts it reads (its outputs' upstream)
+READS: dict[str, tuple[str, ...]] = {
+    "01_load_data.ipynb": (),
+    "02_feature_engineering.ipynb": ("data.json",),
+    "03_training.ipynb": ("data.json", "feature_spec.json"),
+    "04_evaluation.ipynb": ("data.json", "predictions.parquet"),
+    "05_submission.ipynb": ("data.json", "predictions.parquet"),
+    "06_neutralization.ipynb": ("data.json", "predictions.parquet"),
+}
+
+_TAIL = 1 << 20
+_step: dict[str, Any] = {}
+_hash_cache: dict[tuple[str, int, int], str] = {}
+
+
+def begin_step(notebook: str, parameters: Mapping[str, Any]) -> None:
+    """Remember which notebook runs in this kernel and its checked parameters (recorded with
+    every artifact it writes). Called by :func:`nbutils.parameters.check_notebook_parameters`."""
+    _step.clear()
+    _step.update(notebook=Path(notebook).name, parameters=dict(parameters))
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    """SHA-256 of a file's bytes (cached per path, size and modification time)."""
+    p = Path(path)
+    st = p.stat()
+    key = (str(p.resolve()), st.st_size, st.st_mtime_ns)
+    if key not in _hash_cache:
+        digest = hashlib.sha256()
+        with open(p, "rb") as fh:
+            for block in iter(lambda: fh.read(1 << 22), b""):
+                digest.update(block)
+        _hash_cache[key] = digest.hexdigest()
+    return _hash_cache[key]
+
+
+def dataset_fingerprint(dataset_dir: str | os.PathLike) -> dict[str, list]:
+    """``{file: [size, sha256 of its last MiB]}`` for the dataset's files (hidden files skipped)."""
+    root = Path(dataset_dir)
+    out: dict[str, list] = {}
+    for path in sorted(root.rglob("*")):
+        rel = path.relative_to(root)
+        if not path.is_file() or any(part.startswith(".") for part in rel.parts):
+            continue
+        size = path.stat().st_size
+        with open(path, "rb") as fh:
+            fh.seek(max(size - _TAIL, 0))
+            tail = hashlib.sha256(fh.read()).hexdigest()
+        out[rel.as_posix()] = [size, tail]
+    return out
+
+
+def check_dataset(run_dir: str | os.PathLike, info: Mapping[str, Any]) -> None:
+    """Refuse a dataset whose files differ from the fingerprint ``data.json`` recorded."""
+    recorded = info.get("data_fingerprint")
+    if not isinstance(recorded, dict):
+        return  # data.json from before fingerprints
+    dataset = Path(info["dataset_dir"])
+    now = dataset_fingerprint(dataset) if dataset.is_dir() else {}
+    changed = sorted(name for name, fp in recorded.items() if now.get(name) != list(fp))
+    if changed:
+        raise PipelineError(
+            f"the dataset {dataset} changed since notebook 01 loaded it into {run_dir} "
+            f"({', '.join(changed[:3])}{' ...' if len(changed) > 3 else ''} differ: another run "
+            "rebuilt or downloaded into the same directory). Rerun 01_load_data.ipynb and the "
+            f"notebooks after it (or the whole chain: python -m nbutils run --run-dir {run_dir})."
+        )
+
+
+# -- the manifest --------------------------------------------------------------------------------
+def read_manifest(run_dir: str | os.PathLike) -> dict[str, dict]:
+    """``fingerprints.json`` of ``run_dir`` ({} when absent); a damaged one is a PipelineError."""
+    path = Path(run_dir) / MANIFEST
+    if not path.is_file():
+        return {}
+    try:
+        manifest = read_json(path)
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        manifest = err
+    if not isinstance(manifest, dict):
+        raise PipelineError(
+            f"{path} is damaged ({manifest}); delete it and rerun the whole chain "
+            f"(python -m nbutils run --run-dir {run_dir})."
+        )
+    return manifest
+
+
+def _producer(name: str) -> str:
+    from nbutils.artifacts import PRODUCERS
+
+    return PRODUCERS.get(name, "")
+
+
+def record_artifact(
+    run_dir: str | os.PathLike,
+    name: str,
+    notebook: str | None = None,
+    parameters: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Record ``name``'s fingerprint in ``fingerprints.json`` (after the artifact was written).
+
+    ``notebook``/``parameters`` default to the step begun in this kernel (:func:`begin_step`)
+    when it is the artifact's producer.
+    """
+    from nbutils.runlock import check_not_locked_by_another
+
+    run_path = Path(run_dir)
+    check_not_locked_by_another(run_path)
+    producer = notebook or _producer(name) or _step.get("notebook", "")
+    if parameters is None and _step.get("notebook") == producer:
+        parameters = _step.get("parameters")
+    upstream = {
+        u: file_sha256(run_path / u) for u in READS.get(producer, ()) if (run_path / u).is_file()
+    }
+    entry: dict[str, Any] = {
+        "sha256": file_sha256(run_path / name),
+        "notebook": producer,
+        "parameters": dict(parameters) if parameters is not None else None,
+        "upstream": upstream,
+    }
+    identity = {k: entry[k] for k in ("notebook", "parameters", "upstream")}
+    if name == "data.json":
+        identity["data"] = read_json(run_path / name).get("data_fingerprint")
+    entry["fingerprint"] = hashlib.sha256(
+        json.dumps(identity, sort_keys=True, default=str).encode()
+    ).hexdigest()
+    manifest = read_manifest(run_path)
+    manifest[name] = entry
+    write_json(run_path / MANIFEST, manifest)
+    return entry
+
+
+def record_outputs(
+    run_dir: str | os.PathLike, notebook: str, parameters: Mapping[str, Any], since: float
+) -> list[str]:
+    """Record every artifact ``notebook`` wrote after ``since`` (a ``time.time()``); used by the
+    chain after each notebook, so artifacts saved by other functions are recorded too."""
+    from nbutils.artifacts import PRODUCERS
+
+    run_path = Path(run_dir)
+    manifest = read_manifest(run_path)
+    done = []
+    for name, producer in PRODUCERS.items():
+        path = run_path / name
+        if producer != Path(notebook).name or not path.is_file() or path.stat().st_mtime < since:
+            continue
+        if manifest.get(name, {}).get("sha256") == file_sha256(path):
+            continue  # recorded by the notebook's own kernel, with all its checked parameters
+        record_artifact(run_path, name, producer, parameters)
+        done.append(name)
+    return done
+
+
+def check_artifact(run_dir: str | os.PathLike, name: str) -> None:
+    """Refuse ``name`` when an artifact it was made from has changed since (mixed runs)."""
+    run_path = Path(run_dir)
+    entry = read_manifest(run_path).get(name)
+    if not entry or file_sha256(run_path / name) != entry.get("sha256"):
+        return  # no record, or rewritten outside the recording functions: origin unknown
+    for upstream, sha in (entry.get("upstream") or {}).items():
+        path = run_path / upstream
+        if path.is_file() and file_sha256(path) != sha:
+            made_by = entry.get("notebook") or "the notebook that wrote it"
+            raise PipelineError(
+                f"{name} in {run_path} was made by {made_by} from another {upstream} than the "
+                f"one there now ({upstream} was rewritten later by {_producer(upstream) or 'another notebook'}"
+                f"): the run directory mixes two runs, e.g. after a chain stopped in {made_by}. "
+                f"Rerun {made_by} and the notebooks after it, or the whole chain "
+                f"(python -m nbutils run --run-dir {run_path})."
+            )
