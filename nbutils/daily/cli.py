@@ -70,8 +70,9 @@ def _export(args: argparse.Namespace) -> int:
     path = export_model(args.run_dir, args.out)
     print(f"wrote {path}")
     if args.check:
-        report = check_pickle(path, docker_image=args.docker_image)
-        print(report.describe())
+        report = check_pickle(path, docker_image=args.docker_image, run_dir=args.run_dir)
+        print(report.describe(), file=sys.stdout if report.ok else sys.stderr)
+        return 0 if report.ok else 1
     return 0
 
 
