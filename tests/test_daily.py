@@ -59,11 +59,15 @@ def build_run(run_dir: Path, dataset_dir: Path, settings: DailySettings | None) 
         if settings.neutralize:  # notebook 06's cells, on validation and live together
             unscored = pd.concat([data.validation, data.live])[["era", *data.features]]
             unscored["prediction"] = predictions["prediction"]
+            neutralizers = data.features
+            if settings.neutralize_against == "example_predictions":
+                unscored["example_prediction"] = data.example_predictions.reindex(unscored.index)
+                neutralizers = ["example_prediction"]
             era_col = "era" if settings.per_era else None
             unscored["neutralized"] = neutralize(
                 unscored,
                 ["prediction"],
-                data.features,
+                neutralizers,
                 proportion=settings.proportion,
                 era_col=era_col,
             )["prediction"]

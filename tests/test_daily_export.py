@@ -18,11 +18,20 @@ import pytest
 
 from nbutils.daily.errors import DailyError
 from nbutils.daily.export import check_pickle, export_model, version_warnings
+from nbutils.daily.run import DailySettings
 from nbutils.daily.standalone import engineer, neutralize_block
 from nbutils.features import FeatureSpec
 from nbutils.neutralize import neutralize
 from tests import test_daily as base
-from tests.test_daily import MODEL, PUBLIC, SECRET, assert_no_keys_anywhere, copy_run, run_cli
+from tests.test_daily import (
+    MODEL,
+    PUBLIC,
+    SECRET,
+    assert_no_keys_anywhere,
+    build_run,
+    copy_run,
+    run_cli,
+)
 
 finished_run = base.finished_run  # the module's finished run (a pytest fixture)
 daily = base.daily  # the stand-in with an open round (a pytest fixture)
@@ -188,3 +197,50 @@ def test_upload_model_rejected_keys(daily, finished_run, tmp_path, monkeypatch, 
     captured = capsys.readouterr()
     assert code == 4 and "refused the keys" in captured.err
     assert PUBLIC not in captured.err + captured.out and SECRET not in captured.err + captured.out
+
+
+# -- every way the run can turn predictions into a submission ----------------------------------
+VARIANTS = {
+    "raw": DailySettings(neutralize=False, rank_per_era=False),
+    "ranked": DailySettings(neutralize=False, rank_per_era=True),
+    "features-full": DailySettings(True, 1.0, "features", True, True),
+    "example-predictions": DailySettings(True, 0.5, "example_predictions", True, True),
+    "one-block": DailySettings(True, 0.5, "features", False, True),
+}
+
+
+@pytest.mark.parametrize("name", list(VARIANTS))
+def test_pickle_and_submit_agree_with_the_run_for_each_setting(name, finished_run, daily, tmp_path):
+    """The pickle (no nbutils), ``submit --dry-run`` and the run's own notebook-05/06 values.
+
+    ``one-block`` (per_era=False) is the documented exception: the run neutralized validation and
+    live together, a new round has only live, so there pickle and submit agree with each other."""
+    settings = VARIANTS[name]
+    run_dir = tmp_path / "run"
+    built = build_run(run_dir, finished_run["dataset"], settings)
+    pkl = export_model(run_dir, tmp_path / "m.pkl")
+    saved = tmp_path / "p.parquet"
+    report = check_pickle(pkl, run_dir=run_dir, save_predictions=saved)
+    assert report.ok, report.describe()
+    from_pickle = pd.read_parquet(saved)["prediction"]
+    assert (
+        run_cli(
+            "submit",
+            "--run-dir",
+            str(run_dir),
+            "--model-name",
+            MODEL,
+            "--data-dir",
+            str(tmp_path / "data"),
+            "--dry-run",
+        )
+        == 0
+    )
+    submitted = pd.read_csv(run_dir / "rounds" / "1001" / f"{MODEL}.csv", dtype={"id": str})
+    submitted = submitted.set_index("id")["prediction"]
+    np.testing.assert_allclose(
+        from_pickle.to_numpy(), submitted[from_pickle.index].to_numpy(), atol=1e-12
+    )
+    if name != "one-block":
+        expected = built["expected"].loc[from_pickle.index, "prediction"]
+        np.testing.assert_allclose(from_pickle.to_numpy(), expected.to_numpy(), atol=1e-12)

@@ -7,7 +7,8 @@ with the LightGBM model as text, the feature lists, the feature-engineering spec
 neutralization settings inside it. It needs numpy, pandas and lightgbm only.
 
 :func:`check_pickle` loads it in a fresh Python whose path has no nbutils, calls it as Numerai's
-runner does (one argument, then two), checks the answer (a DataFrame with a ``prediction``
+runner does (with ``live_benchmark_models``; then with ``live_features`` alone, unless the model
+is neutralized against example predictions and so needs them), checks the answer (a DataFrame with a ``prediction``
 column, indexed like the live rows, no NaN, values in [0, 1]) and reports time and peak memory
 against Numerai's limits, and version differences against the chosen image.
 """
@@ -81,7 +82,12 @@ def export_model(run_dir: str | os.PathLike, out: str | os.PathLike) -> Path:
         raise DailyError(f"--out {target}: Numerai's model upload needs a file ending in .pkl.")
     run = load_run(run_dir)
     predict = standalone.make_predict(bundle_of(run))
-    predict.nbutils_export = {"versions": local_versions(), "run_dir": str(run.run_dir)}
+    predict.nbutils_export = {
+        "versions": local_versions(),
+        "run_dir": str(run.run_dir),
+        "needs_benchmark": run.settings.neutralize
+        and run.settings.neutralize_against == "example_predictions",
+    }
     cloudpickle.register_pickle_by_value(standalone)
     try:
         payload = cloudpickle.dumps(predict)
@@ -127,8 +133,11 @@ features = live[[c for c in live.columns if c.startswith("feature_")]]
 bench = pd.read_parquet(args["benchmark"]) if args.get("benchmark") else None
 if bench is not None and "id" in bench.columns:
     bench = bench.set_index("id")
-for label, call in (("one argument", lambda: predict(features)),
-                    ("two arguments", lambda: predict(features, bench))):
+export = getattr(predict, "nbutils_export", {})
+calls = [("two arguments", lambda: predict(features, bench))]
+if not export.get("needs_benchmark"):  # else it cannot work without live_benchmark_models
+    calls.append(("one argument", lambda: predict(features)))
+for label, call in calls:
     try:
         out = call()
     except Exception as err:
@@ -144,7 +153,7 @@ for label, call in (("one argument", lambda: predict(features)),
         report["errors"].append(f"{label}: {int(np.isnan(values).sum())} NaN prediction(s)")
     elif values.min() < 0 or values.max() > 1:
         report["errors"].append(f"{label}: values outside [0, 1] ({values.min():.4g}..{values.max():.4g})")
-    if args.get("save") and label == "one argument":
+    if args.get("save") and label == "two arguments":
         out.to_parquet(args["save"])
 report["seconds"] = time.perf_counter() - start
 report["peak_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
