@@ -322,7 +322,9 @@ class DailyState:
         if status == "UPCOMING":
             return [self._round_record(self.upcoming)] if self.upcoming else []
         if number == 0:
-            return [self._round_record(self.rounds[-1])] if self.rounds else [None]
+            if not self.rounds:  # what Numerai answers between rounds
+                raise GraphQLError("Current round not open for submissions")
+            return [self._round_record(self.rounds[-1])]
         if number is not None:
             return [self._round_record(r) for r in self.rounds if r["number"] == number]
         return [self._round_record(r) for r in reversed(self.rounds)]

@@ -425,3 +425,54 @@ def test_bad_settings_file_is_refused_with_its_name(tmp_path, content, reason):
     with pytest.raises(DailyError, match=reason) as info:
         load_settings(tmp_path)
     assert "neutralization.json" in str(info.value)
+
+
+# -- the round ---------------------------------------------------------------------------------
+def test_round_status_between_rounds_names_the_next_opening(fake_numerai):
+    from nbutils.daily.round import make_client, round_status
+
+    state = fake_numerai.enable_daily()
+    state.upcoming = {
+        "number": 7,
+        "openTime": "2030-01-01T13:00:00Z",
+        "closeStakingTime": "2030-01-02T13:00:00Z",
+        "closeTime": "2030-01-02T13:00:00Z",
+        "payoutFactor": "1",
+    }
+    status = round_status(make_client(None))
+    assert not status.is_open
+    assert "2030-01-01 13:00 UTC" in status.describe()
+
+
+def test_round_is_closed_once_the_staking_deadline_passed(fake_numerai):
+    """numerapi's rule (check_round_open): open while openTime <= now < closeStakingTime."""
+    from nbutils.daily.round import make_client, round_status
+
+    state = fake_numerai.enable_daily()
+    state.open_round(5)
+    assert round_status(make_client(None)).is_open
+    state.rounds[-1]["closeStakingTime"] = "2000-01-01T00:00:00Z"
+    status = round_status(make_client(None))
+    assert not status.is_open and status.number == 5
+    assert "see numer.ai" in status.describe()  # no upcoming round announced yet
+
+
+def test_log_is_append_only_and_a_broken_line_is_reported(tmp_path):
+    from nbutils.daily.submit import append_log, previous_submission
+
+    append_log(tmp_path, {"round": 1, "model": "a", "submission_id": "s1"})
+    append_log(tmp_path, {"round": 2, "model": "a", "submission_id": "s2"})
+    first = (tmp_path / LOG_NAME).read_text().splitlines()[0]
+    append_log(tmp_path, {"round": 2, "model": "b", "submission_id": "s3"})
+    assert (tmp_path / LOG_NAME).read_text().splitlines()[0] == first
+    assert previous_submission(tmp_path, 2, "a")["submission_id"] == "s2"
+    assert previous_submission(tmp_path, 3, "a") is None
+    with open(tmp_path / LOG_NAME, "a") as handle:
+        handle.write("{half\n")
+    with pytest.raises(DailyError, match="line 4 is not JSON"):
+        previous_submission(tmp_path, 2, "a")
+
+
+def test_empty_model_name_is_refused(tmp_path, capsys):
+    assert run_cli("submit", "--run-dir", str(tmp_path), "--model-name", " ") == 1
+    assert "--model-name is empty" in capsys.readouterr().err
