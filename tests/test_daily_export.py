@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -244,3 +246,29 @@ def test_pickle_and_submit_agree_with_the_run_for_each_setting(name, finished_ru
     if name != "one-block":
         expected = built["expected"].loc[from_pickle.index, "prediction"]
         np.testing.assert_allclose(from_pickle.to_numpy(), expected.to_numpy(), atol=1e-12)
+
+
+def test_benchmark_models_are_aligned_by_id_and_must_cover_live(finished_run, tmp_path):
+    import cloudpickle
+
+    run_dir = tmp_path / "run"
+    build_run(run_dir, finished_run["dataset"], VARIANTS["example-predictions"])
+    predict = cloudpickle.loads(export_model(run_dir, tmp_path / "m.pkl").read_bytes())
+    live = pd.read_parquet(finished_run["dataset"] / "live.parquet")
+    features = live[[c for c in live.columns if c.startswith("feature_")]]
+    bench = pd.read_parquet(finished_run["dataset"] / "live_example_preds.parquet")
+    ordered = predict(features, bench)
+    shuffled = predict(features, bench.sample(frac=1.0, random_state=1))
+    pd.testing.assert_frame_equal(ordered, shuffled)
+    with pytest.raises(ValueError, match="no value for 1 of the live ids"):
+        predict(features, bench.iloc[1:])
+    with pytest.raises(ValueError, match="live_benchmark_models"):
+        predict(features)
+
+
+def test_the_pickle_holds_no_local_path(finished_run, tmp_path):
+    blob = export_model(finished_run["run_dir"], tmp_path / "m.pkl").read_bytes()
+    assert str(finished_run["run_dir"]).encode() not in blob
+    assert str(tmp_path).encode() not in blob
+    assert str(Path(__file__).resolve().parent.parent).encode() not in blob  # the project's path
+    assert re.search(rb"nbutils[./]", blob) is None  # no module or file of nbutils

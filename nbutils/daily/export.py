@@ -21,6 +21,7 @@ import platform
 import subprocess
 import sys
 import tempfile
+import types
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
@@ -71,28 +72,37 @@ def bundle_of(run: RunModel) -> dict[str, Any]:
     }
 
 
+def _standalone_module() -> types.ModuleType:
+    """A private copy of :mod:`nbutils.daily.standalone`, compiled under a neutral file name so
+    that the pickle names neither nbutils nor a local path."""
+    source = (Path(__file__).with_name("standalone.py")).read_text(encoding="utf-8")
+    module = types.ModuleType("numerai_model")
+    exec(compile(source, "numerai_model.py", "exec"), module.__dict__)  # noqa: S102 (our own file)
+    return module
+
+
 def export_model(run_dir: str | os.PathLike, out: str | os.PathLike) -> Path:
     """Write the cloudpickle of the run's ``predict`` to ``out`` (a ``.pkl`` file), atomically."""
     import cloudpickle
-
-    from nbutils.daily import standalone
 
     target = Path(out).expanduser()
     if target.suffix != ".pkl":
         raise DailyError(f"--out {target}: Numerai's model upload needs a file ending in .pkl.")
     run = load_run(run_dir)
+    standalone = _standalone_module()
     predict = standalone.make_predict(bundle_of(run))
     predict.nbutils_export = {
         "versions": local_versions(),
-        "run_dir": str(run.run_dir),
         "needs_benchmark": run.settings.neutralize
         and run.settings.neutralize_against == "example_predictions",
     }
+    sys.modules[standalone.__name__] = standalone
     cloudpickle.register_pickle_by_value(standalone)
     try:
         payload = cloudpickle.dumps(predict)
     finally:
         cloudpickle.unregister_pickle_by_value(standalone)
+        del sys.modules[standalone.__name__]
     with atomic_path(target) as tmp:
         tmp.write_bytes(payload)
     return target
@@ -232,22 +242,16 @@ def check_pickle(
 ) -> CheckReport:
     """Run the pickle in a fresh Python without nbutils, as Numerai's runner would.
 
-    ``live``: a live parquet file (default: the run's dataset ``live.parquet``, the run being
-    ``run_dir`` or the one recorded in the pickle); ``benchmark``: the live benchmark models
+    ``live``: a live parquet file (default: ``live.parquet`` of ``run_dir``'s dataset; the pickle
+    holds no local path); ``benchmark``: the live benchmark models
     (default: ``live_example_preds.parquet`` beside it, when present).
     """
     path = Path(pickle_path).resolve()
     if not path.is_file():
         raise DailyError(f"no pickle at {path}; write one with export-model.")
     if live is None:
-        import cloudpickle
-
         if run_dir is None:
-            with open(path, "rb") as handle:
-                exported = getattr(cloudpickle.load(handle), "nbutils_export", {})
-            run_dir = exported.get("run_dir")
-        if run_dir is None:
-            raise DailyError("say which live data to check the pickle with (live=...).")
+            raise DailyError("say which live data to check the pickle with (live= or run_dir=).")
         info = json.loads((Path(run_dir) / "data.json").read_text(encoding="utf-8"))
         live = Path(info["dataset_dir"]) / "live.parquet"
     live = Path(live).resolve()

@@ -233,6 +233,13 @@ def live_predictions(
                 "live_example_preds.parquet is missing."
             )
         frame["example_prediction"] = example_predictions.reindex(frame.index)
+        lacking = int(frame["example_prediction"].isna().sum())
+        if lacking:
+            raise DailyError(
+                f"the round's example predictions lack {lacking} of its {len(frame)} live ids; "
+                "they do not belong to this round's live data. Try again when Numerai has "
+                "published both."
+            )
         neutralizers = ["example_prediction"]
     era_col = "era" if s.per_era else None
     return neutralize(

@@ -126,6 +126,11 @@ def make_predict(bundle: dict[str, Any]):
                         f"live_benchmark_models with a {column!r} column."
                     )
                 bench = live_benchmark_models[column].reindex(live_features.index)
+                if bench.isna().any():
+                    raise ValueError(
+                        f"live_benchmark_models[{column!r}] has no value for "
+                        f"{int(bench.isna().sum())} of the live ids; it must cover every live id."
+                    )
                 neutralizers = bench.to_numpy(np.float64)[:, None]
             out = values.to_numpy().copy()
             for _, pos in eras.groupby(eras, sort=False).indices.items():
