@@ -476,3 +476,14 @@ def test_log_is_append_only_and_a_broken_line_is_reported(tmp_path):
 def test_empty_model_name_is_refused(tmp_path, capsys):
     assert run_cli("submit", "--run-dir", str(tmp_path), "--model-name", " ") == 1
     assert "--model-name is empty" in capsys.readouterr().err
+
+
+def test_a_round_announced_but_not_open_yet(fake_numerai):
+    from nbutils.daily.round import make_client, round_status
+
+    state = fake_numerai.enable_daily()
+    state.open_round(6)
+    state.rounds[-1]["openTime"] = "2031-05-06T13:00:00Z"
+    status = round_status(make_client(None))
+    assert not status.is_open
+    assert status.describe() == "round 6 is not open yet: it opens at 2031-05-06 13:00 UTC"

@@ -131,6 +131,8 @@ class RoundStatus:
             if self.next_open
             else "daily rounds open Tuesday to Saturday (see numer.ai for the time)"
         )
+        if self.next_open is not None and self.next_open == self.open_time:
+            return f"round {self.number} is not open yet: it opens at {self.next_open:%Y-%m-%d %H:%M} UTC"
         last = f"round {self.number} closed" if self.number else "no round is open"
         return f"{last}; {when}"
 
@@ -164,6 +166,8 @@ def round_status(
                 closes,
                 payout_factor=None if factor is None else float(factor),
             )
+        if opens and opens > now:  # announced, not open yet
+            return RoundStatus(current["number"], False, opens, closes, next_open=opens)
     upcoming = None
     with contextlib.suppress(Exception):
         nxt = napi.list_rounds(status="upcoming", limit=1)
