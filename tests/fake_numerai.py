@@ -165,7 +165,12 @@ class FakeNumerai:
             def do_PUT(self) -> None:
                 body = self._read_body()
                 fake.requests.append(
-                    {"method": "PUT", "path": self.path, "headers": dict(self.headers), "body": body}
+                    {
+                        "method": "PUT",
+                        "path": self.path,
+                        "headers": dict(self.headers),
+                        "body": body,
+                    }
                 )
                 codes = fake.fail_get.get(self.path)
                 if codes:
@@ -249,6 +254,7 @@ class DailyState:
     model_uploads: list[dict[str, Any]] = field(default_factory=list)
     scores: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     fail_put: list[int] = field(default_factory=list)
+    upcoming: dict[str, Any] | None = None  # the next round, once the current one closed
     _pending: dict[str, str] = field(default_factory=dict)  # upload filename -> PUT path
     _server: Any = None
 
@@ -281,8 +287,6 @@ class DailyState:
             "closeTime": _iso(now + timedelta(hours=next_opens_in_hours + 24)),
             "payoutFactor": "1.0",
         }
-
-    upcoming: dict[str, Any] | None = None
 
     def _round_record(self, rnd: dict[str, Any]) -> dict[str, Any]:
         configs = [
