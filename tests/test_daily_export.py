@@ -272,3 +272,17 @@ def test_the_pickle_holds_no_local_path(finished_run, tmp_path):
     assert str(tmp_path).encode() not in blob
     assert str(Path(__file__).resolve().parent.parent).encode() not in blob  # the project's path
     assert re.search(rb"nbutils[./]", blob) is None  # no module or file of nbutils
+
+
+def test_check_catches_the_pickle_of_another_model(finished_run, tmp_path):
+    """example-scripts #150: a notebook pickled the wrong model."""
+    other = tmp_path / "other"
+    build_run(other, finished_run["dataset"], VARIANTS["ranked"])
+    wrong = export_model(other, tmp_path / "wrong.pkl")
+    report = check_pickle(wrong, run_dir=finished_run["run_dir"])
+    assert not report.ok
+    assert any("differ from the run's own" in e for e in report.errors)
+    assert check_pickle(
+        export_model(finished_run["run_dir"], tmp_path / "right.pkl"),
+        run_dir=finished_run["run_dir"],
+    ).ok

@@ -257,6 +257,9 @@ def check_pickle(
     live = Path(live).resolve()
     if benchmark is None and (live.parent / "live_example_preds.parquet").is_file():
         benchmark = live.parent / "live_example_preds.parquet"
+    scratch = Path(tempfile.mkdtemp(prefix="nbutils-check-"))
+    if save_predictions is None and run_dir is not None:
+        save_predictions = scratch / "predictions.parquet"
     args = {
         "pickle": str(path),
         "live": str(live),
@@ -269,6 +272,42 @@ def check_pickle(
         if k not in ("PYTHONPATH",) and not k.startswith("NUMERAI_")
     }
     env.update({"OMP_NUM_THREADS": str(LIMIT_CPUS), "PYTHONNOUSERSITE": "1"})
+    try:
+        report = _run_child(args, env, timeout, docker_image)
+        if run_dir is not None and report.ok:
+            _compare_with_run(report, run_dir, live, benchmark, Path(args["save"]))
+    finally:
+        for leftover in sorted(scratch.rglob("*"), reverse=True):
+            leftover.unlink()
+        scratch.rmdir()
+    return report
+
+
+def _compare_with_run(
+    report: CheckReport, run_dir: str | os.PathLike, live: Path, benchmark: Path | None, saved: Path
+) -> None:
+    """Guard against pickling the wrong model (example-scripts #150): the pickle's predictions
+    must equal what ``submit`` computes from the run for the same live rows."""
+    import numpy as np
+    import pandas as pd
+
+    from nbutils.daily.submit import read_example_predictions, read_live, round_submission
+
+    run = load_run(run_dir)
+    example = read_example_predictions(Path(benchmark)) if benchmark else None
+    expected = round_submission(run, read_live(live, run), example)["prediction"]
+    got = pd.read_parquet(saved)["prediction"]
+    gap = float(np.max(np.abs(got.to_numpy() - expected.reindex(got.index).to_numpy())))
+    if not gap <= 1e-9:
+        report.errors.append(
+            f"the pickle's predictions differ from the run's own (max difference {gap:.3g}): "
+            f"it does not hold the model of {run.run_dir}."
+        )
+
+
+def _run_child(
+    args: dict[str, Any], env: dict[str, str], timeout: float, docker_image: str | None
+) -> CheckReport:
     with tempfile.TemporaryDirectory(prefix="nbutils-check-") as tmp:
         script = Path(tmp) / "numerai_runner.py"
         script.write_text(_CHILD, encoding="utf-8")

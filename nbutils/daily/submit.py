@@ -185,6 +185,32 @@ def read_example_predictions(path: Path) -> pd.Series:
 
 
 # -- the command -------------------------------------------------------------------------------
+def round_submission(
+    run: RunModel,
+    live: pd.DataFrame,
+    example: pd.Series | None = None,
+    number: int | None = None,
+    version: str = "",
+) -> pd.DataFrame:
+    """The validated submission (index ``id``, column ``prediction``) of ``live``, as the run
+    would have made it: predict, neutralize, rank (notebooks 03, 06 and 05)."""
+    values = live_predictions(run, live, example)
+    data = NumeraiData(
+        train=live.iloc[:0],
+        validation=live.iloc[:0],
+        live=live,
+        features=run.raw_features,
+        feature_groups=run.groups,
+        targets=[],
+        layout="v5",
+        version=version,
+        round=number,
+    )
+    submission = build_submission(values, data, rank_per_era=run.settings.rank_per_era)
+    validate_submission(submission, data)
+    return submission
+
+
 def resolve_model_id(napi: Any, model_name: str, keys: NumeraiKeys) -> str:
     """The id of ``model_name`` on the account (exact name, else case-insensitive)."""
     models = api_call("listing your models", napi.get_models, keys)
@@ -269,20 +295,7 @@ def _submit(
         example = read_example_predictions(example_path)
 
     live = read_live(live_path, run)
-    values = live_predictions(run, live, example)
-    data = NumeraiData(
-        train=live.iloc[:0],
-        validation=live.iloc[:0],
-        live=live,
-        features=run.raw_features,
-        feature_groups=run.groups,
-        targets=[],
-        layout="v5",
-        version=version,
-        round=number,
-    )
-    submission = build_submission(values, data, rank_per_era=run.settings.rank_per_era)
-    validate_submission(submission, data)
+    submission = round_submission(run, live, example, number, version)
     path = write_submission(submission, run.run_dir / "rounds" / str(number) / f"{model_name}.csv")
     digest = sha256_of(path)
     say(f"wrote {path}: {len(submission):,} rows, sha256 {digest[:12]}")
