@@ -464,6 +464,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from nbutils.daily.cli import dispatch  # submit, export-model, upload-model, scores
+
+    if (code := dispatch(argv)) is not None:
+        return code
     args = build_parser().parse_args(argv)
     params: dict[str, Any] = {name: _parse_value(value) for name, value in args.parameter}
     if args.data_source is not None:

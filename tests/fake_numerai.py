@@ -17,6 +17,14 @@ Failure injection:
   Content-Length is announced, then the connection closes);
 - corrupted bodies, servers that never answer, stalled bodies, announced checksums: see the
   "data reliability knobs" block of :class:`FakeNumerai`.
+
+The daily round (issue 11; :meth:`FakeNumerai.enable_daily`, a separate block below): rounds
+with open/close times (``open_round`` / ``close_round``), an account with models by name and
+API keys checked on every authorized call, prediction upload (``submission_upload_auth``, PUT,
+``create_submission``), model upload (``computePickleUploadAuth``, PUT,
+``createComputePickleUpload``), ``computePickleDataVersions``, ``computePickleDockerImages``,
+``submissionScores`` and ``roundScoreConfigs`` with the round's payout multipliers.
+Knob: ``server.daily.fail_put`` (status codes for the next PUTs, whatever the path).
 """
 
 from __future__ import annotations
@@ -26,7 +34,10 @@ import hashlib
 import json
 import re
 import threading
+import uuid
 from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -57,6 +68,7 @@ class FakeNumerai:
         # -- end reliability ------------------------------------------------------------------------
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
+        self.daily: DailyState | None = None  # set by enable_daily()
 
     # -- lifecycle -----------------------------------------------------------------------------
     def start(self) -> FakeNumerai:
@@ -80,6 +92,12 @@ class FakeNumerai:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+    def enable_daily(self, **options: Any) -> DailyState:
+        """Serve the daily-round fields (see :class:`DailyState` at the end of this module)."""
+        self.daily = DailyState(**options)
+        self.daily.install(self)
+        return self.daily
 
     @property
     def url(self) -> str:
@@ -210,6 +228,9 @@ class FakeNumerai:
                 if codes:
                     self._send(codes.pop(0), b"injected")
                     return
+                if fake.daily is not None and fake.daily.fail_put:  # daily block's knob
+                    self._send(fake.daily.fail_put.pop(0), b"injected")
+                    return
                 fake.uploads[self.path] = body
                 self._send(200, b"")
 
@@ -251,3 +272,261 @@ class FakeNumerai:
                 self.wfile.write(part)
 
         return Handler
+
+
+# == the daily round (issue 11) ===================================================================
+def _iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@dataclass
+class DailyState:
+    """Rounds, the account's models, uploads and scores, as the daily commands see them.
+
+    ``public_id``/``secret_key``: the only keys accepted (``Authorization: Token pub$secret``).
+    ``models``: model name -> id. ``rounds``: round dicts with ``number``, ``openTime``,
+    ``closeStakingTime``, ``closeTime``, ``payoutFactor`` (ISO strings); the last one is current.
+    ``submissions``/``model_uploads``: what ``create_submission``/``createComputePickleUpload``
+    received (with the bytes PUT for it). ``scores``: model id -> ``submissionScores`` rows.
+    """
+
+    public_id: str = "PUBLICdaily"
+    secret_key: str = "SECRETdaily"
+    models: dict[str, str] = field(default_factory=lambda: {"my_model": "model-id-1"})
+    rounds: list[dict[str, Any]] = field(default_factory=list)
+    corr_multiplier: float = 0.5
+    mmc_multiplier: float = 2.0
+    data_versions: dict[str, str] = field(
+        default_factory=lambda: {"v5.2": "11111111-1111-4111-8111-111111111111"}
+    )
+    docker_images: dict[str, str] = field(
+        default_factory=lambda: {
+            "Python 3.11": "22222222-2222-4222-8222-222222222222",
+            "Python 3.12": "33333333-3333-4333-8333-333333333333",
+        }
+    )
+    submissions: list[dict[str, Any]] = field(default_factory=list)
+    model_uploads: list[dict[str, Any]] = field(default_factory=list)
+    scores: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    fail_put: list[int] = field(default_factory=list)
+    upcoming: dict[str, Any] | None = None  # the next round, once the current one closed
+    _pending: dict[str, str] = field(default_factory=dict)  # upload filename -> PUT path
+    _server: Any = None
+
+    # -- rounds ---------------------------------------------------------------------------------
+    def open_round(self, number: int, hours_left: float = 20.0, payout_factor: float = 1.0) -> None:
+        """Round ``number`` opened an hour ago and takes submissions for ``hours_left`` more."""
+        now = datetime.now(UTC)
+        self.rounds.append(
+            {
+                "number": number,
+                "openTime": _iso(now - timedelta(hours=1)),
+                "closeStakingTime": _iso(now + timedelta(hours=hours_left)),
+                "closeTime": _iso(now + timedelta(hours=hours_left)),
+                "payoutFactor": str(payout_factor),
+            }
+        )
+        if self._server is not None:
+            self._server.round_number = number
+
+    def close_round(self, next_opens_in_hours: float = 5.0) -> None:
+        """The current round's deadline passed; an upcoming round opens later."""
+        now = datetime.now(UTC)
+        current = self.rounds[-1]
+        current["closeStakingTime"] = _iso(now - timedelta(hours=1))
+        current["closeTime"] = _iso(now - timedelta(hours=1))
+        self.upcoming = {
+            "number": current["number"] + 1,
+            "openTime": _iso(now + timedelta(hours=next_opens_in_hours)),
+            "closeStakingTime": _iso(now + timedelta(hours=next_opens_in_hours + 24)),
+            "closeTime": _iso(now + timedelta(hours=next_opens_in_hours + 24)),
+            "payoutFactor": "1.0",
+        }
+
+    def _round_record(self, rnd: dict[str, Any]) -> dict[str, Any]:
+        configs = [
+            {
+                "id": f"c{rnd['number']}-corr",
+                "scoreConfigId": "corr",
+                "name": "v2_corr20",
+                "displayName": "CORR20v2",
+                "isPayout": True,
+                "defaultMultiplier": self.corr_multiplier,
+                "payoutFactor": rnd["payoutFactor"],
+                "scoringStart": None,
+                "scoringEnd": None,
+            },
+            {
+                "id": f"c{rnd['number']}-mmc",
+                "scoreConfigId": "mmc",
+                "name": "mmc",
+                "displayName": "MMC",
+                "isPayout": True,
+                "defaultMultiplier": self.mmc_multiplier,
+                "payoutFactor": rnd["payoutFactor"],
+                "scoringStart": None,
+                "scoringEnd": None,
+            },
+        ]
+        return {
+            "id": f"round-{rnd['number']}",
+            "tournament": 8,
+            **rnd,
+            "roundScoreConfigs": configs,
+        }
+
+    def _rounds(self, variables: dict, headers: dict) -> list[dict[str, Any]]:
+        number = variables.get("number")
+        status = variables.get("status")
+        if status == "UPCOMING":
+            return [self._round_record(self.upcoming)] if self.upcoming else []
+        if number == 0:
+            if not self.rounds:  # what Numerai answers between rounds
+                raise GraphQLError("Current round not open for submissions")
+            return [self._round_record(self.rounds[-1])]
+        if number is not None:
+            return [self._round_record(r) for r in self.rounds if r["number"] == number]
+        return [self._round_record(r) for r in reversed(self.rounds)]
+
+    # -- auth -----------------------------------------------------------------------------------
+    def _authorize(self, headers: dict) -> None:
+        if headers.get("Authorization") != f"Token {self.public_id}${self.secret_key}":
+            # like the real API, the message does not echo the key
+            raise GraphQLError("You must be authenticated to perform this action")
+
+    def _model_id(self, variables: dict) -> str:
+        model_id = variables.get("modelId")
+        if model_id not in self.models.values():
+            raise GraphQLError(f"model {model_id} not found")
+        return model_id
+
+    # -- fields ---------------------------------------------------------------------------------
+    def install(self, server: FakeNumerai) -> None:
+        self._server = server
+        if self.rounds:
+            server.round_number = self.rounds[-1]["number"]
+        server.graphql.update(
+            {
+                "rounds": self._rounds,
+                "account": self._account,
+                "submission_upload_auth": self._upload_auth("submissions"),
+                "create_submission": self._create_submission,
+                "computePickleUploadAuth": self._upload_auth("pickles"),
+                "createComputePickleUpload": self._create_model_upload,
+                "computePickleDataVersions": self._named(self.data_versions),
+                "computePickleDockerImages": self._named(self.docker_images),
+                "submissionScores": self._submission_scores,
+            }
+        )
+
+    def _account(self, variables: dict, headers: dict) -> dict[str, Any]:
+        self._authorize(headers)
+        return {
+            "username": "tester",
+            "models": [{"id": i, "name": n, "tournament": 8} for n, i in self.models.items()],
+        }
+
+    def _upload_auth(self, kind: str) -> Callable[[dict, dict], dict[str, str]]:
+        def handler(variables: dict, headers: dict) -> dict[str, str]:
+            self._authorize(headers)
+            if variables.get("modelId") is not None:
+                self._model_id(variables)
+            filename = f"{uuid.uuid4().hex}-{variables['filename']}"
+            path = f"/upload/{kind}/{filename}"
+            self._pending[filename] = path
+            return {"filename": filename, "url": f"{self._server.url}{path}"}
+
+        return handler
+
+    def _received(self, filename: str) -> bytes | None:
+        """The bytes PUT for ``filename``; None when the PUT failed. Like Numerai (issue 13,
+        item 2), the create step still answers with an id: only the PUT's status tells."""
+        if filename not in self._pending:
+            raise GraphQLError(f"unknown upload {filename}")
+        return self._server.uploads.get(self._pending[filename])
+
+    def _current_open_round(self) -> int:
+        if not self.rounds:
+            raise GraphQLError("Current round not open for submissions")
+        rnd = self.rounds[-1]
+        now = _iso(datetime.now(UTC))
+        if not rnd["openTime"] <= now < rnd["closeTime"]:
+            raise GraphQLError("Current round not open for submissions")
+        return rnd["number"]
+
+    def _create_submission(self, variables: dict, headers: dict) -> dict[str, str]:
+        self._authorize(headers)
+        model_id = self._model_id(variables)
+        content = self._received(variables["filename"])
+        number = self._current_open_round()
+        sub_id = f"submission-{len(self.submissions) + 1}"
+        self.submissions.append(
+            {
+                "id": sub_id,
+                "model_id": model_id,
+                "round": number,
+                "content": content,
+                "filename": variables["filename"],
+            }
+        )
+        return {"id": sub_id}
+
+    def _create_model_upload(self, variables: dict, headers: dict) -> dict[str, str]:
+        self._authorize(headers)
+        model_id = self._model_id(variables)
+        content = self._received(variables["filename"])
+        for name, ids in (
+            ("dataVersionId", self.data_versions),
+            ("dockerImageId", self.docker_images),
+        ):
+            value = variables.get(name)
+            if value is not None and value not in ids.values():
+                raise GraphQLError(f"unknown {name} {value}")
+        upload_id = f"model-upload-{len(self.model_uploads) + 1}"
+        self.model_uploads.append(
+            {
+                "id": upload_id,
+                "model_id": model_id,
+                "content": content,
+                "data_version": variables.get("dataVersionId"),
+                "docker_image": variables.get("dockerImageId"),
+            }
+        )
+        return {"id": upload_id}
+
+    def _named(self, mapping: dict[str, str]) -> Callable[[dict, dict], list[dict[str, str]]]:
+        def handler(variables: dict, headers: dict) -> list[dict[str, str]]:
+            self._authorize(headers)
+            return [{"name": n, "id": i} for n, i in mapping.items()]
+
+        return handler
+
+    def _submission_scores(self, variables: dict, headers: dict) -> list[dict[str, Any]]:
+        rows = self.scores.get(self._model_id(variables), [])
+        last = variables.get("lastNRounds")
+        if last:
+            keep = sorted({r["roundNumber"] for r in rows})[-last:]
+            rows = [r for r in rows if r["roundNumber"] in keep]
+        return rows
+
+    def add_score(self, model_name: str, round_number: int, name: str, value: float) -> None:
+        """One resolved ``submissionScores`` row (``name``: e.g. ``v2_corr20``, ``mmc``)."""
+        resolve = _iso(datetime(2026, 1, 1, tzinfo=UTC) + timedelta(days=round_number))
+        self.scores.setdefault(self.models[model_name], []).append(
+            {
+                "roundId": f"round-{round_number}",
+                "submissionId": "s",
+                "roundNumber": round_number,
+                "roundResolveTime": resolve,
+                "roundScoreTime": resolve,
+                "roundCloseStakingTime": resolve,
+                "value": value,
+                "percentile": 0.5,
+                "displayName": name,
+                "version": "2",
+                "date": resolve,
+                "day": 20,
+                "resolveDate": resolve,
+                "resolved": True,
+            }
+        )

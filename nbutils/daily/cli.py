@@ -1,0 +1,123 @@
+"""The daily subcommands: ``submit``, ``export-model``, ``upload-model``, ``scores``.
+
+``nbutils.pipeline.main`` hands the command line to :func:`dispatch` first; each command
+returns an exit code (:mod:`nbutils.daily.errors`, documented in docs/daily.md). Errors are
+printed as one line on stderr, redacted of the keys.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import warnings
+from collections.abc import Callable, Sequence
+
+from nbutils.daily.errors import DailyError
+from nbutils.errors import NbutilsError
+from nbutils.keys import load_keys, redact
+
+COMMANDS = ("submit", "export-model", "upload-model", "scores")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m nbutils", description="the daily round")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("submit", help="upload this round's live predictions of a finished run")
+    p.add_argument("--run-dir", required=True, help="a finished run (python -m nbutils run)")
+    p.add_argument("--model-name", required=True, help="your Numerai model's name")
+    p.add_argument(
+        "--data-dir", default=None, help="where the round's files go (default: the run's dataset)"
+    )
+    p.add_argument("--dry-run", action="store_true", help="write the file, upload nothing")
+    p.add_argument("--force", action="store_true", help="upload even if this round was submitted")
+
+    p = sub.add_parser("export-model", help="pickle predict() for Numerai's model upload")
+    p.add_argument("--run-dir", required=True)
+    p.add_argument("--out", required=True, help="the .pkl file to write")
+    p.add_argument("--check", action="store_true", help="run it in a fresh Python without nbutils")
+    p.add_argument(
+        "--docker-image",
+        default=None,
+        help='the image to compare versions with, e.g. "Python 3.11"',
+    )
+
+    p = sub.add_parser("upload-model", help="upload a pickled model with numerapi's model_upload")
+    p.add_argument("--run-dir", required=True)
+    p.add_argument("--model-name", required=True)
+    p.add_argument("--pickle", default=None, help="default: export and check one first")
+    p.add_argument("--docker-image", default=None, help="one of the names Numerai lists")
+    p.add_argument("--data-version", default=None, help="one of the names Numerai lists")
+
+    p = sub.add_parser("scores", help="recent round scores of a model (table and plot)")
+    p.add_argument("--model-name", required=True)
+    p.add_argument("--rounds", type=int, default=20, help="how many recent rounds")
+    p.add_argument("--out", default="scores.png", help="where the plot is saved")
+    p.add_argument("--stake", type=float, default=None, help="NMR staked, for the payout column")
+    return parser
+
+
+def _submit(args: argparse.Namespace) -> int:
+    from nbutils.daily.submit import submit
+
+    submit(args.run_dir, args.model_name, args.data_dir, dry_run=args.dry_run, force=args.force)
+    return 0
+
+
+def _export(args: argparse.Namespace) -> int:
+    from nbutils.daily.export import check_pickle, export_model
+
+    path = export_model(args.run_dir, args.out)
+    print(f"wrote {path}")
+    if args.check:
+        report = check_pickle(path, docker_image=args.docker_image, run_dir=args.run_dir)
+        print(report.describe(), file=sys.stdout if report.ok else sys.stderr)
+        return 0 if report.ok else 1
+    return 0
+
+
+def _upload(args: argparse.Namespace) -> int:
+    from nbutils.daily.upload_model import upload_model
+
+    upload_model(
+        args.run_dir,
+        args.model_name,
+        pickle=args.pickle,
+        docker_image=args.docker_image,
+        data_version=args.data_version,
+    )
+    return 0
+
+
+def _scores(args: argparse.Namespace) -> int:
+    from nbutils.daily.scores import scores_command
+
+    scores_command(args.model_name, rounds=args.rounds, out=args.out, stake=args.stake)
+    return 0
+
+
+HANDLERS: dict[str, Callable[[argparse.Namespace], int]] = {
+    "submit": _submit,
+    "export-model": _export,
+    "upload-model": _upload,
+    "scores": _scores,
+}
+
+
+def dispatch(argv: Sequence[str] | None = None) -> int | None:
+    """Run a daily command and return its exit code; None when ``argv`` is not one of them."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] not in COMMANDS:
+        return None
+    args = build_parser().parse_args(argv)
+    keys = load_keys()
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("default")
+            return HANDLERS[args.command](args)
+    except DailyError as err:
+        print(f"error: {redact(str(err), keys)}", file=sys.stderr)
+        return err.exit_code
+    except NbutilsError as err:
+        print(f"error: {redact(str(err), keys)}", file=sys.stderr)
+        return 1

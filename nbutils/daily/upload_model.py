@@ -1,0 +1,134 @@
+"""``python -m nbutils upload-model``: send the run's pickled ``predict`` to Numerai.
+
+Steps: the keys (environment or ``.env``); the image and data-version names Numerai offers
+(numerapi's ``model_upload_docker_images`` and ``model_upload_data_versions``), checked against
+``--docker-image`` / ``--data-version`` (defaults: the image of this Python, the run's data
+version); without ``--pickle``, export the run and check the pickle first (``export-model
+--check``); the model id by name; numerapi's ``model_upload`` with the PUT's status checked;
+one JSON line appended to ``<run>/model_uploads.log``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import difflib
+import json
+import os
+import platform
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from nbutils.daily.errors import DailyError
+from nbutils.daily.export import check_pickle, export_model
+from nbutils.daily.round import api_call, checked_put, make_client, require_keys
+from nbutils.daily.submit import resolve_model_id, sha256_of
+from nbutils.keys import NumeraiKeys
+from nbutils.submission import redacted_logging
+
+LOG_NAME = "model_uploads.log"
+
+
+def choose(kind: str, given: str | None, offered: dict[str, str], default: str | None) -> str:
+    """The name to use out of ``offered`` (name -> id); a typo is refused with the closest name."""
+    if not offered:
+        raise DailyError(f"Numerai offers no {kind}s right now; try again later.")
+    if given is None:
+        if default in offered:
+            return default
+        raise DailyError(
+            f"choose a {kind} with --{kind.replace(' ', '-')}: Numerai offers {sorted(offered)}."
+        )
+    if given in offered or given in offered.values():
+        return given if given in offered else next(n for n, i in offered.items() if i == given)
+    close = difflib.get_close_matches(given, list(offered), n=1)
+    hint = f" Did you mean {close[0]!r}?" if close else ""
+    raise DailyError(
+        f"--{kind.replace(' ', '-')} {given!r} is not offered; Numerai offers {sorted(offered)}.{hint}"
+    )
+
+
+def upload_model(
+    run_dir: str | os.PathLike,
+    model_name: str,
+    *,
+    pickle: str | os.PathLike | None = None,
+    docker_image: str | None = None,
+    data_version: str | None = None,
+    say: Callable[[str], None] = print,
+    napi: Any = None,
+) -> str:
+    """Upload the run's model (exported and checked first when ``pickle`` is None); return the
+    model upload id."""
+    run_path = Path(run_dir).expanduser().resolve()
+    if not (run_path / "data.json").is_file():
+        raise DailyError(f"--run-dir {run_path} is not a finished run (no data.json).")
+    keys = require_keys()
+    napi = napi or make_client(keys)
+    with redacted_logging(keys):
+        return _upload(run_path, model_name, pickle, docker_image, data_version, say, napi, keys)
+
+
+def _upload(
+    run_path: Path,
+    model_name: str,
+    pickle: str | os.PathLike | None,
+    docker_image: str | None,
+    data_version: str | None,
+    say: Callable[[str], None],
+    napi: Any,
+    keys: NumeraiKeys,
+) -> str:
+    images = api_call("listing the docker images", napi.model_upload_docker_images, keys)
+    versions = api_call("listing the data versions", napi.model_upload_data_versions, keys)
+    here = "Python " + ".".join(platform.python_version().split(".")[:2])
+    run_version = json.loads((run_path / "data.json").read_text(encoding="utf-8")).get("version")
+    image = choose("docker image", docker_image, images, here)
+    version = choose("data version", data_version, versions, run_version)
+    say(
+        f"docker image {image!r}, data version {version!r} (offered: {sorted(images)}, {sorted(versions)})"
+    )
+    if pickle is None:
+        path = export_model(run_path, run_path / "model.pkl")
+        say(f"exported {path}")
+        report = check_pickle(path, docker_image=image, run_dir=run_path)
+        say(report.describe())
+        if not report.ok:
+            raise DailyError(
+                f"the exported pickle failed its check; nothing uploaded ({report.errors[0]})."
+            )
+    else:
+        path = Path(pickle).expanduser().resolve()
+        if not path.is_file() or path.suffix != ".pkl":
+            raise DailyError(
+                f"--pickle {path}: no such .pkl file (numerapi uploads .pkl files only)."
+            )
+    model_id = resolve_model_id(napi, model_name, keys)
+    with checked_put():
+        upload_id = api_call(
+            "uploading the model",
+            lambda: napi.model_upload(
+                str(path),
+                model_id=model_id,
+                data_version=versions[version],
+                docker_image=images[image],
+            ),
+            keys,
+        )
+    if not upload_id:
+        raise DailyError("Numerai returned no model upload id; the upload is not confirmed.")
+    entry = {
+        "model": model_name,
+        "model_id": model_id,
+        "upload_id": upload_id,
+        "utc": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "sha256": sha256_of(path),
+        "docker_image": image,
+        "data_version": version,
+    }
+    with open(run_path / LOG_NAME, "a", encoding="utf-8") as handle:
+        handle.write(json.dumps(entry, sort_keys=True) + "\n")
+    with contextlib.suppress(Exception):
+        say(f"uploaded {path.name} for {model_name}: model upload id {upload_id}")
+    return upload_id
