@@ -1,9 +1,8 @@
 """The Dask cluster: connect, the optional dask imports, errors of dead workers, restarts.
 
 Every step of :mod:`nbutils.dask` computes through :func:`compute_step` or
-:func:`gather_pinned`,
-which turn distributed's dead-worker and lost-connection errors into :class:`DaskEngineError`
-naming the step; nothing partial is returned.
+:func:`gather_pinned`, which turn distributed's dead-worker and lost-connection errors into
+:class:`DaskEngineError` naming the step; nothing partial is returned.
 """
 
 from __future__ import annotations
