@@ -94,7 +94,7 @@ def train_lgbm_dask(
     Parameters
     ----------
     client : distributed.Client
-        From :func:`connect`.
+        From :func:`nbutils.dask.connect`.
     ddf : dask.dataframe.DataFrame
         Training rows, e.g. ``read_split(dataset_dir, "train")``; lazy (not persisted) for
         ``method="stream"``, whose workers read the partitions themselves.
