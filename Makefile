@@ -46,6 +46,7 @@ bench: $(DEV_STAMP)
 	$(BIN)/python bench/bench_load.py
 	$(BIN)/python bench/bench_metrics.py
 	$(BIN)/python bench/bench_train.py
+	$(BIN)/python bench/bench_dask.py --quick
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache .ruff_cache

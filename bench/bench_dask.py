@@ -34,21 +34,16 @@ import tempfile
 import time
 from pathlib import Path
 
+from _common import peak_rss_mib
+
 ROOT = Path(__file__).resolve().parents[1]
 GIB = 1024**3
 
 
 # -- helpers shared by the children --------------------------------------------------------------
-def _status_kib(field: str) -> int:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith(field + ":"):
-            return int(line.split()[1])
-    raise RuntimeError(f"{field} not in /proc/self/status")
-
-
-def peak_rss_mib() -> float:
-    """This process's peak resident memory (VmHWM) in MiB."""
-    return _status_kib("VmHWM") / 1024
+def worker_peak_mib() -> float:
+    """A worker's peak RSS in MiB (defined here, in ``__main__``, so it is pickled by value)."""
+    return peak_rss_mib()
 
 
 def feature_names(n: int) -> list[str]:
@@ -60,8 +55,14 @@ def era_label(i: int) -> str:
 
 
 # -- generation (child process) ------------------------------------------------------------------
-def generate(out: Path, rows_per_era: int, train_eras: int, valid_eras: int, features: int,
-             eras_per_group: int) -> dict:  # fmt: skip
+def generate(
+    out: Path,
+    rows_per_era: int,
+    train_eras: int,
+    valid_eras: int,
+    features: int,
+    eras_per_group: int,
+) -> dict:
     """Write train.parquet / validation.parquet / features.json, one row group at a time."""
     import numpy as np
     import pandas as pd
@@ -134,8 +135,14 @@ def local_run(data: Path, train_eras: int, step: int, features: int, trees: int)
     valid["prediction"] = predict(model, valid)
     corr = float(per_era_corr(valid).mean())
     score_s = time.perf_counter() - start
-    return {"rows": rows, "read_s": read_s, "train_s": train_s, "score_s": score_s, "corr": corr,
-            "peak_mib": peak_rss_mib()}  # fmt: skip
+    return {
+        "rows": rows,
+        "read_s": read_s,
+        "train_s": train_s,
+        "score_s": score_s,
+        "corr": corr,
+        "peak_mib": peak_rss_mib(),
+    }
 
 
 def run_child(*args: str) -> dict:
@@ -146,19 +153,20 @@ def run_child(*args: str) -> dict:
 
 # -- the Dask engine --------------------------------------------------------------------------------
 def worker_peaks(client) -> list[float]:
-    return sorted(client.run(peak_rss_mib).values())
+    return sorted(client.run(worker_peak_mib).values())
 
 
 def dask_run(client, data: Path, step: int, features: int, trees: int, method: str) -> dict:
-    from nbutils import dask_engine as de
+    import nbutils.dask as de
     from nbutils.train import SEED_PARAMS
 
     client.restart(wait_for_workers=True)  # fresh worker processes: VmHWM belongs to this run
     names = feature_names(features)
     start = time.perf_counter()
     train = de.read_split(data, "train", features=names, era_step=step)
-    model = de.train_lgbm_dask(client, train, names, params={**SEED_PARAMS, "n_estimators": trees},
-                               method=method)  # fmt: skip
+    model = de.train_lgbm_dask(
+        client, train, names, params={**SEED_PARAMS, "n_estimators": trees}, method=method
+    )
     train_s = time.perf_counter() - start
     start = time.perf_counter()
     valid = de.read_split(data, "validation", features=names)
@@ -190,8 +198,11 @@ def main() -> None:
     parser.add_argument("--subset-step", type=int, default=4, help="local run: every n-th era")
     parser.add_argument("--trees", type=int, default=10)
     parser.add_argument("--data-dir", type=Path, help="keep the generated data here")
-    parser.add_argument("--with-lightgbm-dask", action="store_true",
-                        help="also train with DaskLGBMRegressor on the subset")  # fmt: skip
+    parser.add_argument(
+        "--with-lightgbm-dask",
+        action="store_true",
+        help="also train with DaskLGBMRegressor on the subset",
+    )
     parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -210,7 +221,7 @@ def main() -> None:
     sys.path.insert(0, str(ROOT))
     from dask.utils import parse_bytes
 
-    from nbutils import dask_engine as de
+    import nbutils.dask as de
 
     limit = parse_bytes(args.worker_memory)
     tmp = None if args.data_dir else tempfile.mkdtemp(prefix="bench_dask_")
@@ -218,11 +229,24 @@ def main() -> None:
     payload = args.rows_per_era * args.train_eras * args.features
     try:
         start = time.perf_counter()
-        gen = run_child("generate", str(data), str(args.rows_per_era), str(args.train_eras),
-                        str(args.valid_eras), str(args.features), str(max(1, 50_000 // args.rows_per_era)))  # fmt: skip
+        gen = run_child(
+            "generate",
+            str(data),
+            str(args.rows_per_era),
+            str(args.train_eras),
+            str(args.valid_eras),
+            str(args.features),
+            str(max(1, 50_000 // args.rows_per_era)),
+        )
         gen_s = time.perf_counter() - start
-        local = run_child("local", str(data), str(args.train_eras), str(args.subset_step),
-                          str(args.features), str(args.trees))  # fmt: skip
+        local = run_child(
+            "local",
+            str(data),
+            str(args.train_eras),
+            str(args.subset_step),
+            str(args.features),
+            str(args.trees),
+        )
         client = de.connect(
             n_workers=args.workers, memory_limit=args.worker_memory, dashboard_address=None
         )
@@ -250,28 +274,40 @@ def main() -> None:
             shutil.rmtree(tmp, ignore_errors=True)
 
     sub_rows = n_rows(data, args.subset_step, args.train_eras, args.rows_per_era)
-    print(f"\nLocalCluster: {args.workers} workers x {args.worker_memory} (terminated at 95%), "
-          f"1 thread each; {args.trees} trees; {args.features} int8 features.")  # fmt: skip
-    print(f"Generated {payload / GIB:.2f} GiB of int8 payload in {gen_s:.0f} s "
-          f"(generator peak RSS {gen['peak_mib']:.0f} MiB).\n")  # fmt: skip
-    print("| run | train rows | int8 payload | payload / worker limit | train s (incl. read) | "
-          "vs local | score s | validation corr | peak RSS MiB (per process) |")  # fmt: skip
+    print(
+        f"\nLocalCluster: {args.workers} workers x {args.worker_memory} (terminated at 95%), "
+        f"1 thread each; {args.trees} trees; {args.features} int8 features."
+    )
+    print(
+        f"Generated {payload / GIB:.2f} GiB of int8 payload in {gen_s:.0f} s "
+        f"(generator peak RSS {gen['peak_mib']:.0f} MiB).\n"
+    )
+    print(
+        "| run | train rows | int8 payload | payload / worker limit | train s (incl. read) | "
+        "vs local | score s | validation corr | peak RSS MiB (per process) |"
+    )
     print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |")
     sub_payload = sub_rows * args.features
-    print(f"| local train_lgbm, subset | {sub_rows:,} | {sub_payload / GIB:.2f} GiB | "
-          f"{sub_payload / limit:.2f} | {local['train_s']:.1f} | 1.00 | {local['score_s']:.1f} | "
-          f"{local['corr']:.4f} | {local['peak_mib']:.0f} (one process) |")  # fmt: skip
+    print(
+        f"| local train_lgbm, subset | {sub_rows:,} | {sub_payload / GIB:.2f} GiB | "
+        f"{sub_payload / limit:.2f} | {local['train_s']:.1f} | 1.00 | {local['score_s']:.1f} | "
+        f"{local['corr']:.4f} | {local['peak_mib']:.0f} (one process) |"
+    )
     for label, step, res in results:
         rows = n_rows(data, step, args.train_eras, args.rows_per_era)
         size = rows * args.features
         if "error" in res:
-            print(f"| {label} | {rows:,} | {size / GIB:.2f} GiB | {size / limit:.2f} | failed: "
-                  f"{res['error']} | | | | |")  # fmt: skip
+            print(
+                f"| {label} | {rows:,} | {size / GIB:.2f} GiB | {size / limit:.2f} | failed: "
+                f"{res['error']} | | | | |"
+            )
             continue
         peaks = ", ".join(f"{p:.0f}" for p in res["worker_peaks"])
-        print(f"| {label} | {rows:,} | {size / GIB:.2f} GiB | {size / limit:.2f} | {res['train_s']:.1f} | "
-              f"{res['train_s'] / local['train_s']:.2f} | {res['score_s']:.1f} | {res['corr']:.4f} | "
-              f"{peaks} (workers) |")  # fmt: skip
+        print(
+            f"| {label} | {rows:,} | {size / GIB:.2f} GiB | {size / limit:.2f} | {res['train_s']:.1f} | "
+            f"{res['train_s'] / local['train_s']:.2f} | {res['score_s']:.1f} | {res['corr']:.4f} | "
+            f"{peaks} (workers) |"
+        )
 
 
 if __name__ == "__main__":

@@ -19,18 +19,9 @@ import sys
 import time
 from pathlib import Path
 
+from _common import peak_rss_mib, rss_mib
+
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def _status_kib(field: str) -> int:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith(field + ":"):
-            return int(line.split()[1])
-    raise RuntimeError(f"{field} not in /proc/self/status")
-
-
-def _mib(kib: int) -> float:
-    return kib / 1024
 
 
 def child(path: str, rows: int, features: int, trees: int) -> dict:
@@ -42,7 +33,7 @@ def child(path: str, rows: int, features: int, trees: int) -> dict:
 
     from nbutils.train import SEED_PARAMS, lgb_params, predict, train_lgbm
 
-    imports = _status_kib("VmRSS")
+    imports = rss_mib()
     rng = np.random.default_rng(0)
     x = rng.integers(0, 5, size=(rows, features), dtype=np.int8)
     names = [f"feature_{i}" for i in range(features)]
@@ -55,7 +46,7 @@ def child(path: str, rows: int, features: int, trees: int) -> dict:
         0,
         1,
     )
-    with_data = _status_kib("VmRSS")
+    with_data = rss_mib()
     params = dict(SEED_PARAMS, n_estimators=trees)
     start = time.perf_counter()
     if path == "nbutils":
@@ -70,9 +61,9 @@ def child(path: str, rows: int, features: int, trees: int) -> dict:
         sample = booster.predict(df[names].iloc[:2000].to_numpy(np.float64))
     return {
         "predictions": sample.tolist(),
-        "imports": _mib(imports),
-        "with_data": _mib(with_data),
-        "peak": _mib(_status_kib("VmHWM")),
+        "imports": imports,
+        "with_data": with_data,
+        "peak": peak_rss_mib(),
         "seconds": seconds,
     }
 

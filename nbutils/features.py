@@ -29,6 +29,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from nbutils.checks import require_columns
 from nbutils.errors import DataError
 from nbutils.util import natural_sorted, read_json, write_json
 
@@ -109,12 +110,13 @@ def _row_moments(values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray
 
 
 def _check_columns(df: pd.DataFrame, columns: Iterable[str], what: str) -> None:
-    missing = [c for c in columns if c not in df.columns]
-    if missing:
-        raise DataError(
-            f"{what}: {len(missing)} column(s) not in the frame, e.g. {missing[:3]}. "
-            "Pass feature names from the same dataset (NumeraiData.features / feature_groups)."
-        )
+    require_columns(
+        df,
+        list(columns),
+        what,
+        hint="pass feature names from the same dataset (NumeraiData.features / feature_groups).",
+        error=DataError,
+    )
 
 
 def group_stats(
@@ -150,7 +152,7 @@ def group_stats(
         cols = list(cols)
         if not cols:
             raise DataError(f"feature group {group!r} has no columns; drop it from `groups`.")
-        _check_columns(df, cols, f"feature group {group!r}")
+        _check_columns(df, cols, f"columns of feature group {group!r}")
         result = {s: np.empty(n, dtype=np.float32) for s in stats}
         block = df[cols]
         for start in range(0, n, chunk_rows):
@@ -201,7 +203,7 @@ def interactions(df: pd.DataFrame, columns: Sequence[str]) -> pd.DataFrame:
     columns = list(columns)
     if len(set(columns)) != len(columns):
         raise DataError(f"interaction columns contain duplicates: {columns}.")
-    _check_columns(df, columns, "interactions")
+    _check_columns(df, columns, "interaction columns")
     values = {c: df[c].to_numpy(dtype=np.float32, na_value=np.nan) for c in columns}
     out = {interaction_column(a, b): values[a] * values[b] for a, b in combinations(columns, 2)}
     return pd.DataFrame(out, index=df.index, dtype=np.float32)

@@ -18,11 +18,9 @@ participant needs every week, without changing that model:
 
 from __future__ import annotations
 
-import contextlib
-import ctypes
 import json
 import os
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,10 +28,39 @@ from typing import Any
 import lightgbm as lgb
 import numpy as np
 import pandas as pd
+from numerai_tools.scoring import numerai_corr
 from tqdm.auto import tqdm
 
+from nbutils._lgb_dataset import (
+    BATCH_ROWS,
+    DATASET_KEYS,
+    INT_BIN_SAMPLE_ROWS,
+    all_integer,
+    dataset_params,
+    finish,
+    iter_batches,
+    positions,
+    push_rows,
+    sample_columns,
+)
+from nbutils._lgb_model_text import check_model_text
 from nbutils.errors import DataError
-from nbutils.util import atomic_write_text, natural_sorted
+from nbutils.util import atomic_write_text, natural_sorted, release_memory
+
+__all__ = [
+    "EXAMPLE_MODEL_PARAMS",
+    "INT_BIN_SAMPLE_ROWS",
+    "SEED_PARAMS",
+    "SeedAveragedModel",
+    "build_dataset",
+    "era_splits",
+    "iter_batches",
+    "lgb_params",
+    "load_model",
+    "predict",
+    "save_model",
+    "train_lgbm",
+]
 
 #: The tutorial's configuration (step 2C): ``LGBMRegressor(objective="regression",
 #: num_leaves=31, learning_rate=0.01, n_estimators=2000, max_depth=5, random_state=0)``.
@@ -74,12 +101,6 @@ _ROUNDS_ALIASES = (
     "num_boost_round",
 )
 _SEED_ALIASES = ("random_state", "seed", "random_seed")
-#: Values LightGBM treats as zero when sampling (``lightgbm.basic.ZERO_THRESHOLD``).
-_ZERO_THRESHOLD = 1e-35
-_BATCH_ROWS = 4_096
-#: Rows sampled to find the bins of integer features when ``bin_construct_sample_cnt`` is not
-#: given (LightGBM's default, 200,000, is meant for continuous values; see :func:`train_lgbm`).
-INT_BIN_SAMPLE_ROWS = 20_000
 _MODEL_MAGIC = "nbutils-seed-averaged-model"
 
 
@@ -90,7 +111,7 @@ def lgb_params(params: dict[str, Any], seed: int) -> tuple[dict[str, Any], int]:
     ``n_estimators`` (or any alias) becomes the number of boosting rounds (LightGBM's default
     100 if absent); ``random_state`` (or alias) is replaced by ``seed``; :data:`_RUN_DEFAULTS`
     are added unless set. (The Dataset's ``data_random_seed`` is fixed separately, see
-    :func:`_dataset_params`, so that every seed of a run trains on the same bins.)
+    :func:`nbutils._lgb_dataset.dataset_params`, so that every seed of a run trains on the same bins.)
     """
     out = dict(_RUN_DEFAULTS)
     if "force_row_wise" in params:
@@ -105,84 +126,7 @@ def lgb_params(params: dict[str, Any], seed: int) -> tuple[dict[str, Any], int]:
     return out, rounds
 
 
-def _dataset_params(params: dict[str, Any], integer_features: bool = False) -> dict[str, Any]:
-    """The parameters the Dataset is built with: the run's, with a fixed data sample seed.
-
-    For integer features, ``bin_construct_sample_cnt`` defaults to :data:`INT_BIN_SAMPLE_ROWS`.
-    """
-    out = {k: v for k, v in params.items() if k != "seed"}
-    out.setdefault("data_random_seed", 1)
-    if integer_features:
-        out.setdefault("bin_construct_sample_cnt", INT_BIN_SAMPLE_ROWS)
-    return out
-
-
-def _all_integer(df: pd.DataFrame, features: Sequence[str]) -> bool:
-    return all(pd.api.types.is_integer_dtype(t) for t in df.dtypes.iloc[_positions(df, features)])
-
-
-# -- lean Dataset ------------------------------------------------------------------------------
-def _positions(df: pd.DataFrame, columns: Sequence[str]) -> np.ndarray:
-    pos = df.columns.get_indexer(list(columns))
-    if (pos < 0).any():
-        missing = [c for c, p in zip(columns, pos, strict=True) if p < 0]
-        raise DataError(
-            f"{len(missing)} feature column(s) missing from the frame, e.g. {missing[:3]}; "
-            "apply the same FeatureSpec to every frame and pass the same feature list."
-        )
-    if df.columns.has_duplicates:
-        raise DataError("the frame has duplicate column names; make them unique first.")
-    return pos
-
-
-def iter_batches(
-    df: pd.DataFrame,
-    features: Sequence[str],
-    rows: np.ndarray | None = None,
-    batch_rows: int = _BATCH_ROWS,
-) -> Iterator[np.ndarray]:
-    """float32 blocks of ``df[features]``, ``batch_rows`` rows at a time (C order).
-
-    Only one batch exists as float32 at a time: the whole matrix is never converted.
-    """
-    pos = _positions(df, features)
-    n = len(df) if rows is None else len(rows)
-    for start in range(0, n, batch_rows):
-        stop = min(start + batch_rows, n)
-        take = slice(start, stop) if rows is None else rows[start:stop]
-        block = df.iloc[take, pos].to_numpy(dtype=np.float32, na_value=np.nan)
-        yield np.ascontiguousarray(block)
-
-
-def _sample_columns(
-    df: pd.DataFrame, pos: np.ndarray, sample_rows: np.ndarray
-) -> tuple[list[np.ndarray], list[np.ndarray]]:
-    """Per column: the non-zero sampled values (float64) and their sample positions (int32).
-
-    The same structure LightGBM builds internally to find bin boundaries, read column by column
-    from the frame (each column of an int8 block is a view; only the sample is copied).
-    """
-    values, indices = [], []
-    order = np.arange(len(sample_rows), dtype=np.int32)
-    for p in pos:
-        col = df.iloc[:, p].to_numpy()
-        sampled = col[sample_rows].astype(np.float64)
-        keep = (np.abs(sampled) > _ZERO_THRESHOLD) | np.isnan(sampled)
-        values.append(np.ascontiguousarray(sampled[keep]))
-        indices.append(np.ascontiguousarray(order[keep]))
-    return values, indices
-
-
-def _release_freed_memory() -> None:
-    """Return freed heap pages to the OS (glibc ``malloc_trim``); a no-op elsewhere.
-
-    The row sample is many small arrays; once freed, glibc keeps their pages, and they would
-    count again on top of LightGBM's binned data in the peak.
-    """
-    with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
-
-
+# -- lean Dataset (the steps are those of nbutils._lgb_dataset) -------------------------------
 def _bin_reference(
     df: pd.DataFrame, pos: np.ndarray, rows: np.ndarray | None, n: int, params: dict[str, Any]
 ) -> lgb.Dataset:
@@ -197,7 +141,8 @@ def _bin_reference(
     """
     probe = lgb.Dataset(None, params=dict(params, feature_pre_filter=False), free_raw_data=True)
     sample = probe._create_sample_indices(total_nrow=n)
-    values, indices = _sample_columns(df, pos, sample if rows is None else rows[sample])
+    sample_rows = sample if rows is None else rows[sample]
+    values, indices = sample_columns(df.iloc[:, p].to_numpy()[sample_rows] for p in pos)
     probe._init_from_sample(values, indices, len(sample), len(sample))
     return probe
 
@@ -209,7 +154,7 @@ def build_dataset(
     params: dict[str, Any],
     rows: np.ndarray | None = None,
     reference: lgb.Dataset | None = None,
-    batch_rows: int = _BATCH_ROWS,
+    batch_rows: int = BATCH_ROWS,
 ) -> lgb.Dataset:
     """A constructed LightGBM ``Dataset`` built without converting the whole feature matrix.
 
@@ -243,25 +188,22 @@ def build_dataset(
     batch_rows : int
         Rows converted to float32 at a time.
     """
-    pos = _positions(df, features)
+    pos = positions(df, features)
     n = len(df) if rows is None else len(rows)
     if n == 0:
         raise DataError("no rows to train on; check the era selection and the target column.")
     ds = lgb.Dataset(None, params=dict(params), free_raw_data=True)
     if reference is None:
         bins = _bin_reference(df, pos, rows, n, params)
-        _release_freed_memory()  # the sample is gone: give its pages back before the bins
+        release_memory()  # the sample is gone: give its pages back before the bins
         ds._init_from_ref_dataset(n, bins._handle)
         bins._free_handle()
         del bins
     else:
         ds._init_from_ref_dataset(n, reference._handle)
         ds.reference = reference
-    for batch in iter_batches(df, features, rows, batch_rows):
-        ds._push_rows(batch)
-    ds.set_label(np.asarray(label, dtype=np.float32))
-    ds.set_feature_name(list(features))
-    return ds
+    push_rows(ds, df, features, rows, batch_rows)
+    return finish(ds, label, features)
 
 
 # -- the model ---------------------------------------------------------------------------------
@@ -331,9 +273,7 @@ def era_splits(
 
 
 def _fold_score(valid: pd.DataFrame, pred: np.ndarray, target: str, era_col: str) -> float:
-    """Mean over eras of ``numerai_tools.scoring.numerai_corr`` (DESIGN.md's numerai corr)."""
-    from numerai_tools.scoring import numerai_corr
-
+    """Mean over eras of ``numerai_tools.scoring.numerai_corr`` (docs/design.md's numerai corr)."""
     frame = pd.DataFrame({"prediction": pred, "target": valid[target].to_numpy()})
     frame["era"] = valid[era_col].to_numpy()
     scores = [
@@ -372,7 +312,7 @@ def _fit_seeds(
     boosters = []
     for seed in seeds:
         run_params, rounds = lgb_params(params, seed)
-        for key in ("data_random_seed", "bin_construct_sample_cnt"):
+        for key in DATASET_KEYS:
             if key in train_ds.params:
                 run_params[key] = train_ds.params[key]
         callbacks = [_progress_callback(bar)]
@@ -406,7 +346,7 @@ def train_lgbm(
     embargo_eras: int = 4,
     era_col: str = "era",
     progress: bool = True,
-    batch_rows: int = _BATCH_ROWS,
+    batch_rows: int = BATCH_ROWS,
 ) -> SeedAveragedModel:
     """Train LightGBM regressors on ``train_df[features]`` (tutorial step 2C).
 
@@ -464,7 +404,8 @@ def train_lgbm(
     if early_stopping_rounds and valid_df is None:
         raise DataError("early stopping needs a validation frame: pass valid_df=...")
     base_params, rounds = lgb_params(params, seeds[0])
-    ds_params = _dataset_params(base_params, _all_integer(train_df, features))
+    integer = all_integer(train_df.dtypes.iloc[positions(train_df, features)])
+    ds_params = dataset_params(base_params, integer)
     folds = era_splits(train_df[era_col], cv_folds, embargo_eras) if cv_folds else []
     total = rounds * len(seeds) * (len(folds) + 1)
     cv_rows = []
@@ -584,29 +525,52 @@ def save_model(model: SeedAveragedModel, path: str | os.PathLike) -> Path:
     return atomic_write_text(path, f"{_MODEL_MAGIC} {json.dumps(header)}\n" + "".join(texts))
 
 
+def _booster(text: str, source: str) -> lgb.Booster:
+    """A Booster from model text, checked first (a corrupt text would abort the process)."""
+    check_model_text(text, source)
+    try:
+        return lgb.Booster(model_str=text)
+    except lgb.basic.LightGBMError as err:
+        raise DataError(
+            f"{source} is not a valid LightGBM model ({err}); train and save it again (notebook 03)."
+        ) from err
+
+
 def load_model(path: str | os.PathLike) -> SeedAveragedModel:
-    """Read a model written by :func:`save_model` (or any LightGBM text model)."""
+    """Read a model written by :func:`save_model` (or any LightGBM text model).
+
+    The text is checked before LightGBM parses it (:mod:`nbutils._lgb_model_text`): a
+    truncated or corrupt file raises DataError naming it, instead of aborting the process.
+    """
     source = Path(path)
     if not source.is_file():
         raise DataError(f"no model at {source}; train one (notebook 03) or check the path.")
-    text = source.read_text(encoding="utf-8")
+    try:
+        text = source.read_text(encoding="utf-8")
+    except UnicodeDecodeError as err:
+        raise DataError(f"{source} is not a text model ({err}); save the model again.") from err
     if not text.startswith(_MODEL_MAGIC):
-        booster = lgb.Booster(model_str=text)
+        booster = _booster(text, str(source))
         return SeedAveragedModel([booster], booster.feature_name())
     first, _, body = text.partition("\n")
-    header = json.loads(first[len(_MODEL_MAGIC) :])
+    try:
+        header = json.loads(first[len(_MODEL_MAGIC) :])
+        lengths = [int(n) for n in header["lengths"]]
+        features = [str(f) for f in header["features"]]
+    except (ValueError, KeyError, TypeError) as err:
+        raise DataError(f"{source}: its header is corrupt ({err}); save the model again.") from err
     if header.get("format") != 1:
         raise DataError(f"{source}: model format {header.get('format')} is not supported.")
-    boosters, start = [], 0
-    for length in header["lengths"]:
-        boosters.append(lgb.Booster(model_str=body[start : start + length]))
-        start += length
-    if start != len(body):
+    if sum(lengths) != len(body):
         raise DataError(f"{source} is truncated or edited (lengths do not add up); save it again.")
+    boosters, start = [], 0
+    for k, length in enumerate(lengths):
+        boosters.append(_booster(body[start : start + length], f"{source} (booster {k + 1})"))
+        start += length
     cv = header.get("cv_scores")
     return SeedAveragedModel(
         boosters,
-        list(header["features"]),
+        features,
         list(header.get("seeds") or []),
         None if cv is None else pd.DataFrame(cv),
     )

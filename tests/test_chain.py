@@ -32,6 +32,10 @@ def chain_run(request, tmp_path_factory):
     engine = engine or "local"
     root = tmp_path_factory.mktemp(f"chain-{layout}")
     mp = pytest.MonkeyPatch()
+    # The kernels inherit this environment. With MPLBACKEND set (Agg is common on headless and CI
+    # machines), ipykernel keeps it instead of its inline backend, and the pyplot figures of
+    # notebooks 01 and 03 are silently never shown: only the figure test below fails.
+    mp.delenv("MPLBACKEND", raising=False)
     # Keys in the environment must never reach an executed notebook or HTML page.
     mp.setenv("NUMERAI_PUBLIC_ID", SECRET_PUBLIC)
     mp.setenv("NUMERAI_SECRET_KEY", SECRET_KEY)
@@ -128,8 +132,27 @@ def test_no_secret_reaches_any_file_of_the_run(chain_run):
             assert SECRET_KEY not in text and SECRET_PUBLIC not in text, path
 
 
+def _cell_outputs(cell) -> str:
+    """One code cell's outputs in a line: their kinds, and the text of any stderr or error."""
+    parts = []
+    for out in cell.get("outputs", []):
+        kind = out["output_type"]
+        if kind == "stream" and out.get("name") == "stderr":
+            parts.append(f"stderr {out['text'][-200:]!r}")
+        elif kind == "error":
+            parts.append(f"error {out['ename']}: {out['evalue'][:200]}")
+        else:
+            parts.append(f"{kind} {sorted(out.get('data', {}))}")
+    return "; ".join(parts) or "no output"
+
+
 def test_figures_are_shown_inside_the_executed_notebooks(chain_run):
-    """Each figure must be visible in the notebook (and its HTML), not only saved as PNG."""
+    """Each figure must be visible in the notebook (and its HTML), not only saved as PNG.
+
+    A figure that fails to render in a kernel hook (matplotlib's inline flush runs after the
+    cell, so its error does not fail the cell) leaves an error output: no cell may have one.
+    On failure the message lists every code cell's outputs, so a missing figure explains itself.
+    """
     import nbformat
 
     _, root, _ = chain_run
@@ -141,12 +164,22 @@ def test_figures_are_shown_inside_the_executed_notebooks(chain_run):
     }
     for name, least in expected.items():
         nb = nbformat.read(root / "run" / name, as_version=4)
+        code = [(i, c) for i, c in enumerate(nb.cells) if c.cell_type == "code"]
         images = sum(
             "image/png" in out.get("data", {})
-            for cell in nb.cells
+            for _, cell in code
             for out in cell.get("outputs", [])
         )
-        assert images >= least, f"{name} shows {images} figure(s), expected at least {least}"
+        errors = [
+            i
+            for i, cell in code
+            if any(o["output_type"] == "error" for o in cell.get("outputs", []))
+        ]
+        report = "\n".join(f"  cell {i}: {_cell_outputs(cell)}" for i, cell in code)
+        assert images >= least and not errors, (
+            f"{name} shows {images} figure(s), expected at least {least}; error outputs in "
+            f"cells {errors}. Outputs:\n{report}"
+        )
 
 
 # -- reliability (issue 13): fingerprints and mixed runs ---------------------------------------

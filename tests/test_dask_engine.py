@@ -19,7 +19,9 @@ import pytest
 from distributed import Client, LocalCluster, get_worker
 from numerai_tools.scoring import numerai_corr
 
-from nbutils import dask_engine as de
+import nbutils.dask as de
+from nbutils.dask.cluster import worker_addresses
+from nbutils.dask.train import _assign
 from nbutils.errors import DataError, NbutilsError
 from nbutils.metrics import per_era_corr
 from nbutils.neutralize import neutralize
@@ -132,7 +134,7 @@ def test_connect_returns_a_given_client_and_reaches_an_address(live_client):
     assert de.connect(live_client) is live_client
     other = de.connect(live_client.scheduler.address, timeout=10)
     try:
-        assert len(de._worker_addresses(other)) == 2
+        assert len(worker_addresses(other)) == 2
     finally:
         other.close()
 
@@ -158,7 +160,7 @@ def test_read_split_era_step_keeps_every_nth_era_in_natural_order(v5_dir):
 def test_read_split_errors(v5_dir, tmp_path):
     with pytest.raises(DataError, match="unknown split"):
         de.read_split(v5_dir, "test")
-    with pytest.raises(DataError, match="no column"):
+    with pytest.raises(DataError, match="Missing columns"):
         de.read_split(v5_dir, "train", features=["feature_nope"])
     with pytest.raises(DataError, match="unknown feature set"):
         de.read_split(v5_dir, "train", features="huge")
@@ -308,7 +310,7 @@ def test_training_errors(v5_dir, live_client):
         de.train_lgbm_dask(live_client, ddf, FEATURES, method="spark")
     with pytest.raises(DataError, match="seeds is empty"):
         de.train_lgbm_dask(live_client, ddf, FEATURES, seeds=())
-    with pytest.raises(DataError, match="no column"):
+    with pytest.raises(DataError, match="Missing columns"):
         de.train_lgbm_dask(live_client, ddf, [*FEATURES, "feature_nope"])
     unlabelled = _read(v5_dir, "live")
     with pytest.raises(DataError, match="no training rows"):
@@ -318,9 +320,9 @@ def test_training_errors(v5_dir, live_client):
 def test_assign_balances_rows_and_skips_empty_partitions():
     # largest first to the least loaded: 0 (100) -> A, 3 (60) -> B, 2 (50) -> B (110),
     # 4 (40) -> A (140); the empty partition 1 goes nowhere
-    groups = de._assign([100, 0, 50, 60, 40], 2)
+    groups = _assign([100, 0, 50, 60, 40], 2)
     assert groups == [[0, 4], [2, 3]]
-    assert de._assign([0, 5], 4) == [[1]]
+    assert _assign([0, 5], 4) == [[1]]
 
 
 # -- the notebooks' one-call helpers ---------------------------------------------------------------
@@ -385,3 +387,25 @@ def test_train_and_predict_with_a_feature_spec_matches_local(v5_dir, frames, liv
     want = predict(model, local_valid)  # the engineered columns computed locally, whole frame
     got = predictions["prediction"].loc[want.index]
     np.testing.assert_array_equal(got.to_numpy(), want.to_numpy())
+
+
+# -- era labels (issue 13 item 10) -------------------------------------------------------------------
+@pytest.mark.parametrize("kind", ["int", "str"])
+def test_per_era_scores_keep_the_local_engines_era_labels(scored, live_client, kind):
+    """Int eras stay ints (they used to become str, so subtracting the engines gave NaN)."""
+    local = scored.copy()
+    numbers = local["era"].str.removeprefix("era").astype(np.int64)
+    local["era"] = numbers if kind == "int" else local["era"]
+    ddf = dd.from_pandas(local[["era", "prediction", "target"]], npartitions=3, sort=False)
+    got = de.per_era_scores_dask(ddf, client=live_client)
+    want = per_era_corr(local)
+    pd.testing.assert_series_equal(got, want, check_names=False, rtol=0, atol=1e-12)
+    assert got.index.dtype == want.index.dtype and got.index.name == want.index.name
+    assert (got - want).notna().all()
+
+
+def test_dask_engine_module_still_exports_the_package():
+    import nbutils.dask_engine as old
+
+    assert old.connect is de.connect and old.train_and_predict_dask is de.train_and_predict_dask
+    assert set(old.__all__) == set(de.__all__)

@@ -161,8 +161,10 @@ def test_tutorial_reset_index_concat_misaligns_and_ours_does_not():
 
 def test_errors_name_the_problem():
     df = make_frame()
-    with pytest.raises(DataError, match="not in the frame"):
+    with pytest.raises(DataError, match="Missing columns of feature group 'g': 'feature_nope1'"):
         add_group_stats(df, {"g": ["feature_nope1"]})
+    with pytest.raises(DataError, match="Missing interaction columns: 'feature_nope2'"):
+        add_interactions(df, ["feature_wisdom1", "feature_nope2"])
     with pytest.raises(DataError, match="no columns"):
         add_group_stats(df, {"g": []})
     with pytest.raises(DataError, match="unknown group statistics"):

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 import tracemalloc
 
 import lightgbm as lgb
@@ -150,7 +153,7 @@ def test_predict_returns_series_by_id_whatever_the_row_order():
     )
     with pytest.raises(DataError, match="feature list differs"):
         predict(model, df, features[::-1])
-    with pytest.raises(DataError, match="missing from the frame"):
+    with pytest.raises(DataError, match="Missing feature columns"):
         predict(model, df.drop(columns=features[0]))
 
 
@@ -184,6 +187,58 @@ def test_load_model_errors(tmp_path):
         load_model(path)
     with pytest.raises(DataError, match="no model"):
         load_model(tmp_path / "nope.txt")
+
+
+def _corruptions(text: str) -> dict[str, str]:
+    """Damaged copies of one LightGBM model text; LightGBM itself aborts or crashes on each."""
+    at = text.index("leaf_value=") + len("leaf_value=")
+    return {
+        "half": text[: len(text) // 2],
+        "in the parameters": text[: int(len(text) * 0.95)],
+        "a bad number": text[:at] + "zz" + text[at + 2 :],
+        "a wrong feature": text.replace("split_feature=", "split_feature=99", 1),
+        "not a model": "hello\n",
+    }
+
+
+_LOAD_IN_CHILD = """
+import sys
+from nbutils.errors import DataError
+from nbutils.train import load_model
+try:
+    load_model(sys.argv[1])
+except DataError as err:
+    print("DataError:", err)
+"""
+
+
+@pytest.mark.parametrize("seeds", [(0,), (0, 1)])
+def test_load_model_refuses_a_truncated_or_corrupt_file_without_aborting(tmp_path, seeds):
+    """Issue 13 item 4: LightGBM's C++ parser aborted the process (rc 134) on a cut file."""
+    df, features = make_frame()
+    model = train_lgbm(df, features, params=FAST, seeds=seeds, progress=False)
+    text = save_model(model, tmp_path / "model.txt").read_text()
+    if len(seeds) > 1:  # damage the second booster, keep the header's lengths consistent
+        first, _, body = text.partition("\n")
+        cut = len(model.boosters[0].model_to_string())
+        base = body[cut:]
+    else:
+        base = text
+    for name, bad in _corruptions(base).items():
+        if len(seeds) > 1:
+            header = json.loads(first[len("nbutils-seed-averaged-model ") :])
+            header["lengths"][1] = len(bad)
+            bad = f"nbutils-seed-averaged-model {json.dumps(header)}\n{body[:cut]}{bad}"
+        path = tmp_path / f"bad {name}.txt"
+        path.write_text(bad)
+        child = subprocess.run(
+            [sys.executable, "-c", _LOAD_IN_CHILD, str(path)], capture_output=True, text=True
+        )
+        assert child.returncode == 0, (name, child.returncode, child.stderr[-300:])
+        assert "DataError:" in child.stdout and str(path) in child.stdout, (name, child.stdout)
+        assert "notebook 03" in child.stdout
+    with pytest.raises(DataError, match="not a complete LightGBM model"):
+        load_model(path)
 
 
 @pytest.mark.parametrize(
@@ -272,7 +327,7 @@ def test_train_errors():
         train_lgbm(df, features, params=FAST, seeds=(), progress=False)
     with pytest.raises(DataError, match="target column"):
         train_lgbm(df, features, target="target_cyrus", params=FAST, progress=False)
-    with pytest.raises(DataError, match="missing from the frame"):
+    with pytest.raises(DataError, match="Missing feature columns"):
         train_lgbm(df, [*features, "feature_nope"], params=FAST, progress=False)
     empty = df.assign(target=np.nan)
     with pytest.raises(DataError, match="no rows"):
