@@ -68,6 +68,24 @@ class EraGroups:
         small = self.n_groups <= np.iinfo(np.uint16).max  # numpy radix-sorts 16-bit integers
         return np.argsort(self.codes.astype(np.uint16 if small else np.int64), kind="stable")
 
+    def to_era_order(self, values: np.ndarray, axis: int = 0) -> np.ndarray:
+        """``values`` (one entry per row along ``axis``) with the rows grouped by era.
+
+        Era ``g`` is then the contiguous slice ``starts[g]:starts[g + 1]`` along ``axis``. No copy
+        when the rows already come grouped by era (:attr:`is_sorted`).
+        """
+        return values if self.is_sorted else np.take(values, self.order, axis=axis)
+
+    def to_row_order(self, values: np.ndarray, axis: int = 0) -> np.ndarray:
+        """The inverse of :meth:`to_era_order`: values in era order back in row order."""
+        if self.is_sorted:
+            return values
+        out = np.empty_like(values)
+        index: list[slice | np.ndarray] = [slice(None)] * values.ndim
+        index[axis] = self.order
+        out[tuple(index)] = values
+        return out
+
     def rows(self, group: int) -> np.ndarray:
         """Row positions of era number ``group``, in their original order."""
         return self.order[self.starts[group] : self.starts[group + 1]]
@@ -76,6 +94,10 @@ class EraGroups:
         """Yield ``(era number, row positions)`` for every era."""
         for g in range(self.n_groups):
             yield g, self.rows(g)
+
+    def rows_by_era(self) -> list[np.ndarray]:
+        """The row positions of every era, as a list indexed by era number."""
+        return [self.rows(g) for g in range(self.n_groups)]
 
     def subset(self, mask: np.ndarray) -> EraGroups:
         """The same eras (all of them, even those left empty) for the rows where ``mask`` holds."""

@@ -11,7 +11,7 @@ import pytest
 from numerai_tools import scoring as nt
 from scipy.stats import pearsonr, spearmanr
 
-from nbutils import metrics
+from nbutils import diagnostics, metrics
 from nbutils.errors import ScoringError
 from nbutils.metrics import ScoringWarning
 from nbutils.util import natural_sorted
@@ -548,7 +548,7 @@ def test_diagnostics_meta_model_takes_precedence_and_neutral_features(df):
     ],
 )
 def test_diagnostic_statuses(row, value, status):
-    guideline, got = metrics._row_status(row, value)
+    guideline, got = diagnostics._row_status(value, row)
     assert got == status
     assert guideline
 
