@@ -10,15 +10,10 @@ import pandas as pd
 import pytest
 from numerai_tools import scoring as nt
 
-import nbutils.neutralize
+import nbutils._least_squares
+from nbutils._least_squares import exact_float32_scale, fit_block
 from nbutils.errors import ScoringError
-from nbutils.neutralize import (
-    ScoringWarning,
-    era_groups,
-    exact_float32_scale,
-    fit_block,
-    neutralize,
-)
+from nbutils.neutralize import ScoringWarning, era_groups, neutralize
 
 FEATURES = [f"feature_{i}" for i in range(5)]
 ERA_SIZES = {"era1": 30, "era2": 12, "era10": 45, "era3": 21, "era20": 8}
@@ -57,13 +52,13 @@ def df() -> pd.DataFrame:
 def lstsq_calls(monkeypatch) -> list:
     """Record each era that falls back to numerai-tools' own lstsq computation."""
     calls: list = []
-    original = nbutils.neutralize._fit_lstsq
+    original = nbutils._least_squares._fit_lstsq
 
     def spy(y, x):
         calls.append(x.shape)
         return original(y, x)
 
-    monkeypatch.setattr(nbutils.neutralize, "_fit_lstsq", spy)
+    monkeypatch.setattr(nbutils._least_squares, "_fit_lstsq", spy)
     return calls
 
 
