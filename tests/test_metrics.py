@@ -15,28 +15,7 @@ from nbutils import diagnostics, metrics
 from nbutils.errors import ScoringError
 from nbutils.metrics import ScoringWarning
 from nbutils.util import natural_sorted
-
-FEATURES = [f"feature_{i}" for i in range(6)]
-# Uneven era sizes; labels chosen so that lexicographic order differs from natural order.
-ERA_SIZES = {"era1": 40, "era2": 25, "era3": 60, "era9": 33, "era10": 18, "era11": 52, "era12": 30}
-
-
-def make_frame(seed: int = 0) -> pd.DataFrame:
-    """Shuffled rows, int8 features 0..4, 5-bin target, predictions with many ties."""
-    rng = np.random.default_rng(seed)
-    eras = np.concatenate([[e] * n for e, n in ERA_SIZES.items()])
-    n = len(eras)
-    feats = rng.integers(0, 5, size=(n, len(FEATURES))).astype(np.int8)
-    signal = feats[:, 0] * 0.3 - feats[:, 1] * 0.2 + rng.normal(size=n)
-    df = pd.DataFrame(feats, columns=FEATURES)
-    df.insert(0, "era", eras)
-    df["target"] = np.clip(np.round((signal - signal.min()) / np.ptp(signal) * 4) / 4, 0, 1)
-    df["prediction"] = np.round(0.5 + 0.05 * signal + 0.1 * rng.normal(size=n), 2)  # ties
-    df["prediction_b"] = rng.random(n)
-    df["meta_model"] = np.round(0.5 + 0.04 * signal + 0.1 * rng.normal(size=n), 2)
-    df["example_prediction"] = np.round(0.5 + 0.03 * signal + 0.1 * rng.normal(size=n), 3)
-    df.index = pd.Index([f"id{i:04d}" for i in range(n)], name="id")
-    return df.sample(frac=1.0, random_state=seed)
+from tests.factories import FEATURES, make_frame, with_nan_targets
 
 
 def per_era_reference(df: pd.DataFrame, func) -> pd.Series:
@@ -45,14 +24,6 @@ def per_era_reference(df: pd.DataFrame, func) -> pd.Series:
     if isinstance(out, pd.DataFrame) and out.shape[1] == 1:
         out = out.iloc[:, 0]
     return out.reindex(natural_sorted(out.index))
-
-
-def with_nan_targets(df: pd.DataFrame, share: float = 0.1) -> pd.DataFrame:
-    """A copy with ``share`` of each era's targets set to NaN (numerai-tools accepts < 20 %)."""
-    holed = df.copy()
-    for _, rows in holed.groupby("era").groups.items():
-        holed.loc[rows[: max(1, int(share * len(rows)))], "target"] = np.nan
-    return holed
 
 
 @pytest.fixture

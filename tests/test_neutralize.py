@@ -14,22 +14,10 @@ import nbutils._least_squares
 from nbutils._least_squares import exact_float32_scale, fit_block
 from nbutils.errors import ScoringError
 from nbutils.neutralize import ScoringWarning, era_groups, neutralize
+from tests.factories import make_frame
 
 FEATURES = [f"feature_{i}" for i in range(5)]
 ERA_SIZES = {"era1": 30, "era2": 12, "era10": 45, "era3": 21, "era20": 8}
-
-
-def make_frame(seed: int = 1) -> pd.DataFrame:
-    rng = np.random.default_rng(seed)
-    eras = np.concatenate([[e] * n for e, n in ERA_SIZES.items()])
-    n = len(eras)
-    df = pd.DataFrame(rng.integers(0, 5, size=(n, len(FEATURES))).astype(np.int8), columns=FEATURES)
-    df.insert(0, "era", eras)
-    df["prediction"] = np.round(rng.random(n), 2)
-    df["prediction_b"] = df["feature_0"] * 0.1 + rng.normal(size=n)
-    df["example_prediction"] = np.round(0.6 * df["prediction"] + 0.4 * rng.random(n), 3)
-    df.index = pd.Index([f"id{i:03d}" for i in range(n)], name="id")
-    return df.sample(frac=1.0, random_state=seed)
 
 
 def reference(df, columns, neutralizers, proportion=1.0, era_col="era"):
@@ -45,7 +33,7 @@ def reference(df, columns, neutralizers, proportion=1.0, era_col="era"):
 
 @pytest.fixture
 def df() -> pd.DataFrame:
-    return make_frame()
+    return make_frame(seed=1, era_sizes=ERA_SIZES, n_features=len(FEATURES))
 
 
 @pytest.fixture
