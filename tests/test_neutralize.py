@@ -225,3 +225,21 @@ def test_era_groups_natural_order_and_missing_labels(df):
     bad.loc[bad.index[0], "era"] = np.nan
     with pytest.raises(ScoringError, match="missing era"):
         era_groups(bad, "era")
+
+
+def test_infinite_values_raise_naming_the_column(df):
+    bad = df.astype({"feature_2": float})
+    bad.loc[bad.index[3], "feature_2"] = np.inf
+    with pytest.raises(ScoringError, match=r"infinite values in columns \['feature_2'\]"):
+        neutralize(bad, "prediction", FEATURES)
+    bad = df.copy()
+    bad.loc[bad.index[3], "prediction_b"] = -np.inf
+    with pytest.raises(ScoringError, match=r"infinite values in columns \['prediction_b'\]"):
+        neutralize(bad, ["prediction", "prediction_b"], FEATURES)
+
+
+@pytest.mark.parametrize("duplicated", ["prediction", "feature_0", "era"])
+def test_duplicate_column_names_raise_a_clear_error(df, duplicated):
+    twice = pd.concat([df, df[[duplicated]]], axis=1)
+    with pytest.raises(ScoringError, match=f"several columns named '{duplicated}'"):
+        neutralize(twice, "prediction", FEATURES)
