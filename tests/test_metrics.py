@@ -706,3 +706,16 @@ def test_stake_payout_takes_the_rounds_multipliers_and_checks_them():
     for name in ("payout_factor", "corr_multiplier", "mmc_multiplier"):
         with pytest.raises(ScoringError, match=name):
             metrics.stake_payout(100, 0.02, 0.01, **{name: float("nan")})
+
+
+def test_diagnostics_names_stay_importable_from_metrics():
+    """The notebooks import evaluate, diagnostics and the sweep from nbutils.metrics."""
+    from nbutils.metrics import DIAGNOSTIC_ROWS, evaluate, neutralization_sweep
+    from nbutils.metrics import diagnostics as diagnostics_table
+
+    assert evaluate is diagnostics.evaluate
+    assert diagnostics_table is diagnostics.diagnostics
+    assert neutralization_sweep is diagnostics.neutralization_sweep
+    assert tuple(diagnostics.GUIDELINES) == DIAGNOSTIC_ROWS and len(DIAGNOSTIC_ROWS) == 9
+    with pytest.raises(AttributeError, match="no_such_score"):
+        metrics.no_such_score  # noqa: B018
