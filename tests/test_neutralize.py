@@ -243,3 +243,14 @@ def test_duplicate_column_names_raise_a_clear_error(df, duplicated):
     twice = pd.concat([df, df[[duplicated]]], axis=1)
     with pytest.raises(ScoringError, match=f"several columns named '{duplicated}'"):
         neutralize(twice, "prediction", FEATURES)
+
+
+def test_era_groups_of_rows_grouped_by_era_or_not(df):
+    """Rows in runs of one era take a fast path; an era in two runs must still be one era."""
+    by_era = df.sort_values("era", kind="stable")
+    split = pd.concat([by_era, by_era[by_era["era"] == "era1"].iloc[:3]])  # era1 runs twice
+    for frame in (by_era, split, df):
+        groups = era_groups(frame, "era")
+        assert list(groups.labels) == ["era1", "era2", "era3", "era10", "era20"]
+        labels = groups.labels[groups.codes]
+        assert (labels == frame["era"].to_numpy()).all()
