@@ -93,25 +93,40 @@ def _gauss_of_ranks(doubled: np.ndarray, n: int) -> np.ndarray:
     return scipy.special.ndtri(doubled / (2.0 * n))
 
 
-class _GaussTables:
-    """``ndtri(j / (2 n))`` for ``j = 0..2n``, one table per era size shared by several eras.
+class _RankValues:
+    """What a tie-averaged rank becomes: the rank itself, or ``ndtri((rank - 0.5) / n)``.
 
-    Equal-sized eras (synthetic data, resampled data) then need no ``ndtri`` call at all; an
-    era whose size is unique calls ``ndtri`` once per tie run instead (no table is built).
+    A rank is passed as ``doubled = 2 * (rank - 0.5)``, an integer in ``0..2n``. For an era size
+    shared by several eras (synthetic data, resampled data) the gaussianized values are one table
+    ``ndtri(j / (2 n))``, ``j = 0..2n``, built once and then only indexed: no ``ndtri`` call per
+    era at all. An era whose size is unique calls ``ndtri`` once per tie run instead.
     """
 
-    def __init__(self, counts: np.ndarray) -> None:
+    def __init__(self, counts: np.ndarray, gaussian: bool) -> None:
+        self.gaussian = gaussian
         sizes, how_many = np.unique(counts, return_counts=True)
         self._shared = set(sizes[how_many > 1].tolist())
         self._tables: dict[int, np.ndarray] = {}
 
-    def lookup(self, doubled: np.ndarray, n: int) -> np.ndarray:
-        if n not in self._shared:
-            return _gauss_of_ranks(doubled, n)
+    def _table(self, n: int) -> np.ndarray:
         table = self._tables.get(n)
         if table is None:
-            table = self._tables[n] = _gauss_of_ranks(np.arange(2 * n + 1), n)
-        return table[doubled]
+            doubled = np.arange(2 * n + 1)
+            table = _gauss_of_ranks(doubled, n) if self.gaussian else doubled / 2.0 + 0.5
+            self._tables[n] = table
+        return table
+
+    def of_runs(self, doubled: np.ndarray, n: int) -> np.ndarray:
+        """The value of each tie run, given ``doubled = 2 * run start + run length``."""
+        if n in self._shared:
+            return self._table(n)[doubled]
+        return _gauss_of_ranks(doubled, n) if self.gaussian else doubled / 2.0 + 0.5
+
+    def without_ties(self, n: int) -> np.ndarray:
+        """The values of sorted positions ``0..n-1`` when no two values tie (``doubled = 2k + 1``)."""
+        if n in self._shared:
+            return self._table(n)[1::2]
+        return self.of_runs(2 * np.arange(n) + 1, n)
 
 
 def era_ranks(
@@ -126,7 +141,7 @@ def era_ranks(
 
     One ``argsort`` per era (cache friendly); a run of tied values of length ``L`` starting at
     0-based sorted position ``s`` gets the rank ``s + (L + 1) / 2``, so ``ndtri`` is evaluated
-    once per run (or read from a table shared by equal-sized eras, see :class:`_GaussTables`).
+    once per run, or read from a table shared by equal-sized eras (see :class:`_RankValues`).
 
     Returns
     -------
@@ -136,7 +151,7 @@ def era_ranks(
     counts = np.diff(starts)
     out = np.empty(len(values))
     distinct = np.zeros(len(counts), dtype=np.int64)
-    tables = _GaussTables(counts) if gaussian else None
+    rank_values = _RankValues(counts, gaussian)
     for g in np.flatnonzero(counts):
         s, e = starts[g], starts[g + 1]
         n = int(e - s)
@@ -146,15 +161,12 @@ def era_ranks(
         run_starts = np.flatnonzero(ordered[1:] != ordered[:-1]) + 1
         distinct[g] = len(run_starts) + 1
         if distinct[g] == n:  # no ties: the rank is the sorted position + 1
-            doubled = 2 * np.arange(n) + 1
-            ranked = tables.lookup(doubled, n) if tables is not None else doubled / 2.0 + 0.5
-        else:
-            run_starts = np.concatenate(([0], run_starts))
-            lengths = np.diff(np.append(run_starts, n))
-            doubled = 2 * run_starts + lengths
-            per_run = tables.lookup(doubled, n) if tables is not None else doubled / 2.0 + 0.5
-            ranked = np.repeat(per_run, lengths)
-        out[s:e][order] = ranked
+            out[s:e][order] = rank_values.without_ties(n)
+            continue
+        run_starts = np.concatenate(([0], run_starts))
+        lengths = np.diff(run_starts, append=n)
+        per_run = rank_values.of_runs(2 * run_starts + lengths, n)
+        out[s:e][order] = np.repeat(per_run, lengths)
     return out, distinct
 
 

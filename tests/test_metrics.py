@@ -719,3 +719,26 @@ def test_diagnostics_names_stay_importable_from_metrics():
     assert tuple(diagnostics.GUIDELINES) == DIAGNOSTIC_ROWS and len(DIAGNOSTIC_ROWS) == 9
     with pytest.raises(AttributeError, match="no_such_score"):
         metrics.no_such_score  # noqa: B018
+
+
+# ---------------------------------------------------------------- the per-era kernels
+
+
+@pytest.mark.parametrize("sizes", [[7, 7, 7, 5], [3, 9, 0, 4]], ids=["shared-sizes", "unique"])
+@pytest.mark.parametrize("ties", [True, False], ids=["ties", "no-ties"])
+def test_era_ranks_equal_pandas_rank_per_era(sizes, ties):
+    from scipy.special import ndtri
+
+    from nbutils._era_kernels import era_ranks
+
+    values = np.random.default_rng(2).normal(size=sum(sizes))
+    values = np.round(values) if ties else values
+    starts = np.concatenate(([0], np.cumsum(sizes)))
+    ranks, distinct = era_ranks(values, starts)
+    gauss, _ = era_ranks(values, starts, gaussian=True)
+    for g, n in enumerate(sizes):
+        era = slice(starts[g], starts[g + 1])
+        ref = pd.Series(values[era]).rank(method="average").to_numpy()
+        np.testing.assert_array_equal(ranks[era], ref)
+        np.testing.assert_allclose(gauss[era], ndtri((ref - 0.5) / n), rtol=0, atol=1e-15)
+        assert distinct[g] == len(np.unique(values[era]))
