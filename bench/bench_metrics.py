@@ -5,8 +5,19 @@ numerai_tools.scoring.<score>(...))``. Both paths run on the same synthetic vali
 frame (default 200 eras x 5,000 rows, 300 int8 features), each in a fresh subprocess so that
 its peak memory can be measured; the results of the two paths are compared.
 
+Two kinds of predictions (``--cases``), because ranking is most of the work of CORR and MMC:
+
+- ``continuous``: a linear signal plus Gaussian noise, no ties;
+- ``ties``: LightGBM-like, the prediction is a function of 4 int8 features only (625 possible
+  leaf values, about 8 rows per tied value in an era of 5,000), as a shallow tree ensemble
+  gives; the meta model, an ensemble of many models, stays continuous.
+
+CORR and MMC run on both; FNC and neutralize (whose cost is the least squares, not the ranks)
+on ``continuous`` only.
+
     python bench/bench_metrics.py            # full size (several minutes)
     python bench/bench_metrics.py --quick    # smoke run, seconds
+    python bench/bench_metrics.py --scores "numerai corr" MMC   # only these scores
     python bench/bench_metrics.py --ref-eras 40   # time the reference on 40 eras, scale up
 
 BLAS runs single-threaded by default (``--threads``) for both paths, so that the ratio is not
@@ -27,13 +38,19 @@ import tempfile
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import peak_rss_mib, rss_mib  # noqa: E402
+
 SCORES = ("numerai corr", "MMC", "FNC", "neutralize")
-# Goals of issue 3: speed-up of nbutils over the per-era numerai-tools reference.
-GOALS = {"numerai corr": 10.0, "MMC": 10.0, "FNC": 5.0, "neutralize": 5.0}
+CASES = ("continuous", "ties")
+#: Scores whose cost is ranking, measured on both cases; the others on "continuous" only.
+RANKED = ("numerai corr", "MMC")
+# Goals (issues 3 and 12): speed-up of nbutils over the per-era numerai-tools reference.
+GOALS = {"numerai corr": 20.0, "MMC": 10.0, "FNC": 5.0, "neutralize": 5.0}
 
 
-def make_frame(n_eras: int, rows: int, n_features: int, seed: int = 0):
-    """A validation-shaped frame: int8 features 0..4, 5-bin target, continuous predictions."""
+def make_frame(n_eras: int, rows: int, n_features: int, case: str = "continuous", seed: int = 0):
+    """A validation-shaped frame: int8 features 0..4, 5-bin target, predictions of ``case``."""
     import numpy as np
     import pandas as pd
 
@@ -48,25 +65,14 @@ def make_frame(n_eras: int, rows: int, n_features: int, seed: int = 0):
     bins = np.clip(np.round(2 + 0.6 * (signal - signal.mean()) / signal.std() + noise), 0, 4)
     df["era"] = np.repeat([f"{i:04d}" for i in range(1, n_eras + 1)], rows)
     df["target"] = bins / 4
-    df["prediction"] = signal + 0.5 * rng.normal(size=n)
     df["meta_model"] = signal + 0.4 * rng.normal(size=n)
+    if case == "ties":  # a step function of 4 features: 5**4 = 625 leaf values
+        leaves = rng.normal(size=(5, 5, 5, 5)) * 0.01
+        f = feats[:, :4].astype(np.intp)
+        df["prediction"] = 0.5 + leaves[f[:, 0], f[:, 1], f[:, 2], f[:, 3]]
+    else:
+        df["prediction"] = signal + 0.5 * rng.normal(size=n)
     return df, names
-
-
-def _peak_rss_mb() -> float:
-    with open("/proc/self/status") as fh:
-        for line in fh:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    return float("nan")
-
-
-def _rss_mb() -> float:
-    with open("/proc/self/status") as fh:
-        for line in fh:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    return float("nan")
 
 
 def _reset_peak() -> bool:
@@ -123,11 +129,11 @@ def child(args: argparse.Namespace) -> None:
     import nbutils.metrics  # noqa: F401  (imports are not part of the timing)
     import nbutils.neutralize  # noqa: F401
 
-    df, names = make_frame(args.eras, args.rows, args.features)
+    df, names = make_frame(args.eras, args.rows, args.features, args.case)
     if args.only_eras:
         keep = sorted(df["era"].unique())[: args.only_eras]
         df = df[df["era"].isin(keep)]
-    before = _rss_mb()
+    before = rss_mib()
     exact_peak = _reset_peak()
     func = run_ours if args.impl == "ours" else run_reference
     first_eras = sorted(df["era"].unique())[:2]
@@ -135,25 +141,25 @@ def child(args: argparse.Namespace) -> None:
     start = time.perf_counter()
     result = func(args.score, df, names)
     seconds = time.perf_counter() - start
-    extra = _peak_rss_mb() - before
+    extra = peak_rss_mib() - before
     pd.Series(result).to_frame("value").to_parquet(args.out)
-    print(json.dumps({"seconds": seconds, "peak_extra_mb": extra, "exact_peak": exact_peak}))
+    print(json.dumps({"seconds": seconds, "peak_extra_mib": extra, "exact_peak": exact_peak}))
 
 
-def spawn(score: str, impl: str, args: argparse.Namespace, out: Path, only_eras: int) -> dict:
+def spawn(
+    score: str, case: str, impl: str, args: argparse.Namespace, out: Path, only_eras: int
+) -> dict:
     env = dict(os.environ)
     for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
         env[var] = str(args.threads)
     repo = Path(__file__).resolve().parent.parent
     env["PYTHONPATH"] = f"{repo}{os.pathsep}{env.get('PYTHONPATH', '')}"
-    cmd = [
-        sys.executable, __file__, "--child", "--score", score, "--impl", impl,
-        "--eras", str(args.eras), "--rows", str(args.rows), "--features", str(args.features),
-        "--only-eras", str(only_eras), "--out", str(out),
-    ]  # fmt: skip
+    cmd = [sys.executable, __file__, "--child", "--score", score, "--case", case]
+    cmd += ["--impl", impl, "--eras", str(args.eras), "--rows", str(args.rows)]
+    cmd += ["--features", str(args.features), "--only-eras", str(only_eras), "--out", str(out)]
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
     if proc.returncode != 0:
-        raise SystemExit(f"{impl} {score} failed:\n{proc.stderr[-3000:]}")
+        raise SystemExit(f"{impl} {score} ({case}) failed:\n{proc.stderr[-3000:]}")
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
@@ -178,7 +184,10 @@ def main() -> None:
     parser.add_argument(
         "--rounds", type=int, default=3, help="alternating runs per path (best time kept)"
     )
+    parser.add_argument("--scores", nargs="+", default=list(SCORES), choices=SCORES)
+    parser.add_argument("--cases", nargs="+", default=list(CASES), choices=CASES)
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--case", default="continuous", help=argparse.SUPPRESS)
     parser.add_argument("--score", help=argparse.SUPPRESS)
     parser.add_argument("--impl", help=argparse.SUPPRESS)
     parser.add_argument("--only-eras", type=int, default=0, help=argparse.SUPPRESS)
@@ -193,28 +202,35 @@ def main() -> None:
     scale = args.eras / ref_eras
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        for score in SCORES:
-            ours_out, ref_out = Path(tmp, "ours.parquet"), Path(tmp, "ref.parquet")
-            ours_runs, ref_runs = [], []
-            for _ in range(args.rounds):  # alternate the two paths: both see the same load
-                ours_runs.append(spawn(score, "ours", args, ours_out, 0))
-                ref_runs.append(spawn(score, "ref", args, ref_out, ref_eras if scale > 1 else 0))
-            ours_s = min(r["seconds"] for r in ours_runs)
-            ref_s = min(r["seconds"] for r in ref_runs) * scale
-            rows.append(
-                {
-                    "score": score,
-                    "ours": ours_s,
-                    "ref": ref_s,
-                    "ratio": ref_s / ours_s,
-                    "goal": GOALS[score],
-                    "ours_mb": max(r["peak_extra_mb"] for r in ours_runs),
-                    "ref_mb": max(r["peak_extra_mb"] for r in ref_runs),
-                    "diff": agreement(ours_out, ref_out),
-                }
-            )
-            print(f"done: {score}", file=sys.stderr)
+        for score in args.scores:
+            for case in args.cases if score in RANKED else ["continuous"]:
+                rows.append(measure(score, case, args, Path(tmp), ref_eras, scale))
+                print(f"done: {score} ({case})", file=sys.stderr)
     print_table(rows, args, ref_eras)
+
+
+def measure(
+    score: str, case: str, args: argparse.Namespace, tmp: Path, ref_eras: int, scale: float
+) -> dict:
+    """Best of ``args.rounds`` alternating runs of both paths, and their agreement."""
+    ours_out, ref_out = tmp / "ours.parquet", tmp / "ref.parquet"
+    ours_runs, ref_runs = [], []
+    for _ in range(args.rounds):  # alternate the two paths: both see the same load
+        ours_runs.append(spawn(score, case, "ours", args, ours_out, 0))
+        ref_runs.append(spawn(score, case, "ref", args, ref_out, ref_eras if scale > 1 else 0))
+    ours_s = min(r["seconds"] for r in ours_runs)
+    ref_s = min(r["seconds"] for r in ref_runs) * scale
+    return {
+        "score": score,
+        "case": case,
+        "ours": ours_s,
+        "ref": ref_s,
+        "ratio": ref_s / ours_s,
+        "goal": GOALS[score],
+        "ours_mib": max(r["peak_extra_mib"] for r in ours_runs),
+        "ref_mib": max(r["peak_extra_mib"] for r in ref_runs),
+        "diff": agreement(ours_out, ref_out),
+    }
 
 
 def print_table(rows: list[dict], args: argparse.Namespace, ref_eras: int) -> None:
@@ -229,15 +245,15 @@ def print_table(rows: list[dict], args: argparse.Namespace, ref_eras: int) -> No
         "`df.groupby('era').apply(numerai_tools...)`\n"
     )
     print(
-        f"| score | nbutils (s) | {ref_head} | speed-up | goal | nbutils peak extra MB "
-        "| reference peak extra MB | max abs diff |"
+        f"| score | predictions | nbutils (s) | {ref_head} | speed-up | goal "
+        "| nbutils peak extra MiB | reference peak extra MiB | max abs diff |"
     )
-    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    print("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     for r in rows:
         ok = "met" if r["ratio"] >= r["goal"] else "MISSED"
         print(
-            f"| {r['score']} | {r['ours']:.3f} | {r['ref']:.2f} | {r['ratio']:.1f}x | "
-            f">= {r['goal']:.0f}x ({ok}) | {r['ours_mb']:.0f} | {r['ref_mb']:.0f} | "
+            f"| {r['score']} | {r['case']} | {r['ours']:.3f} | {r['ref']:.2f} | {r['ratio']:.1f}x | "
+            f">= {r['goal']:.0f}x ({ok}) | {r['ours_mib']:.0f} | {r['ref_mib']:.0f} | "
             f"{r['diff']:.1e} |"
         )
 

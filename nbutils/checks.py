@@ -59,7 +59,7 @@ def require_columns(
     hint: str = "check the column names (e.g. 'prediction', 'target', 'era') or pass the right ones.",
     error: type[NbutilsError] = ScoringError,
 ) -> None:
-    """Raise ``error`` naming every column of ``columns`` missing from ``df``.
+    """Raise ``error`` naming every column of ``columns`` missing from ``df``, or duplicated in it.
 
     ``df`` is a DataFrame or any iterable of column names (e.g. a parquet schema's names);
     ``source`` names where the columns were looked for (a file path, "The frame").
@@ -70,6 +70,14 @@ def require_columns(
         raise error(
             f"Missing {what}: {_shown(missing)}. {source} has {len(available)} columns; {hint}"
         )
+    if isinstance(df, pd.DataFrame) and not df.columns.is_unique:
+        wanted = set(columns)
+        duplicated = sorted({c for c in df.columns[df.columns.duplicated()] if c in wanted})
+        if duplicated:
+            raise error(
+                f"{source} has several columns named {_shown(duplicated)}; keep one of each "
+                "(e.g. df.loc[:, ~df.columns.duplicated()]) or rename them."
+            )
 
 
 def as_column_list(columns: str | Sequence[str], what: str) -> list[str]:
@@ -81,12 +89,13 @@ def as_column_list(columns: str | Sequence[str], what: str) -> list[str]:
 
 
 def numeric_matrix(df: pd.DataFrame, columns: list[str], what: str) -> np.ndarray:
-    """``df[columns]`` as a numeric array (dtype kept, e.g. int8) with no missing values.
+    """``df[columns]`` as a numeric array (dtype kept, e.g. int8) with only finite values.
 
     Raises
     ------
     ScoringError
-        If a column is not numeric or holds NaN (the message names the columns).
+        If a column is missing, duplicated, not numeric, or holds NaN or an infinite value (the
+        message names the columns).
     """
     require_columns(df, columns, what)
     sub = df[columns]
@@ -101,24 +110,34 @@ def numeric_matrix(df: pd.DataFrame, columns: list[str], what: str) -> np.ndarra
         arr = sub.to_numpy()
     else:  # pandas extension dtypes (Float64, Int8, ...): pd.NA becomes NaN
         arr = sub.to_numpy(dtype=np.float64, na_value=np.nan)
-    nan_cols = [c for c, bad in zip(columns, _nan_columns(arr), strict=True) if bad]
+    bad = _nonfinite_columns(arr)
+    nan_cols = [c for c, flag in zip(columns, bad == "NaN", strict=True) if flag]
     if nan_cols:
         raise ScoringError(
             f"{what.capitalize()} contain NaN in columns {nan_cols[:10]}; "
             "fill them (e.g. with the column's era median) or drop those rows first."
         )
+    inf_cols = [c for c, flag in zip(columns, bad == "inf", strict=True) if flag]
+    if inf_cols:
+        raise ScoringError(
+            f"{what.capitalize()} contain infinite values in columns {inf_cols[:10]}; "
+            "replace them with finite values (or drop those rows) first."
+        )
     return arr
 
 
-def _nan_columns(arr: np.ndarray, chunk: int = 32) -> np.ndarray:
-    """Which columns hold NaN; integer arrays cannot, floats are checked a few columns at a time
-    (no full-size boolean temporary)."""
+def _nonfinite_columns(arr: np.ndarray, chunk: int = 32) -> np.ndarray:
+    """Per column "NaN", "inf" or "" (finite). Integer arrays are finite; floats are checked a
+    few columns at a time (no full-size boolean temporary)."""
+    flags = np.full(arr.shape[1], "", dtype=object)
     if not np.issubdtype(arr.dtype, np.floating):
-        return np.zeros(arr.shape[1], dtype=bool)
-    return np.concatenate(
-        [np.isnan(arr[:, i : i + chunk]).any(axis=0) for i in range(0, arr.shape[1], chunk)]
-        or [np.zeros(0, dtype=bool)]
-    )
+        return flags
+    for i in range(0, arr.shape[1], chunk):
+        block = arr[:, i : i + chunk]
+        nonfinite = ~np.isfinite(block).all(axis=0)
+        for j in np.flatnonzero(nonfinite):
+            flags[i + j] = "NaN" if np.isnan(block[:, j]).any() else "inf"
+    return flags
 
 
 def check_int(

@@ -11,32 +11,11 @@ import pytest
 from numerai_tools import scoring as nt
 from scipy.stats import pearsonr, spearmanr
 
-from nbutils import metrics
+from nbutils import diagnostics, metrics
 from nbutils.errors import ScoringError
 from nbutils.metrics import ScoringWarning
 from nbutils.util import natural_sorted
-
-FEATURES = [f"feature_{i}" for i in range(6)]
-# Uneven era sizes; labels chosen so that lexicographic order differs from natural order.
-ERA_SIZES = {"era1": 40, "era2": 25, "era3": 60, "era9": 33, "era10": 18, "era11": 52, "era12": 30}
-
-
-def make_frame(seed: int = 0) -> pd.DataFrame:
-    """Shuffled rows, int8 features 0..4, 5-bin target, predictions with many ties."""
-    rng = np.random.default_rng(seed)
-    eras = np.concatenate([[e] * n for e, n in ERA_SIZES.items()])
-    n = len(eras)
-    feats = rng.integers(0, 5, size=(n, len(FEATURES))).astype(np.int8)
-    signal = feats[:, 0] * 0.3 - feats[:, 1] * 0.2 + rng.normal(size=n)
-    df = pd.DataFrame(feats, columns=FEATURES)
-    df.insert(0, "era", eras)
-    df["target"] = np.clip(np.round((signal - signal.min()) / np.ptp(signal) * 4) / 4, 0, 1)
-    df["prediction"] = np.round(0.5 + 0.05 * signal + 0.1 * rng.normal(size=n), 2)  # ties
-    df["prediction_b"] = rng.random(n)
-    df["meta_model"] = np.round(0.5 + 0.04 * signal + 0.1 * rng.normal(size=n), 2)
-    df["example_prediction"] = np.round(0.5 + 0.03 * signal + 0.1 * rng.normal(size=n), 3)
-    df.index = pd.Index([f"id{i:04d}" for i in range(n)], name="id")
-    return df.sample(frac=1.0, random_state=seed)
+from tests.factories import FEATURES, make_frame, with_nan_targets
 
 
 def per_era_reference(df: pd.DataFrame, func) -> pd.Series:
@@ -45,14 +24,6 @@ def per_era_reference(df: pd.DataFrame, func) -> pd.Series:
     if isinstance(out, pd.DataFrame) and out.shape[1] == 1:
         out = out.iloc[:, 0]
     return out.reindex(natural_sorted(out.index))
-
-
-def with_nan_targets(df: pd.DataFrame, share: float = 0.1) -> pd.DataFrame:
-    """A copy with ``share`` of each era's targets set to NaN (numerai-tools accepts < 20 %)."""
-    holed = df.copy()
-    for _, rows in holed.groupby("era").groups.items():
-        holed.loc[rows[: max(1, int(share * len(rows)))], "target"] = np.nan
-    return holed
 
 
 @pytest.fixture
@@ -548,7 +519,7 @@ def test_diagnostics_meta_model_takes_precedence_and_neutral_features(df):
     ],
 )
 def test_diagnostic_statuses(row, value, status):
-    guideline, got = metrics._row_status(row, value)
+    guideline, got = diagnostics._row_status(value, row)
     assert got == status
     assert guideline
 
@@ -618,3 +589,156 @@ def test_rows_grouped_by_era_give_the_same_scores(df):
         np.testing.assert_allclose(
             func(by_era, **kwargs).to_numpy(), func(df, **kwargs).to_numpy(), atol=1e-12
         )
+
+
+# ---------------------------------------------------------------- issue 13 item 10: bad values
+
+
+@pytest.mark.parametrize("column", ["target", "meta_model"])
+def test_infinite_target_or_meta_model_raises_instead_of_a_nan_era(df, column):
+    bad = df.copy()
+    bad.loc[bad.index[5], column] = np.inf
+    calls = [
+        lambda: metrics.per_era_corr(bad),
+        lambda: metrics.per_era_mmc(bad),
+        lambda: metrics.per_era_fnc(bad, FEATURES),
+        lambda: diagnostics.evaluate(bad, meta_col="meta_model"),
+        lambda: diagnostics.diagnostics(bad, meta_col="meta_model"),
+    ]
+    if column == "meta_model":
+        calls = calls[1:2] + calls[3:]
+    for call in calls:
+        with pytest.raises(ScoringError, match=rf"'{column}' holds 1 infinite"):
+            call()
+
+
+def test_infinite_prediction_raises_naming_the_column(df):
+    bad = df.copy()
+    bad.loc[bad.index[7], "prediction_b"] = -np.inf
+    cols = ["prediction", "prediction_b"]
+    for call in [
+        lambda: metrics.per_era_corr(bad, cols),
+        lambda: metrics.per_era_mmc(bad, cols),
+        lambda: metrics.per_era_fnc(bad, FEATURES, cols),
+        lambda: metrics.max_feature_exposure(bad, FEATURES, cols),
+        lambda: metrics.feature_exposure(bad, FEATURES, cols),
+        lambda: diagnostics.neutralization_sweep(bad, "prediction_b", FEATURES),
+    ]:
+        with pytest.raises(ScoringError, match=r"infinite values in columns \['prediction_b'\]"):
+            call()
+
+
+def test_infinite_feature_raises_naming_the_column(df):
+    bad = df.astype({"feature_3": float})
+    bad.loc[bad.index[2], "feature_3"] = np.inf
+    for call in [
+        lambda: metrics.per_era_fnc(bad, FEATURES),
+        lambda: metrics.max_feature_exposure(bad, FEATURES),
+        lambda: metrics.feature_exposure(bad, FEATURES),
+    ]:
+        with pytest.raises(ScoringError, match=r"infinite values in columns \['feature_3'\]"):
+            call()
+
+
+DUPLICATE_CASES = [
+    (metrics.per_era_corr, {}, "prediction"),
+    (metrics.per_era_corr, {}, "target"),
+    (metrics.per_era_corr, {}, "era"),
+    (metrics.per_era_mmc, {}, "meta_model"),
+    (metrics.per_era_fnc, {"features": FEATURES}, "feature_1"),
+    (metrics.max_feature_exposure, {"features": FEATURES}, "feature_1"),
+    (metrics.feature_exposure, {"features": FEATURES}, "prediction"),
+    (diagnostics.evaluate, {"example_col": "example_prediction"}, "example_prediction"),
+]
+
+
+@pytest.mark.parametrize(("func", "kwargs", "duplicated"), DUPLICATE_CASES)
+def test_duplicate_column_names_raise_a_clear_error(df, func, kwargs, duplicated):
+    twice = pd.concat([df, df[[duplicated]]], axis=1)
+    with pytest.raises(ScoringError, match=f"several columns named '{duplicated}'"):
+        func(twice, **kwargs)
+
+
+def test_feature_exposure_of_int8_features_spanning_more_than_127(df):
+    wide = df.copy()
+    rng = np.random.default_rng(3)
+    wide["feature_wide"] = rng.integers(-100, 101, size=len(df)).astype(np.int8)
+    ours = metrics.feature_correlations(wide, ["feature_wide"])["feature_wide"]
+    assert ours == pytest.approx(spearmanr(wide["feature_wide"], wide["prediction"])[0], abs=1e-12)
+    assert metrics.feature_exposure(wide, [*FEATURES, "feature_wide"]) == pytest.approx(
+        tutorial_feature_exposure(wide, [*FEATURES, "feature_wide"]), abs=1e-12
+    )
+
+
+def test_constant_target_gives_mmc_zero_like_numerai_tools_and_says_so(df):
+    odd = df.copy()
+    odd.loc[odd["era"] == "era1", "target"] = 0.5
+    with pytest.warns(ScoringWarning, match=r"constant target \(era1\): their MMC is 0.0"):
+        ours = metrics.per_era_mmc(odd)
+    ref = per_era_reference(
+        odd, lambda d: nt.correlation_contribution(d[["prediction"]], d["meta_model"], d["target"])
+    )
+    assert ours["era1"] == 0.0 == ref["era1"]
+    np.testing.assert_allclose(ours.to_numpy(), ref.to_numpy(), atol=1e-9, rtol=0)
+    # The module docstring states what the code does: MMC 0.0, the correlations NaN.
+    assert "MMC is 0.0" in metrics.__doc__
+    with pytest.warns(ScoringWarning, match="constant target"):
+        assert np.isnan(metrics.per_era_corr(odd)["era1"])
+
+
+def test_meta_model_is_ranked_once_for_several_columns(df, monkeypatch):
+    calls = []
+    original = metrics.era_ranks
+
+    def counting(values, starts, gaussian=False):
+        calls.append(gaussian)
+        return original(values, starts, gaussian)
+
+    monkeypatch.setattr(metrics, "era_ranks", counting)
+    metrics.per_era_mmc(df, ["prediction", "prediction_b", "example_prediction"])
+    assert calls == [True] * 4  # the meta model once, then each of the three columns
+
+
+def test_stake_payout_takes_the_rounds_multipliers_and_checks_them():
+    # today's defaults: 0.5 x CORR + 2 x MMC, payout factor 1
+    assert metrics.CORR_MULTIPLIER == 0.5 and metrics.MMC_MULTIPLIER == 2.0
+    assert metrics.stake_payout(100, 0.02, 0.01, 0.8, 1.0, 3.0) == pytest.approx(4.0)
+    for name in ("payout_factor", "corr_multiplier", "mmc_multiplier"):
+        with pytest.raises(ScoringError, match=name):
+            metrics.stake_payout(100, 0.02, 0.01, **{name: float("nan")})
+
+
+def test_diagnostics_names_stay_importable_from_metrics():
+    """The notebooks import evaluate, diagnostics and the sweep from nbutils.metrics."""
+    from nbutils.metrics import DIAGNOSTIC_ROWS, evaluate, neutralization_sweep
+    from nbutils.metrics import diagnostics as diagnostics_table
+
+    assert evaluate is diagnostics.evaluate
+    assert diagnostics_table is diagnostics.diagnostics
+    assert neutralization_sweep is diagnostics.neutralization_sweep
+    assert tuple(diagnostics.GUIDELINES) == DIAGNOSTIC_ROWS and len(DIAGNOSTIC_ROWS) == 9
+    with pytest.raises(AttributeError, match="no_such_score"):
+        metrics.no_such_score  # noqa: B018
+
+
+# ---------------------------------------------------------------- the per-era kernels
+
+
+@pytest.mark.parametrize("sizes", [[7, 7, 7, 5], [3, 9, 0, 4]], ids=["shared-sizes", "unique"])
+@pytest.mark.parametrize("ties", [True, False], ids=["ties", "no-ties"])
+def test_era_ranks_equal_pandas_rank_per_era(sizes, ties):
+    from scipy.special import ndtri
+
+    from nbutils._era_kernels import era_ranks
+
+    values = np.random.default_rng(2).normal(size=sum(sizes))
+    values = np.round(values) if ties else values
+    starts = np.concatenate(([0], np.cumsum(sizes)))
+    ranks, distinct = era_ranks(values, starts)
+    gauss, _ = era_ranks(values, starts, gaussian=True)
+    for g, n in enumerate(sizes):
+        era = slice(starts[g], starts[g + 1])
+        ref = pd.Series(values[era]).rank(method="average").to_numpy()
+        np.testing.assert_array_equal(ranks[era], ref)
+        np.testing.assert_allclose(gauss[era], ndtri((ref - 0.5) / n), rtol=0, atol=1e-15)
+        assert distinct[g] == len(np.unique(values[era]))

@@ -10,31 +10,14 @@ import pandas as pd
 import pytest
 from numerai_tools import scoring as nt
 
-import nbutils.neutralize
+import nbutils._least_squares
+from nbutils._least_squares import exact_float32_scale, fit_block
 from nbutils.errors import ScoringError
-from nbutils.neutralize import (
-    ScoringWarning,
-    era_groups,
-    exact_float32_scale,
-    fit_block,
-    neutralize,
-)
+from nbutils.neutralize import ScoringWarning, era_groups, neutralize
+from tests.factories import make_frame
 
 FEATURES = [f"feature_{i}" for i in range(5)]
 ERA_SIZES = {"era1": 30, "era2": 12, "era10": 45, "era3": 21, "era20": 8}
-
-
-def make_frame(seed: int = 1) -> pd.DataFrame:
-    rng = np.random.default_rng(seed)
-    eras = np.concatenate([[e] * n for e, n in ERA_SIZES.items()])
-    n = len(eras)
-    df = pd.DataFrame(rng.integers(0, 5, size=(n, len(FEATURES))).astype(np.int8), columns=FEATURES)
-    df.insert(0, "era", eras)
-    df["prediction"] = np.round(rng.random(n), 2)
-    df["prediction_b"] = df["feature_0"] * 0.1 + rng.normal(size=n)
-    df["example_prediction"] = np.round(0.6 * df["prediction"] + 0.4 * rng.random(n), 3)
-    df.index = pd.Index([f"id{i:03d}" for i in range(n)], name="id")
-    return df.sample(frac=1.0, random_state=seed)
 
 
 def reference(df, columns, neutralizers, proportion=1.0, era_col="era"):
@@ -50,20 +33,20 @@ def reference(df, columns, neutralizers, proportion=1.0, era_col="era"):
 
 @pytest.fixture
 def df() -> pd.DataFrame:
-    return make_frame()
+    return make_frame(seed=1, era_sizes=ERA_SIZES, n_features=len(FEATURES))
 
 
 @pytest.fixture
 def lstsq_calls(monkeypatch) -> list:
     """Record each era that falls back to numerai-tools' own lstsq computation."""
     calls: list = []
-    original = nbutils.neutralize._fit_lstsq
+    original = nbutils._least_squares._fit_lstsq
 
     def spy(y, x):
         calls.append(x.shape)
         return original(y, x)
 
-    monkeypatch.setattr(nbutils.neutralize, "_fit_lstsq", spy)
+    monkeypatch.setattr(nbutils._least_squares, "_fit_lstsq", spy)
     return calls
 
 
@@ -242,3 +225,32 @@ def test_era_groups_natural_order_and_missing_labels(df):
     bad.loc[bad.index[0], "era"] = np.nan
     with pytest.raises(ScoringError, match="missing era"):
         era_groups(bad, "era")
+
+
+def test_infinite_values_raise_naming_the_column(df):
+    bad = df.astype({"feature_2": float})
+    bad.loc[bad.index[3], "feature_2"] = np.inf
+    with pytest.raises(ScoringError, match=r"infinite values in columns \['feature_2'\]"):
+        neutralize(bad, "prediction", FEATURES)
+    bad = df.copy()
+    bad.loc[bad.index[3], "prediction_b"] = -np.inf
+    with pytest.raises(ScoringError, match=r"infinite values in columns \['prediction_b'\]"):
+        neutralize(bad, ["prediction", "prediction_b"], FEATURES)
+
+
+@pytest.mark.parametrize("duplicated", ["prediction", "feature_0", "era"])
+def test_duplicate_column_names_raise_a_clear_error(df, duplicated):
+    twice = pd.concat([df, df[[duplicated]]], axis=1)
+    with pytest.raises(ScoringError, match=f"several columns named '{duplicated}'"):
+        neutralize(twice, "prediction", FEATURES)
+
+
+def test_era_groups_of_rows_grouped_by_era_or_not(df):
+    """Rows in runs of one era take a fast path; an era in two runs must still be one era."""
+    by_era = df.sort_values("era", kind="stable")
+    split = pd.concat([by_era, by_era[by_era["era"] == "era1"].iloc[:3]])  # era1 runs twice
+    for frame in (by_era, split, df):
+        groups = era_groups(frame, "era")
+        assert list(groups.labels) == ["era1", "era2", "era3", "era10", "era20"]
+        labels = groups.labels[groups.codes]
+        assert (labels == frame["era"].to_numpy()).all()

@@ -11,7 +11,7 @@ from scipy.stats import spearmanr
 
 from nbutils import metrics, plots
 from nbutils.errors import ScoringError
-from tests.test_metrics import FEATURES, make_frame
+from tests.factories import FEATURES, make_frame
 
 # tests/conftest.py selects the Agg backend; plots never touch pyplot.
 
