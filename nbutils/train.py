@@ -7,7 +7,7 @@ participant needs every week, without changing that model:
 - optional early stopping on a validation frame;
 - optional era-wise time-series cross-validation with an embargo of eras between training and
   validation (:func:`era_splits`);
-- a tqdm progress bar;
+- a tqdm progress bar (text, so that an executed notebook keeps it);
 - a lean LightGBM ``Dataset``: the int8 feature matrix is never converted as a whole. LightGBM's
   own ``lgb.Dataset(numpy_int8)`` would first make a float32 copy of everything (and
   ``df[features].astype(float)`` a float64 copy). Here the bin boundaries are found from a row
@@ -30,7 +30,7 @@ from typing import Any
 import lightgbm as lgb
 import numpy as np
 import pandas as pd
-from tqdm.auto import tqdm
+from tqdm.std import tqdm  # a text bar: the executed notebook and its HTML show it (no widget)
 
 from nbutils.errors import DataError
 from nbutils.util import atomic_write_text, natural_sorted
