@@ -468,7 +468,11 @@ def train_lgbm(
     folds = era_splits(train_df[era_col], cv_folds, embargo_eras) if cv_folds else []
     total = rounds * len(seeds) * (len(folds) + 1)
     cv_rows = []
-    with tqdm(total=total, desc="LightGBM", unit="round", disable=not progress) as bar:
+    # A text bar updated every 10 %: an executed notebook keeps about ten lines of it.
+    every = max(1, total // 10)
+    with tqdm(
+        total=total, desc="LightGBM", unit="round", disable=not progress, miniters=every
+    ) as bar:
         eras = train_df[era_col].astype(str).to_numpy() if folds else None
         for k, (train_eras, valid_eras) in enumerate(folds):
             fold_train = _labelled_rows(train_df, target, np.isin(eras, train_eras))
