@@ -468,10 +468,16 @@ def train_lgbm(
     folds = era_splits(train_df[era_col], cv_folds, embargo_eras) if cv_folds else []
     total = rounds * len(seeds) * (len(folds) + 1)
     cv_rows = []
-    # A text bar updated every 10 %: an executed notebook keeps about ten lines of it.
+    # A text bar updated every 10 %: an executed notebook keeps about ten lines of it
+    # (maxinterval=inf: tqdm's monitor thread would otherwise drop miniters to 1 on a slow run).
     every = max(1, total // 10)
     with tqdm(
-        total=total, desc="LightGBM", unit="round", disable=not progress, miniters=every
+        total=total,
+        desc="LightGBM",
+        unit="round",
+        disable=not progress,
+        miniters=every,
+        maxinterval=float("inf"),
     ) as bar:
         eras = train_df[era_col].astype(str).to_numpy() if folds else None
         for k, (train_eras, valid_eras) in enumerate(folds):
