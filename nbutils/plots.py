@@ -120,7 +120,7 @@ def plot_per_era(
             linewidth=1.4,
             label=f"mean {mean:.4f}, Sharpe (ddof=0) {sharpe(s):.2f}",
         )
-        ax.legend(loc="upper left", frameon=False)
+        ax.legend(loc="best", framealpha=0.9)
     _era_ticks(ax, s.index)
     ax.set_title(title)
     ax.set_xlabel(s.index.name or "era")
