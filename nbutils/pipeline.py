@@ -34,7 +34,7 @@ from nbutils.fingerprints import record_outputs
 from nbutils.keys import load_keys, redact, refuse_key_values
 from nbutils.parameters import check_run_parameters, schema_for
 from nbutils.runlock import run_lock
-from nbutils.util import atomic_write_text, write_json
+from nbutils.util import atomic_write_bytes, atomic_write_text, write_json
 
 NOTEBOOKS: tuple[str, ...] = (
     "01_load_data.ipynb",
@@ -357,6 +357,39 @@ def format_summary(summary: Mapping[str, Any]) -> str:
 
 
 # -- HTML ----------------------------------------------------------------------------------------
+def notebook_figures(executed: Sequence[Path], out_dir: Path) -> list[tuple[str, str, Path]]:
+    """Every PNG figure the executed notebooks show, in notebook order, written to ``out_dir``.
+
+    Returns ``(notebook stem, section heading, path)`` per figure: the heading is the last
+    markdown ``#`` line above the figure's cell. Figures that are only shown inline (01's era
+    plot, 03's importances) are included, not only the PNG files the notebooks save.
+    """
+    import base64
+
+    import nbformat
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    found = []
+    for nb_path in executed:
+        heading = nb_path.stem
+        number = 0
+        for cell in nbformat.read(nb_path, as_version=4).cells:
+            if cell.cell_type == "markdown":
+                titles = [
+                    ln.lstrip("#").strip() for ln in cell.source.splitlines() if ln.startswith("#")
+                ]
+                heading = titles[-1] if titles else heading
+                continue
+            for output in cell.get("outputs", []):
+                png = output.get("data", {}).get("image/png")
+                if png:
+                    number += 1
+                    path = out_dir / f"{nb_path.stem}-{number:02d}.png"
+                    atomic_write_bytes(path, base64.b64decode(png))
+                    found.append((nb_path.stem, heading, path))
+    return found
+
+
 def render_html(
     run_dir: Path, executed: Sequence[Path], summary: Mapping[str, Any], keys=None
 ) -> Path:
@@ -373,7 +406,7 @@ def render_html(
         out = html_dir / (nb_path.stem + ".html")
         atomic_write_text(out, redact(body, keys))
         items.append((nb_path.stem, f"html/{out.name}", nb_path.name))
-    pngs = sorted(p.name for p in run_dir.glob("*.png"))
+    figures = notebook_figures(executed, html_dir / "figures")
     rows = "".join(
         f"<tr><th>{escape(k)}</th><td>{v['before']:.4f}</td><td>{v['after']:.4f}</td></tr>"
         for k, v in summary.items()
@@ -384,8 +417,12 @@ def render_html(
         for stem, href, nb in items
     )
     figs = "".join(
-        f'<figure><img src="{escape(p)}" width="480"><figcaption>{escape(p)}</figcaption></figure>'
-        for p in pngs
+        f'<figure><a href="{escape(rel)}" title="full size"><img src="{escape(rel)}" '
+        f'alt="{escape(stem)}: {escape(heading)}"></a>'
+        f"<figcaption>{escape(stem)} — {escape(heading)}</figcaption></figure>"
+        for stem, heading, rel in (
+            (stem, heading, path.relative_to(run_dir).as_posix()) for stem, heading, path in figures
+        )
     )
     files = "".join(
         f'<li><a href="{escape(n)}">{escape(n)}</a></li>'
@@ -404,13 +441,14 @@ def render_html(
 <html lang="ja"><head><meta charset="utf-8"><title>nbutils run: {escape(run_dir.name)}</title>
 <style>body{{font-family:sans-serif;max-width:60em;margin:2em auto}}
 table{{border-collapse:collapse}}td,th{{border:1px solid #ccc;padding:.3em .8em;text-align:right}}
-figure{{display:inline-block;margin:.5em}}</style></head><body>
+figure{{margin:1.5em 0}}figure img{{width:100%;height:auto;border:1px solid #ddd}}
+figcaption{{color:#444;font-size:.9em}}</style></head><body>
 <h1>nbutils run: {escape(str(run_dir))}</h1>
 <h2>Notebooks / ノートブック</h2><ol>{links}</ol>
 <h2>Summary / 結果 (validation, numerai corr)</h2>
 <table><tr><th></th><th>before neutralization</th><th>after</th></tr>{rows}</table>
 <h2>Files / ファイル</h2><ul>{files}</ul>
-<h2>Figures / 図</h2>{figs}
+<h2>Figures / 図 (notebook order; click for full size / クリックで原寸)</h2>{figs}
 </body></html>
 """
     index = run_dir / "index.html"

@@ -36,6 +36,7 @@ class NotebookFigure(Figure):
         self.savefig(buffer, format="png", dpi=100, bbox_inches="tight")
         return buffer.getvalue()
 
+
 __all__ = [
     "plot_cumulative",
     "plot_diagnostics",
@@ -48,7 +49,27 @@ POSITIVE = "#2a9d4b"
 NEGATIVE = "#d1423f"
 FAIR = "#e0a526"
 NEUTRAL = "#b8b8b8"
-STATUS_COLORS = {"good": POSITIVE, "fair": FAIR, "bad": NEGATIVE, "n/a": NEUTRAL}
+REFERENCE = "#6f8fa8"
+STATUS_COLORS = {
+    "good": POSITIVE,
+    "fair": FAIR,
+    "bad": NEGATIVE,
+    "reference": REFERENCE,
+    "n/a": NEUTRAL,
+}
+#: Rows of the section-3 table that the guide calls "not very useful" (あまり参考になりません):
+#: drawn as "reference", never coloured good or bad.
+REFERENCE_ROWS = ("Feature Neutral Mean", "Validation SD")
+#: What each diagnostic row's number is, where its name alone could mislead.
+ROW_NOTES = {
+    "Validation Sharpe": "mean / std of per-era CORR, ddof=0",
+    "Validation SD": "std of per-era CORR, ddof=0; guide: not very useful",
+    "Feature Neutral Mean": "guide: not very useful",
+    "Feature Exposure": "max |corr| with a feature per era, mean over eras",
+    "Corr + MMC Sharpe": "ddof=0",
+}
+#: The guide's advice for the neutralization proportion (2F).
+GUIDE_PROPORTION_BAND = (0.3, 0.5)
 _MAX_TICK_LABELS = 20
 
 
@@ -97,9 +118,9 @@ def plot_per_era(
             color="#1f4e9c",
             linestyle="--",
             linewidth=1.4,
-            label=f"mean {mean:.4f}, Sharpe {sharpe(s):.2f}",
+            label=f"mean {mean:.4f}, Sharpe (ddof=0) {sharpe(s):.2f}",
         )
-        ax.legend(loc="upper left", frameon=False)
+        ax.legend(loc="best", framealpha=0.9)
     _era_ticks(ax, s.index)
     ax.set_title(title)
     ax.set_xlabel(s.index.name or "era")
@@ -169,7 +190,7 @@ def plot_feature_exposure(
     left.axvline(0.0, color="black", linewidth=0.8)
     spread = float(np.std(s.to_numpy()))
     left.yaxis.set_major_locator(MaxNLocator(integer=True))
-    left.set_title(f"Correlation with each feature (std = exposure {spread:.4f})")
+    left.set_title(f"Spearman corr with each feature (std, ddof=0 = exposure {spread:.4f})")
     left.set_xlabel("correlation of prediction with feature")
     left.set_ylabel("number of features")
     largest = s.reindex(s.abs().sort_values(ascending=False).index[:top])[::-1]
@@ -194,7 +215,8 @@ def plot_neutralization_tradeoff(
     """Mean, Sharpe and max feature exposure of the per-era score against the proportion.
 
     ``table`` is :func:`nbutils.metrics.neutralization_sweep`'s output (index ``proportion``,
-    columns ``corr_mean``, ``corr_sharpe``, ``max_feature_exposure``).
+    columns ``corr_mean``, ``corr_sharpe``, ``max_feature_exposure``). A grey band marks the
+    guide's advice, a proportion of 0.3 to 0.5 (:data:`GUIDE_PROPORTION_BAND`).
     """
     needed = ["corr_mean", "corr_sharpe", "max_feature_exposure"]
     missing = [c for c in needed if c not in table.columns]
@@ -213,10 +235,12 @@ def plot_neutralization_tradeoff(
     ]
     for ax, (col, sub, ylabel, color) in zip(axes, panels, strict=True):
         ax.plot(x, table[col].to_numpy(dtype=float), marker="o", color=color, linewidth=1.8)
+        ax.axvspan(*GUIDE_PROPORTION_BAND, color=NEUTRAL, alpha=0.3, label="guide: 0.3-0.5")
         ax.set_title(sub)
         ax.set_xlabel("neutralization proportion")
         ax.set_ylabel(ylabel)
         ax.grid(alpha=0.3)
+    axes[0].legend(loc="best", frameon=False, fontsize=8)
     fig.suptitle(title)
     return fig
 
@@ -230,6 +254,9 @@ def plot_diagnostics(diag_table: pd.DataFrame, title: str = "Model diagnostics")
 
     ``diag_table`` is :func:`nbutils.metrics.diagnostics`'s output (columns value, guideline,
     status). Green = good (meets the guideline), amber = fair, red = bad, grey = not computed.
+    The rows the guide calls not very useful (:data:`REFERENCE_ROWS`) are drawn as "reference"
+    (blue-grey) whatever their status; :data:`ROW_NOTES` says under a row's name what its number
+    is (ddof, the per-era max exposure). The guide calls its guidelines only an example.
     """
     missing = [c for c in ("value", "guideline", "status") if c not in diag_table.columns]
     if missing:
@@ -243,10 +270,15 @@ def plot_diagnostics(diag_table: pd.DataFrame, title: str = "Model diagnostics")
     for i, name in enumerate(rows):
         y = n - 1 - i
         status = str(diag_table.loc[name, "status"])
+        if name in REFERENCE_ROWS and status != "n/a":
+            status = "reference"
         color = STATUS_COLORS.get(status, NEUTRAL)
         ax.add_patch(Rectangle((0.0, y - 0.42), 0.13, 0.84, color=color))
         ax.text(0.065, y, status, ha="center", va="center", color="white", fontweight="bold")
-        ax.text(0.15, y, str(name), va="center", fontsize=10)
+        note = ROW_NOTES.get(str(name))
+        ax.text(0.15, y + (0.13 if note else 0.0), str(name), va="center", fontsize=10)
+        if note:
+            ax.text(0.15, y - 0.22, note, va="center", fontsize=7, color="#555555")
         ax.text(
             0.50,
             y,
@@ -271,17 +303,25 @@ def plot_diagnostics(diag_table: pd.DataFrame, title: str = "Model diagnostics")
     ax.xaxis.tick_top()
     for side in ("left", "right", "bottom"):
         ax.spines[side].set_visible(False)
-    ax.set_xlabel("green = good, amber = fair, red = bad, grey = not computed")
+    ax.set_xlabel(
+        "green = good, amber = fair, red = bad, blue-grey = reference only, grey = not computed."
+        " The guide: these guidelines are only an example.",
+        fontsize=8,
+    )
     ax.set_ylabel("diagnostic")
-    counts = pd.Series([str(s) for s in diag_table["status"]]).value_counts()
+    shown = [
+        "reference" if r in REFERENCE_ROWS and str(s) != "n/a" else str(s)
+        for r, s in zip(rows, diag_table["status"], strict=True)
+    ]
+    counts = pd.Series(shown).value_counts()
     ax.legend(
         handles=[
             Patch(color=STATUS_COLORS[s], label=f"{s}: {counts.get(s, 0)}")
-            for s in ("good", "fair", "bad", "n/a")
+            for s in ("good", "fair", "bad", "reference", "n/a")
         ],
         loc="upper center",
-        bbox_to_anchor=(0.5, -0.08),
-        ncol=4,
+        bbox_to_anchor=(0.5, -0.12),
+        ncol=5,
         frameon=False,
     )
     ax.set_title(title)

@@ -7,7 +7,7 @@ participant needs every week, without changing that model:
 - optional early stopping on a validation frame;
 - optional era-wise time-series cross-validation with an embargo of eras between training and
   validation (:func:`era_splits`);
-- a tqdm progress bar;
+- a tqdm progress bar (text, so that an executed notebook keeps it);
 - a lean LightGBM ``Dataset``: the int8 feature matrix is never converted as a whole. LightGBM's
   own ``lgb.Dataset(numpy_int8)`` would first make a float32 copy of everything (and
   ``df[features].astype(float)`` a float64 copy). Here the bin boundaries are found from a row
@@ -28,8 +28,12 @@ from typing import Any
 import lightgbm as lgb
 import numpy as np
 import pandas as pd
+<<<<<<< HEAD
 from numerai_tools.scoring import numerai_corr
 from tqdm.auto import tqdm
+=======
+from tqdm.std import tqdm  # a text bar: the executed notebook and its HTML show it (no widget)
+>>>>>>> teaching
 
 from nbutils._lgb_dataset import (
     BATCH_ROWS,
@@ -409,7 +413,17 @@ def train_lgbm(
     folds = era_splits(train_df[era_col], cv_folds, embargo_eras) if cv_folds else []
     total = rounds * len(seeds) * (len(folds) + 1)
     cv_rows = []
-    with tqdm(total=total, desc="LightGBM", unit="round", disable=not progress) as bar:
+    # A text bar updated every 10 %: an executed notebook keeps about ten lines of it
+    # (maxinterval=inf: tqdm's monitor thread would otherwise drop miniters to 1 on a slow run).
+    every = max(1, total // 10)
+    with tqdm(
+        total=total,
+        desc="LightGBM",
+        unit="round",
+        disable=not progress,
+        miniters=every,
+        maxinterval=float("inf"),
+    ) as bar:
         eras = train_df[era_col].astype(str).to_numpy() if folds else None
         for k, (train_eras, valid_eras) in enumerate(folds):
             fold_train = _labelled_rows(train_df, target, np.isin(eras, train_eras))

@@ -108,10 +108,45 @@ def test_plot_diagnostics(df, tmp_path):
     boxes = [p for p in ax.patches if isinstance(p, matplotlib.patches.Rectangle)]
     assert len(boxes) == len(table)
     top_to_bottom = sorted(boxes, key=lambda p: -p.get_y())
-    for box, status in zip(top_to_bottom, table["status"], strict=True):
-        assert matplotlib.colors.to_hex(box.get_facecolor()) == plots.STATUS_COLORS[status]
+    for box, name, status in zip(top_to_bottom, table.index, table["status"], strict=True):
+        shown = "reference" if name in plots.REFERENCE_ROWS else status
+        assert matplotlib.colors.to_hex(box.get_facecolor()) == plots.STATUS_COLORS[shown]
     texts = {t.get_text() for t in ax.texts}
     assert set(metrics.DIAGNOSTIC_ROWS) <= texts
+
+
+def test_plot_diagnostics_never_colours_the_rows_the_guide_calls_not_very_useful(df, tmp_path):
+    """Guide section 3: Feature Neutral Mean and Validation SD are "not very useful"."""
+    table = metrics.diagnostics(df, features=FEATURES, example_col="example_prediction")
+    table.loc[list(plots.REFERENCE_ROWS), "status"] = "bad"  # what the site scale may give
+    fig = plots.plot_diagnostics(table)
+    assert_renders(fig, tmp_path, "diagnostics_reference")
+    ax = fig.axes[0]
+    boxes = sorted(
+        (p for p in ax.patches if isinstance(p, matplotlib.patches.Rectangle)),
+        key=lambda p: -p.get_y(),
+    )
+    for box, name in zip(boxes, table.index, strict=True):
+        if name in plots.REFERENCE_ROWS:
+            assert matplotlib.colors.to_hex(box.get_facecolor()) == plots.REFERENCE
+    texts = [t.get_text() for t in ax.texts]
+    others_bad = sum(
+        s == "bad" for r, s in table["status"].items() if r not in plots.REFERENCE_ROWS
+    )
+    assert texts.count("reference") == 2 and texts.count("bad") == others_bad
+    assert any("not very useful" in t for t in texts)
+    assert any("ddof=0" in t for t in texts)
+    assert "only an example" in ax.get_xlabel()
+
+
+def test_plot_neutralization_tradeoff_marks_the_guides_advice(df):
+    table = metrics.neutralization_sweep(df, "prediction", FEATURES, [0, 0.5, 1])
+    fig = plots.plot_neutralization_tradeoff(table)
+    for ax in fig.axes:
+        (band,) = ax.patches
+        left, width = band.get_x(), band.get_width()
+        assert (left, left + width) == pytest.approx(plots.GUIDE_PROPORTION_BAND)
+        assert plots.GUIDE_PROPORTION_BAND == (0.3, 0.5)
 
 
 def test_plot_diagnostics_with_missing_inputs(df, tmp_path):

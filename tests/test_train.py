@@ -356,3 +356,14 @@ def test_default_model_has_positive_numerai_corr_on_synthetic_validation(tiny_v5
     ]
     assert len(per_era) >= 3
     assert np.mean(per_era) > 0
+
+
+def test_progress_is_a_text_bar_of_about_ten_updates(capsys):
+    """Issue 9: an executed notebook showed an empty widget stuck at 0/300; a text bar on
+    stderr is kept in the notebook and its HTML, and updates every 10 % at most."""
+    assert train_mod.tqdm.__module__ == "tqdm.std"
+    df, features = make_frame()
+    train_lgbm(df, features, params=dict(FAST, n_estimators=50), progress=True)
+    err = capsys.readouterr().err
+    assert "LightGBM" in err and "50/50" in err
+    assert 2 <= err.count("\r") <= 12

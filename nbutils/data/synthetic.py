@@ -71,14 +71,21 @@ class SyntheticModel:
     """The knobs of the synthetic data's statistical model (docs/data.md explains each).
 
     The continuous target of era ``e`` is ``y = s_e(x) / scale + noise * eps`` where ``s_e`` adds
-    four parts on the centred feature bins ``x = (bin - 2) / sqrt(2)``:
+    five parts on the centred feature bins ``x = (bin - 2) / sqrt(2)``:
 
     - nonlinear: ``a_j (1 + weight_drift * u_ej) * (x_j**2 - 1) / sqrt(0.7)`` (U-shaped effects);
     - interactions: ``b_k (1 + weight_drift * u_ek) * x_p * x_q``;
-    - linear: ``c_j (1 + weight_drift * u_ej) * x_j``;
+    - linear: ``linear_weight * c_j (1 + weight_drift * u_ej) * x_j`` (small: a stable linear
+      signal is what neutralization would throw away);
+    - group dispersion: ``group_weight * (+1, -1)`` times the row std of the bins of feature
+      groups 0 and 1, standardized within the era (what notebook 02's group ``std`` measures);
     - risky: ``d_j (risk_mean + r_ej) * x_j`` with ``r_ej`` AR(1) regimes over the eras
       (``risk_persistence``, mostly shared: ``risk_shared``), standardized within each split,
       so these features' correlation with the target flips sign between eras (feature risk).
+      Their mean weight ``risk_mean`` is small next to the regime's sd of 1: a model that learns
+      them gains a little mean and a lot of era-to-era variance, so neutralization (which removes
+      every linear exposure) lowers the mean a little and raises Sharpe; the nonlinear,
+      interaction and group-dispersion parts survive it.
 
     ``scale`` makes the signal's sd about 1; ``eps`` is standard normal.
     The target is ``y`` binned per era into 0, 0.25, 0.5, 0.75, 1 at 5/20/50/20/5 percent.
@@ -86,10 +93,12 @@ class SyntheticModel:
 
     group_corr: float = 0.3  # share of a feature's latent variance that its group shares
     signal_fraction: float = 0.2  # share of the features the target depends on
-    noise: float = 8.0  # sd of the target's noise relative to the signal's sd
+    noise: float = 6.0  # sd of the target's noise relative to the signal's sd
     weight_drift: float = 0.35  # era-to-era relative sd of the stable weights
-    risk_weight: float = 1.5  # size of the risky features' weights relative to the others
-    risk_mean: float = 0.4  # mean of the risky features' era multiplier (risk_mean + r_e)
+    linear_weight: float = 0.3  # size of the stable linear weights relative to the others
+    risk_weight: float = 2.0  # size of the risky features' weights relative to the others
+    group_weight: float = 0.6  # weight of each of the first two groups' row dispersion (02's std)
+    risk_mean: float = 0.3  # mean of the risky features' era multiplier (risk_mean + r_e)
     risk_persistence: float = 0.7  # AR(1) coefficient of the regime r_e from era to era
     risk_shared: float = 0.8  # share of the regime shocks common to all risky features
     aux_noise_corr_20: float = 0.6  # target_agnes_20: correlation of its noise with target's
@@ -138,6 +147,7 @@ class Plan:
     lin_w: np.ndarray
     risk: np.ndarray
     risk_w: np.ndarray
+    group_w: np.ndarray  # (2,) weights of the row dispersion of groups 0 and 1
     drift: np.ndarray  # (n_labels + 1, n_nl + n_pairs + n_lin): era multipliers of stable weights
     regime: np.ndarray  # (n_labels + 1, n_risk): r_ej, centred within each split
     scale: float
@@ -263,7 +273,7 @@ def make_plan(sizes: SyntheticSizes, model: SyntheticModel, seed: int) -> Plan:
     def weights(n: int, size: float = 1.0) -> np.ndarray:
         return size * rng.choice([-1.0, 1.0], size=n) * rng.uniform(0.6, 1.2, size=n)
 
-    nl_w, pair_w, lin_w = weights(n_nl), weights(n_pair // 2), weights(n_lin)
+    nl_w, pair_w, lin_w = weights(n_nl), weights(n_pair // 2), weights(n_lin, model.linear_weight)
     risk_w = weights(n_risk, model.risk_weight)
     n_labels = _n_labels(sizes)
     n_stable = n_nl + n_pair // 2 + n_lin
@@ -273,6 +283,7 @@ def make_plan(sizes: SyntheticSizes, model: SyntheticModel, seed: int) -> Plan:
         np.sum(nl_w**2) + np.sum(pair_w**2) + np.sum(lin_w**2)
     )
     risk_var = (model.risk_mean**2 + 1) * np.sum(risk_w**2)
+    group_w = model.group_weight * np.array([1.0, -1.0])
     return Plan(
         sizes=sizes,
         model=model,
@@ -285,9 +296,10 @@ def make_plan(sizes: SyntheticSizes, model: SyntheticModel, seed: int) -> Plan:
         lin_w=lin_w,
         risk=risk,
         risk_w=risk_w,
+        group_w=group_w,
         drift=drift,
         regime=regime,
-        scale=float(math.sqrt(stable_var + risk_var)),
+        scale=float(math.sqrt(stable_var + risk_var + np.sum(group_w**2))),
     )
 
 
@@ -361,7 +373,16 @@ def _era_signal(plan: Plan, cols: np.ndarray, label: int) -> np.ndarray:
     s += (plan.pair_w * drift[n_nl : n_nl + n_pair]) @ (x_pair[:, 0] * x_pair[:, 1])
     s += (plan.lin_w * drift[n_nl + n_pair :]) @ _centred(cols, plan.lin)
     s += (plan.risk_w * (plan.model.risk_mean + plan.regime[label])) @ _centred(cols, plan.risk)
+    for group, weight in enumerate(plan.group_w):
+        s += weight * _group_dispersion(cols, np.flatnonzero(plan.group_of == group))
     return s / plan.scale
+
+
+def _group_dispersion(cols: np.ndarray, idx: np.ndarray) -> np.ndarray:
+    """Row std of the features ``idx`` (a group), standardized within the era (mean 0, sd 1)."""
+    spread = _centred(cols, idx).std(axis=0)
+    sd = spread.std()
+    return (spread - spread.mean()) / sd if sd > 0 else np.zeros_like(spread)
 
 
 def _rank_pct(values: np.ndarray) -> np.ndarray:

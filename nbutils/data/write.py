@@ -267,7 +267,7 @@ def _write_legacy(plan: Plan, out: Path) -> None:
 
 #: Bumped whenever the generator's output changes for the same inputs, so that directories
 #: written by an older generator are never taken for complete ones.
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2
 #: Hidden file written last in a synthetic dataset directory: its inputs and each file's size
 #: and SHA-256.
 SYNTHETIC_MARKER = ".nbutils_synthetic.json"
