@@ -28,12 +28,8 @@ from typing import Any
 import lightgbm as lgb
 import numpy as np
 import pandas as pd
-<<<<<<< HEAD
 from numerai_tools.scoring import numerai_corr
-from tqdm.auto import tqdm
-=======
 from tqdm.std import tqdm  # a text bar: the executed notebook and its HTML show it (no widget)
->>>>>>> teaching
 
 from nbutils._lgb_dataset import (
     BATCH_ROWS,
