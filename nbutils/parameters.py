@@ -109,15 +109,15 @@ SCHEMAS: dict[str, tuple[Param, ...]] = {
     ),
     "06_neutralization.ipynb": (
         _RUN_DIR,
-        _p("proportion", float, 0.5, "how much to neutralize", low=0.0, high=1.0),
+        _p("proportion", float, 0.3, "how much to neutralize (the guide: 0.3)", low=0.0, high=1.0),
         _p(
             "neutralize_against",
             str,
-            "features",
-            "features or example_predictions",
+            "example_predictions",
+            "example_predictions (the guide) or features",
             choices=("features", "example_predictions"),
         ),
-        _p("per_era", bool, True, "neutralize era by era"),
+        _p("per_era", bool, False, "neutralize era by era (the guide: one block)"),
         _p(
             "sweep",
             list,
@@ -127,6 +127,14 @@ SCHEMAS: dict[str, tuple[Param, ...]] = {
             low=0.0,
             high=1.0,
             min_items=1,
+        ),
+        _p(
+            "today_proportion",
+            float,
+            0.5,
+            "today's variant: against every feature, era by era",
+            low=0.0,
+            high=1.0,
         ),
     ),
 }
