@@ -24,6 +24,7 @@ from typing import Any
 from nbutils.artifacts import project_root
 from nbutils.errors import PipelineError
 from nbutils.keys import load_keys, redact
+from nbutils.project import clone_root, copy_notebooks, notebooks_dir
 from nbutils.util import atomic_write_text, write_json
 
 NOTEBOOKS: tuple[str, ...] = (
@@ -39,8 +40,9 @@ _SECRET_NAME = re.compile(r"secret|public_id|api_key|apikey|token|password", re.
 
 
 def default_notebooks_dir() -> Path:
-    """``notebooks/`` of the project this package was installed from (editable install)."""
-    return Path(__file__).resolve().parent.parent / "notebooks"
+    """The packaged notebooks (``nbutils.notebooks``): the clone's ``notebooks/`` in an editable
+    install, ``site-packages/nbutils/notebooks`` after ``pip install``."""
+    return notebooks_dir()
 
 
 @dataclass
@@ -132,10 +134,11 @@ def run_pipeline(
     run_path = Path(run_dir).expanduser().resolve()
     run_path.mkdir(parents=True, exist_ok=True)
     params["run_dir"] = str(run_path)
-    # Relative data paths mean the project's data/ directory, as they do in Jupyter.
+    # Relative data paths mean the clone's data/ directory, as they do in Jupyter; after a
+    # wheel install (no clone) they mean the working directory.
     data_dir = Path(params.get("data_dir", "data")).expanduser()
     if not data_dir.is_absolute():
-        data_dir = project_root(default_notebooks_dir().parent) / data_dir
+        data_dir = project_root(clone_root() or Path.cwd()) / data_dir
     params["data_dir"] = str(data_dir)
     source = params.get("data_source")
     if isinstance(source, str) and source not in ("synthetic", "numerai"):
@@ -340,11 +343,22 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--notebooks-dir", default=None, help="where the .ipynb files are")
     run.add_argument("--no-html", action="store_true", help="skip the HTML rendering")
     run.add_argument("--no-progress", action="store_true", help="no per-cell progress bars")
+    copy = sub.add_parser("notebooks", help="copy the six notebooks into DIR for editing")
+    copy.add_argument("dir", metavar="DIR", help="where to copy them (created if missing)")
+    copy.add_argument("--overwrite", action="store_true", help="replace notebooks already in DIR")
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.command == "notebooks":
+        try:
+            copied = copy_notebooks(args.dir, overwrite=args.overwrite)
+        except PipelineError as err:
+            print(f"error: {err}", file=sys.stderr)
+            return 1
+        print(f"copied {len(copied)} notebooks to {Path(args.dir).expanduser().resolve()}")
+        return 0
     params: dict[str, Any] = {name: _parse_value(value) for name, value in args.parameter}
     if args.data_source is not None:
         params["data_source"] = args.data_source
