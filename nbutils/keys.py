@@ -55,7 +55,8 @@ def find_dotenv(start: str | os.PathLike | None = None) -> Path | None:
 
 
 def load_keys(dotenv: str | os.PathLike | None = None) -> NumeraiKeys | None:
-    """The Numerai keys from the environment, else from ``dotenv`` or the nearest ``.env``.
+    """The Numerai keys from the environment, else from ``dotenv`` or the nearest ``.env``, else
+    from Colab's or Kaggle's notebook secrets (:func:`notebook_secrets`).
 
     Returns ``None`` when no complete pair is found (anonymous access: downloads still work).
     """
@@ -68,6 +69,44 @@ def load_keys(dotenv: str | os.PathLike | None = None) -> NumeraiKeys | None:
         values = _read_dotenv(path)
         public = values.get(PUBLIC_ENV, "").strip()
         secret = values.get(SECRET_ENV, "").strip()
+        if public and secret:
+            return NumeraiKeys(public, secret)
+    return notebook_secrets()
+
+
+def colab_secret(name: str) -> str | None:
+    """Secret ``name`` from Colab's key icon (``google.colab.userdata``), or ``None`` outside Colab,
+    when it is not stored, or when this notebook was not granted access to it."""
+    try:
+        from google.colab import userdata  # only exists in Colab
+    except ImportError:
+        return None
+    try:
+        value = userdata.get(name)
+    except Exception:  # SecretNotFoundError, NotebookAccessError, ...: not a usable secret
+        return None
+    return value.strip() if isinstance(value, str) and value.strip() else None
+
+
+def kaggle_secret(name: str) -> str | None:
+    """Secret ``name`` from Kaggle's Add-ons > Secrets (``kaggle_secrets.UserSecretsClient``), or
+    ``None`` outside Kaggle, when it is not stored or not attached to this notebook."""
+    try:
+        from kaggle_secrets import UserSecretsClient  # only exists in Kaggle kernels
+    except ImportError:
+        return None
+    try:
+        value = UserSecretsClient().get_secret(name)
+    except Exception:  # BackendError and friends: the secret is missing or not attached
+        return None
+    return value.strip() if isinstance(value, str) and value.strip() else None
+
+
+def notebook_secrets() -> NumeraiKeys | None:
+    """The keys from Colab's secrets, else Kaggle's secrets (both named NUMERAI_PUBLIC_ID and
+    NUMERAI_SECRET_KEY); ``None`` unless one of them holds a complete pair. Never printed."""
+    for read in (colab_secret, kaggle_secret):
+        public, secret = read(PUBLIC_ENV), read(SECRET_ENV)
         if public and secret:
             return NumeraiKeys(public, secret)
     return None
