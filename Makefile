@@ -7,7 +7,7 @@ RUNTIME_STAMP := $(VENV)/.runtime-installed
 DEV_STAMP     := $(VENV)/.dev-installed
 RUN_DIR ?= runs/latest
 
-.PHONY: setup run test lint format lab bench clean
+.PHONY: setup run test lint format lab bench clean wheel
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -49,4 +49,8 @@ bench: $(DEV_STAMP)
 	$(BIN)/python bench/bench_dask.py --quick
 
 clean:
-	rm -rf $(VENV) runs .pytest_cache .ruff_cache
+	rm -rf $(VENV) runs dist build *.egg-info .pytest_cache .ruff_cache
+
+# The wheel (notebooks included as package data) for `pip install`, Colab or a Kaggle dataset.
+wheel: $(DEV_STAMP)
+	$(BIN)/python -m build --wheel --outdir dist .

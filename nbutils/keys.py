@@ -74,7 +74,8 @@ def project_dotenv() -> Path | None:
 
 def load_keys(dotenv: str | os.PathLike | None = None) -> NumeraiKeys | None:
     """The Numerai keys from the environment, else ``dotenv`` or the nearest ``.env`` (working
-    directory and its parents), else the project root's ``.env`` (:func:`project_dotenv`).
+    directory and its parents), else the project root's ``.env`` (:func:`project_dotenv`), else
+    Colab's or Kaggle's notebook secrets (:func:`notebook_secrets`).
 
     Returns ``None`` when no complete pair is found (anonymous access: downloads still work).
     """
@@ -90,6 +91,44 @@ def load_keys(dotenv: str | os.PathLike | None = None) -> NumeraiKeys | None:
             secret = values.get(SECRET_ENV, "").strip()
             if public and secret:
                 return NumeraiKeys(public, secret)
+    return notebook_secrets()
+
+
+def colab_secret(name: str) -> str | None:
+    """Secret ``name`` from Colab's key icon (``google.colab.userdata``), or ``None`` outside Colab,
+    when it is not stored, or when this notebook was not granted access to it."""
+    try:
+        from google.colab import userdata  # only exists in Colab
+    except ImportError:
+        return None
+    try:
+        value = userdata.get(name)
+    except Exception:  # SecretNotFoundError, NotebookAccessError, ...: not a usable secret
+        return None
+    return value.strip() if isinstance(value, str) and value.strip() else None
+
+
+def kaggle_secret(name: str) -> str | None:
+    """Secret ``name`` from Kaggle's Add-ons > Secrets (``kaggle_secrets.UserSecretsClient``), or
+    ``None`` outside Kaggle, when it is not stored or not attached to this notebook."""
+    try:
+        from kaggle_secrets import UserSecretsClient  # only exists in Kaggle kernels
+    except ImportError:
+        return None
+    try:
+        value = UserSecretsClient().get_secret(name)
+    except Exception:  # BackendError and friends: the secret is missing or not attached
+        return None
+    return value.strip() if isinstance(value, str) and value.strip() else None
+
+
+def notebook_secrets() -> NumeraiKeys | None:
+    """The keys from Colab's secrets, else Kaggle's secrets (both named NUMERAI_PUBLIC_ID and
+    NUMERAI_SECRET_KEY); ``None`` unless one of them holds a complete pair. Never printed."""
+    for read in (colab_secret, kaggle_secret):
+        public, secret = read(PUBLIC_ENV), read(SECRET_ENV)
+        if public and secret:
+            return NumeraiKeys(public, secret)
     return None
 
 

@@ -33,6 +33,7 @@ from nbutils.errors import NbutilsError, PipelineError
 from nbutils.fingerprints import record_outputs
 from nbutils.keys import load_keys, redact, refuse_key_values
 from nbutils.parameters import check_run_parameters, schema_for
+from nbutils.project import copy_notebooks, notebooks_dir
 from nbutils.runlock import run_lock
 from nbutils.util import atomic_write_bytes, atomic_write_text, write_json
 
@@ -49,8 +50,9 @@ _SECRET_NAME = re.compile(r"secret|public_id|api_key|apikey|token|password", re.
 
 
 def default_notebooks_dir() -> Path:
-    """``notebooks/`` of the project this package was installed from (editable install)."""
-    return Path(__file__).resolve().parent.parent / "notebooks"
+    """The packaged notebooks (``nbutils.notebooks``): the clone's ``notebooks/`` in an editable
+    install, ``site-packages/nbutils/notebooks`` after ``pip install``."""
+    return notebooks_dir()
 
 
 @dataclass
@@ -498,6 +500,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--notebooks-dir", default=None, help="where the .ipynb files are")
     run.add_argument("--no-html", action="store_true", help="skip the HTML rendering")
     run.add_argument("--no-progress", action="store_true", help="no per-cell progress bars")
+    copy = sub.add_parser("notebooks", help="copy the six notebooks into DIR for editing")
+    copy.add_argument("dir", metavar="DIR", help="where to copy them (created if missing)")
+    copy.add_argument("--overwrite", action="store_true", help="replace notebooks already in DIR")
     return parser
 
 
@@ -507,6 +512,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     if (code := dispatch(argv)) is not None:
         return code
     args = build_parser().parse_args(argv)
+    if args.command == "notebooks":
+        try:
+            copied = copy_notebooks(args.dir, overwrite=args.overwrite)
+        except PipelineError as err:
+            print(f"error: {err}", file=sys.stderr)
+            return 1
+        print(f"copied {len(copied)} notebooks to {Path(args.dir).expanduser().resolve()}")
+        return 0
     params: dict[str, Any] = {name: _parse_value(value) for name, value in args.parameter}
     if args.data_source is not None:
         params["data_source"] = args.data_source

@@ -1,0 +1,223 @@
+"""Where nbutils comes from and where its notebooks are: the one install source, the badges, the
+setup cell.
+
+- :data:`INSTALL_SOURCE` is the ONE place the project's install source is written. The setup cell
+  of each notebook carries a literal copy (nbutils is not importable before it is installed), the
+  "Open in Colab" / "Open in Kaggle" badges of the notebooks and the README are built from
+  :data:`REPOSITORY` and :data:`BRANCH`, and ``tests/test_setup_cell.py`` checks that all of them
+  agree with this module. :func:`sync_notebooks` rewrites the badge line and the setup cell of each
+  notebook from here; run it after changing the constants::
+
+      python -c "from nbutils.project import sync_notebooks; sync_notebooks('notebooks')"
+
+- The notebooks ship inside the package as ``nbutils.notebooks`` (pyproject.toml maps it to the
+  clone's ``notebooks/``), so :func:`notebooks_dir` finds them in a clone, an editable install and
+  a wheel alike.
+"""
+
+from __future__ import annotations
+
+import importlib.resources
+import json
+import os
+import shutil
+from pathlib import Path
+
+from nbutils.errors import PipelineError
+
+#: GitHub ``owner/name`` of the project (a placeholder until the project is published).
+REPOSITORY = "nbutils/nbutils"
+#: the branch the badges open
+BRANCH = "main"
+#: the pip requirement the notebooks' setup cell installs (override: NBUTILS_INSTALL_SOURCE)
+INSTALL_SOURCE = f"nbutils @ git+https://github.com/{REPOSITORY}"
+#: environment variable that replaces INSTALL_SOURCE with any pip requirement
+INSTALL_SOURCE_ENV = "NBUTILS_INSTALL_SOURCE"
+
+COLAB_BADGE = "https://colab.research.google.com/assets/colab-badge.svg"
+KAGGLE_BADGE = "https://kaggle.com/static/images/open-in-kaggle.svg"
+
+NOTEBOOK_NAMES: tuple[str, ...] = (
+    "01_load_data.ipynb",
+    "02_feature_engineering.ipynb",
+    "03_training.ipynb",
+    "04_evaluation.ipynb",
+    "05_submission.ipynb",
+    "06_neutralization.ipynb",
+)
+
+
+# -- where the notebooks are ---------------------------------------------------------------------
+def notebooks_dir() -> Path:
+    """The directory holding the six notebooks: the clone's ``notebooks/`` in a clone or editable
+    install, ``site-packages/nbutils/notebooks`` in a wheel install."""
+    return Path(str(importlib.resources.files("nbutils.notebooks")))
+
+
+def clone_root() -> Path | None:
+    """The root of the clone nbutils runs from (editable install), or ``None`` after a wheel
+    install (then relative paths mean the working directory)."""
+    root = notebooks_dir().parent
+    if (root / "pyproject.toml").is_file() and (root / "nbutils").is_dir():
+        return root
+    return None
+
+
+def copy_notebooks(dest: str | os.PathLike, *, overwrite: bool = False) -> list[Path]:
+    """Copy the six notebooks into ``dest`` (created) for editing; return the copied paths.
+
+    Refuses to overwrite an existing notebook unless ``overwrite``, and refuses to copy the
+    notebooks onto themselves.
+    """
+    source = notebooks_dir().resolve()
+    target = Path(dest).expanduser().resolve()
+    if target == source:
+        raise PipelineError(f"{target} is where the notebooks already are: choose another DIR")
+    existing = [n for n in NOTEBOOK_NAMES if (target / n).exists()]
+    if existing and not overwrite:
+        raise PipelineError(
+            f"{target} already has {', '.join(existing)}: choose an empty directory or pass "
+            "--overwrite to replace them"
+        )
+    target.mkdir(parents=True, exist_ok=True)
+    copied = []
+    for name in NOTEBOOK_NAMES:
+        shutil.copyfile(source / name, target / name)
+        copied.append(target / name)
+    return copied
+
+
+# -- badges --------------------------------------------------------------------------------------
+def github_notebook_path(name: str) -> str:
+    """``owner/name/blob/branch/notebooks/<name>``: the notebook on GitHub."""
+    return f"{REPOSITORY}/blob/{BRANCH}/notebooks/{name}"
+
+
+def colab_url(name: str) -> str:
+    """Colab's "open from GitHub" address of notebook ``name``."""
+    return f"https://colab.research.google.com/github/{github_notebook_path(name)}"
+
+
+def kaggle_url(name: str) -> str:
+    """Kaggle's "new notebook from a GitHub file" address of notebook ``name``."""
+    return f"https://kaggle.com/kernels/welcome?src=https://github.com/{github_notebook_path(name)}"
+
+
+def badge_line(name: str) -> str:
+    """The Markdown line with the "Open in Colab" and "Open in Kaggle" badges of ``name``."""
+    return (
+        f"[![Open In Colab]({COLAB_BADGE})]({colab_url(name)}) "
+        f"[![Open In Kaggle]({KAGGLE_BADGE})]({kaggle_url(name)})"
+    )
+
+
+# -- the setup cell ------------------------------------------------------------------------------
+_SETUP_CELL = '''\
+# Setup: in Colab or Kaggle, install nbutils. A clone, or any place where nbutils already
+# imports, needs nothing. INSTALL_SOURCE is any pip requirement; the environment variable
+# NBUTILS_INSTALL_SOURCE overrides it (e.g. a wheel added to Kaggle as a dataset:
+# /kaggle/input/<dataset>/nbutils-0.1.0-py3-none-any.whl, or a git URL).
+INSTALL_SOURCE = "{install_source}"
+
+import importlib.util
+import os
+import sys
+
+IN_COLAB = "google.colab" in sys.modules
+IN_KAGGLE = "KAGGLE_KERNEL_RUN_TYPE" in os.environ
+if (IN_COLAB or IN_KAGGLE) and importlib.util.find_spec("nbutils") is None:
+    import subprocess
+
+    source = os.environ.get("NBUTILS_INSTALL_SOURCE", "").strip() or INSTALL_SOURCE
+    print("nbutils をインストールします:", source)
+    pip = subprocess.run(
+        [sys.executable, "-m", "pip", "install", "-q", source], capture_output=True, text=True
+    )
+    if pip.returncode != 0:
+
+        class SetupFailed(Exception):
+            """Shown as its message alone (IPython calls _render_traceback_): no traceback."""
+
+            def _render_traceback_(self):
+                return str(self).splitlines()
+
+        last = (pip.stderr.strip().splitlines() or ["(pip printed nothing)"])[-1]
+        raise SetupFailed(
+            f"nbutils をインストールできませんでした（pip install {{source}}）。\\n"
+            f"pip: {{last}}\\n"
+            "直し方:\\n"
+            "- Kaggle: 右のサイドバーの Session options で Internet をオンにして、もう一度実行します。\\n"
+            "- インターネットなしで: nbutils の wheel (nbutils-*.whl) をデータセットとして追加し、"
+            "このセルの INSTALL_SOURCE か環境変数 NBUTILS_INSTALL_SOURCE をそのパスにします。\\n"
+            "- Colab: ネットワークを確かめて、ランタイムを再起動してからもう一度実行します。"
+        )
+    importlib.invalidate_caches()
+    print("nbutils をインストールしました")
+'''
+
+
+def setup_cell_source(install_source: str = INSTALL_SOURCE) -> str:
+    """The source of every notebook's setup cell (its first code cell)."""
+    if '"' in install_source or "\\" in install_source:
+        raise PipelineError(
+            f"install source {install_source!r} must not contain quotes or backslashes"
+        )
+    return _SETUP_CELL.format(install_source=install_source)
+
+
+def _source(cell: dict) -> str:
+    src = cell.get("source", "")
+    return "".join(src) if isinstance(src, list) else src
+
+
+def notebook_problems(path: str | os.PathLike) -> list[str]:
+    """What in notebook ``path`` disagrees with this module (badge line, setup cell); [] if none."""
+    path = Path(path)
+    nb = json.loads(path.read_text(encoding="utf-8"))
+    problems = []
+    markdown = [c for c in nb["cells"] if c["cell_type"] == "markdown"]
+    code = [c for c in nb["cells"] if c["cell_type"] == "code"]
+    if not markdown or badge_line(path.name) not in _source(markdown[0]).splitlines():
+        problems.append(
+            f"{path.name}: the first markdown cell lacks the line {badge_line(path.name)!r}"
+        )
+    if not code or _source(code[0]) != setup_cell_source().rstrip("\n"):
+        problems.append(
+            f"{path.name}: the first code cell is not nbutils.project.setup_cell_source()"
+        )
+    return problems
+
+
+def sync_notebook(path: str | os.PathLike) -> bool:
+    """Rewrite the badge line (second line of the first markdown cell) and the setup cell (first
+    code cell) of notebook ``path`` from this module. Returns whether the file changed."""
+    path = Path(path)
+    text = path.read_text(encoding="utf-8")
+    nb = json.loads(text)
+    first_md = next(c for c in nb["cells"] if c["cell_type"] == "markdown")
+    lines = [ln for ln in _source(first_md).splitlines() if COLAB_BADGE not in ln]
+    title = lines[0] if lines else ""
+    rest = lines[1:]
+    while rest and not rest[0].strip():
+        rest = rest[1:]
+    md = "\n".join([title, "", badge_line(path.name), "", *rest])
+    first_md["source"] = _as_lines(md)
+    first_code = next(c for c in nb["cells"] if c["cell_type"] == "code")
+    first_code["source"] = _as_lines(setup_cell_source().rstrip("\n"))
+    new = json.dumps(nb, ensure_ascii=False, indent=1) + "\n"
+    if new != text:
+        path.write_text(new, encoding="utf-8")
+        return True
+    return False
+
+
+def sync_notebooks(directory: str | os.PathLike | None = None) -> list[Path]:
+    """:func:`sync_notebook` on each of the six notebooks; returns those that changed."""
+    directory = Path(directory) if directory is not None else notebooks_dir()
+    return [directory / n for n in NOTEBOOK_NAMES if sync_notebook(directory / n)]
+
+
+def _as_lines(text: str) -> list[str]:
+    """Notebook JSON stores a cell's source as lines that keep their newline."""
+    lines = text.splitlines(keepends=True)
+    return lines

@@ -1,0 +1,178 @@
+"""nbutils.memory_plan: predicted peaks against measured ones (VmHWM of a subprocess).
+
+Each measurement runs in a fresh interpreter: it imports the stack, records its resident size as
+the baseline, loads with ``load_data`` (peak = load), then adds notebook 02's default feature spec
+and trains with ``train_lgbm`` as notebook 03 does (peak = training). The plan gets the same
+baseline and must be within 25% of each peak and never below it by more than 10%.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+
+import pyarrow.parquet as pq
+import pytest
+
+from nbutils.data import TINY_SIZES, make_synthetic_dataset
+from nbutils.errors import DataError
+from nbutils.memory_plan import check_fits, plan_memory, smaller_choices
+
+MEASURE = textwrap.dedent(
+    """
+    import json, sys
+    from pathlib import Path
+
+    def hwm():
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmRSS:" if sys.argv[5] == "rss" else "VmHWM:"):
+                return int(line.split()[1]) * 1024
+
+    import lightgbm, numpy, pandas, pyarrow.parquet
+    from nbutils.data import load_data
+    from nbutils.features import FeatureSpec
+    from nbutils.train import train_lgbm
+
+    base = hwm()
+    data = load_data(sys.argv[1], feature_set=sys.argv[2], era_step=int(sys.argv[3]),
+                     dtype=sys.argv[4])
+    load_peak = hwm()
+    spec = FeatureSpec(group_stats=True, interactions=data.features[:3])
+    train_df, features = spec.apply(data.train, data.feature_groups)
+    params = {"n_estimators": 3, "learning_rate": 0.1, "num_leaves": 31, "max_depth": 5}
+    train_lgbm(train_df, features, params=params, progress=False)
+    print(json.dumps({"base": base, "load": load_peak, "train": hwm()}))
+    """
+)
+
+
+def measure(dataset, feature_set, era_step, dtype):
+    done = subprocess.run(
+        [sys.executable, "-c", MEASURE, str(dataset), feature_set, str(era_step), dtype, "hwm"],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=300,
+    )
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+@pytest.fixture(scope="module")
+def shapes(tmp_path_factory):
+    root = tmp_path_factory.mktemp("memory")
+    wide = make_synthetic_dataset(
+        root / "wide",
+        n_train_eras=40,
+        rows_per_era=2500,
+        n_features=400,
+        n_validation_eras=10,
+        n_live=2500,
+    )
+    long = make_synthetic_dataset(
+        root / "long",
+        n_train_eras=80,
+        rows_per_era=5000,
+        n_features=200,
+        n_validation_eras=20,
+        n_live=5000,
+    )
+    return {"wide": wide, "long": long}
+
+
+CASES = [
+    ("wide", "all", 1, "int8"),
+    ("wide", "medium", 2, "float32"),
+    ("long", "all", 4, "int8"),
+    ("long", "small", 1, "int8"),
+]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("shape", "feature_set", "era_step", "dtype"), CASES)
+def test_prediction_is_close_to_the_measured_peaks(shapes, shape, feature_set, era_step, dtype):
+    measured = measure(shapes[shape], feature_set, era_step, dtype)
+    plan = plan_memory(shapes[shape], feature_set, era_step, dtype, baseline=measured["base"])
+    for predicted, peak in (
+        (plan.load_bytes, measured["load"]),
+        (plan.train_bytes, measured["train"]),
+    ):
+        ratio = predicted / peak
+        assert 0.90 <= ratio <= 1.25, (shape, feature_set, era_step, dtype, predicted, peak)
+    # the data is a real part of each peak, not hidden under the interpreter's baseline
+    assert measured["train"] - measured["base"] > 0.3 * measured["train"]
+
+
+def test_plan_reads_only_features_json_and_the_footers(tiny_v5_dir, monkeypatch):
+    def refuse(*args, **kwargs):
+        raise AssertionError("plan_memory read data pages")
+
+    for name in ("read", "read_row_group", "iter_batches", "read_row_groups"):
+        monkeypatch.setattr(pq.ParquetFile, name, refuse)
+    monkeypatch.setattr(pq, "read_table", refuse)
+    plan = plan_memory(tiny_v5_dir, "all", 1, "int8", baseline=0)
+    n_train = TINY_SIZES["n_train_eras"] * TINY_SIZES["rows_per_era"]
+    assert plan.rows == {
+        "train": n_train,
+        "validation": TINY_SIZES["n_validation_eras"] * TINY_SIZES["rows_per_era"],
+        "live": TINY_SIZES["n_live"],
+    }
+    assert plan.n_features == TINY_SIZES["n_features"]
+    assert plan_memory(tiny_v5_dir, "all", 4, "int8", baseline=0).rows["train"] == n_train // 4
+
+
+def test_smaller_choices_are_smaller_and_bigger_choices_cost_more(tiny_v5_dir):
+    full = plan_memory(tiny_v5_dir, "all", 1, "int8", baseline=0)
+    assert plan_memory(tiny_v5_dir, "small", 1, "int8", baseline=0).peak_bytes < full.peak_bytes
+    assert plan_memory(tiny_v5_dir, "all", 1, "float32", baseline=0).load_bytes > full.load_bytes
+    assert plan_memory(tiny_v5_dir, "all", 2, "int8", baseline=0).train_bytes < full.train_bytes
+
+
+def test_check_fits_passes_or_names_choices_that_fit(tiny_v5_dir):
+    full = plan_memory(tiny_v5_dir, "all", 1, "int8", baseline=0)
+    assert "predicted peak" in check_fits(full, available=full.peak_bytes)
+    small = plan_memory(tiny_v5_dir, "small", 1, "int8", baseline=0)
+    budget = (small.peak_bytes + full.peak_bytes) // 2
+    options = smaller_choices(full, budget)
+    assert options and all(o.peak_bytes <= budget for o in options)
+    with pytest.raises(DataError, match="does not fit") as info:
+        check_fits(full, available=budget)
+    assert "feature_set=" in str(info.value) and "era_step=" in str(info.value)
+    with pytest.raises(DataError, match="more memory"):
+        check_fits(full, available=1)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"feature_set": "huge"}, "unknown feature_set 'huge'"),
+        ({"feature_set": []}, "non-empty list"),
+        ({"era_step": 0}, "era_step=0"),
+        ({"era_step": True}, "era_step=True"),
+        ({"dtype": "float64"}, "dtype='float64'"),
+        ({"engine": "spark"}, "engine='spark'"),
+    ],
+)
+def test_bad_choices_are_refused(tiny_v5_dir, kwargs, match):
+    with pytest.raises(DataError, match=match):
+        plan_memory(tiny_v5_dir, **kwargs)
+
+
+def test_a_version_must_be_downloaded_and_legacy_is_refused(tmp_path, tiny_legacy_dir):
+    with pytest.raises(DataError, match=r"'v5\.9' is not downloaded"):
+        plan_memory("v5.9", data_root=tmp_path)
+    with pytest.raises(DataError, match="v5 layout only"):
+        plan_memory(tiny_legacy_dir)
+
+
+def test_a_downloaded_version_is_found_under_data_root(tmp_path, tiny_v5_dir):
+    import shutil
+
+    shutil.copytree(tiny_v5_dir, tmp_path / "numerai" / "v5.2")
+    assert plan_memory("v5.2", data_root=tmp_path, baseline=0).rows["live"] == TINY_SIZES["n_live"]
+
+
+def test_dask_engine_plans_without_the_local_sample(tiny_v5_dir):
+    plan = plan_memory(tiny_v5_dir, engine="dask", baseline=0)
+    assert plan.engine == "dask" and any("dask" in n for n in plan.notes)

@@ -1,0 +1,171 @@
+"""The setup cell, the install source and the badges: one constant, and every copy agrees with it.
+
+The cell itself is executed here in-process with its environment faked (no network: pip is replaced
+by a recorder); tests/test_packaging.py runs it for real in a bare kernel with a wheel.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from nbutils import project
+from nbutils.errors import PipelineError
+
+ROOT = Path(__file__).resolve().parent.parent
+NOTEBOOKS = ROOT / "notebooks"
+
+
+def _cells(name: str) -> list[dict]:
+    return json.loads((NOTEBOOKS / name).read_text(encoding="utf-8"))["cells"]
+
+
+def _source(cell: dict) -> str:
+    return "".join(cell["source"])
+
+
+# -- one constant, every copy agrees -------------------------------------------------------------
+@pytest.mark.parametrize("name", project.NOTEBOOK_NAMES)
+def test_notebook_badges_and_setup_cell_agree_with_the_constant(name):
+    assert project.notebook_problems(NOTEBOOKS / name) == []
+    setup = _source(next(c for c in _cells(name) if c["cell_type"] == "code"))
+    # exactly one place in the notebook sets the install source, and it is the constant
+    assigned = re.findall(r'^INSTALL_SOURCE = "([^"]*)"$', setup, flags=re.MULTILINE)
+    assert assigned == [project.INSTALL_SOURCE]
+    text = (NOTEBOOKS / name).read_text(encoding="utf-8")
+    assert text.count("INSTALL_SOURCE = ") == 1
+    header = _source(next(c for c in _cells(name) if c["cell_type"] == "markdown"))
+    assert project.colab_url(name) in header and project.kaggle_url(name) in header
+
+
+def test_install_source_and_badges_point_at_the_same_repository():
+    repo_url = f"https://github.com/{project.REPOSITORY}"
+    assert f"nbutils @ git+{repo_url}" == project.INSTALL_SOURCE
+    for name in project.NOTEBOOK_NAMES:
+        assert f"github/{project.REPOSITORY}/blob/{project.BRANCH}/notebooks/{name}" in (
+            project.colab_url(name)
+        )
+        assert project.kaggle_url(name).endswith(
+            f"{repo_url}/blob/{project.BRANCH}/notebooks/{name}"
+        )
+
+
+def test_readme_has_both_badges_of_every_notebook():
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    for name in project.NOTEBOOK_NAMES:
+        assert project.badge_line(name) in readme, name
+
+
+def test_a_drifted_copy_is_found_and_sync_repairs_it(tmp_path):
+    path = tmp_path / "03_training.ipynb"
+    shutil.copyfile(NOTEBOOKS / "03_training.ipynb", path)
+    text = path.read_text(encoding="utf-8")
+    path.write_text(text.replace("github.com/nbutils/nbutils", "github.com/someone/fork"), "utf-8")
+    problems = project.notebook_problems(path)
+    assert len(problems) == 2 and "markdown" in problems[0] and "code cell" in problems[1]
+    assert project.sync_notebook(path) is True
+    assert project.notebook_problems(path) == []
+    assert path.read_text(encoding="utf-8") == text  # sync reproduces the committed notebook
+    assert project.sync_notebook(path) is False
+
+
+def test_install_source_with_a_quote_is_refused():
+    with pytest.raises(PipelineError, match="quotes"):
+        project.setup_cell_source('x" ; import os')
+
+
+# -- the cell's behaviour ------------------------------------------------------------------------
+class _Pip:
+    """Records pip calls; answers with ``returncode`` and ``stderr``."""
+
+    def __init__(self, returncode=0, stderr=""):
+        self.calls: list[list[str]] = []
+        self.returncode, self.stderr = returncode, stderr
+
+    def __call__(self, args, **kwargs):
+        self.calls.append(list(args))
+        return subprocess.CompletedProcess(args, self.returncode, "", self.stderr)
+
+
+def _run_cell(monkeypatch, *, kaggle: bool, importable: bool, pip: _Pip, source: str | None = None):
+    if kaggle:
+        monkeypatch.setenv("KAGGLE_KERNEL_RUN_TYPE", "Interactive")
+    else:
+        monkeypatch.delenv("KAGGLE_KERNEL_RUN_TYPE", raising=False)
+    if source is None:
+        monkeypatch.delenv("NBUTILS_INSTALL_SOURCE", raising=False)
+    else:
+        monkeypatch.setenv("NBUTILS_INSTALL_SOURCE", source)
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util,
+        "find_spec",
+        lambda name, *a: real_find_spec(name, *a) if importable or name != "nbutils" else None,
+    )
+    monkeypatch.setattr(subprocess, "run", pip)
+    exec(compile(project.setup_cell_source(), "setup-cell", "exec"), {})
+
+
+def test_outside_colab_and_kaggle_the_cell_installs_nothing(monkeypatch):
+    pip = _Pip()
+    _run_cell(monkeypatch, kaggle=False, importable=False, pip=pip)
+    assert pip.calls == []
+
+
+def test_in_kaggle_with_nbutils_importable_the_cell_installs_nothing(monkeypatch):
+    pip = _Pip()
+    _run_cell(monkeypatch, kaggle=True, importable=True, pip=pip)
+    assert pip.calls == []
+
+
+def test_in_kaggle_the_cell_installs_the_constant_or_the_override(monkeypatch, capsys):
+    pip = _Pip()
+    _run_cell(monkeypatch, kaggle=True, importable=False, pip=pip)
+    assert pip.calls[-1][-1] == project.INSTALL_SOURCE
+    wheel = "/kaggle/input/nbutils/nbutils-0.1.0-py3-none-any.whl"
+    _run_cell(monkeypatch, kaggle=True, importable=False, pip=pip, source=wheel)
+    assert pip.calls[-1][-3:] == ["install", "-q", wheel]
+    assert "インストールしました" in capsys.readouterr().out
+
+
+def test_a_failed_install_stops_with_the_short_message_and_no_traceback(monkeypatch):
+    pip = _Pip(1, "Collecting x\nERROR: Could not find a version that satisfies the requirement")
+    with pytest.raises(Exception) as info:
+        _run_cell(monkeypatch, kaggle=True, importable=False, pip=pip, source="nbutils==99")
+    err = info.value
+    assert type(err).__name__ == "SetupFailed"
+    assert not isinstance(err, subprocess.CalledProcessError)
+    shown = err._render_traceback_()  # what IPython shows instead of a traceback
+    text = "\n".join(shown)
+    assert "nbutils==99" in text and "Could not find a version" in text
+    assert "Internet" in text and "NBUTILS_INSTALL_SOURCE" in text and "Colab" in text
+    assert len(shown) <= 8 and "Traceback" not in text
+
+
+def test_ipython_shows_the_failure_without_a_traceback(monkeypatch, capsys):
+    """IPython (the kernel's shell) prints only the message of the setup cell's error."""
+    from IPython.core.interactiveshell import InteractiveShell
+
+    monkeypatch.setenv("KAGGLE_KERNEL_RUN_TYPE", "Batch")
+    monkeypatch.setenv("NBUTILS_INSTALL_SOURCE", "nbutils==99")
+    monkeypatch.setattr(subprocess, "run", _Pip(1, "ERROR: No matching distribution"))
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda n, *a: None if n == "nbutils" else real_find_spec(n, *a)
+    )
+    shell = InteractiveShell.instance()
+    try:
+        result = shell.run_cell(project.setup_cell_source())
+    finally:
+        InteractiveShell.clear_instance()
+    out = capsys.readouterr()
+    shown = out.out + out.err
+    assert not result.success
+    assert "インストールできませんでした" in shown and "Internet" in shown
+    assert "Traceback" not in shown and "CalledProcessError" not in shown

@@ -1,0 +1,140 @@
+"""nbutils.steps: a notebook opened alone makes the earlier steps with the library."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from numerai_tools.scoring import numerai_corr
+
+from nbutils import steps
+from nbutils.artifacts import load_predictions, load_run_data, read_artifact_json
+from nbutils.data import TINY_SIZES
+from nbutils.errors import PipelineError
+from nbutils.features import FeatureSpec
+from nbutils.pipeline import declared_parameters
+from nbutils.project import notebooks_dir
+from nbutils.train import load_model, predict
+
+FAST = {"01": {"synthetic_sizes": TINY_SIZES}, "03": {"n_estimators": 10}}
+
+
+@pytest.mark.parametrize("step", sorted(steps.STEP_DEFAULTS))
+def test_step_defaults_are_the_notebooks_defaults(step):
+    declared = declared_parameters(notebooks_dir() / steps.NOTEBOOK_OF_STEP[step])
+    for name, value in steps.STEP_DEFAULTS[step].items():
+        assert name in declared, f"{name} is no longer a parameter of notebook {step}"
+        assert eval(declared[name]) == value, name  # papermill gives the default's source text
+
+
+@pytest.fixture(scope="module")
+def made_run(tmp_path_factory):
+    """Notebook 04 opened alone in an empty run directory: 01, 02 and 03 are made."""
+    root = tmp_path_factory.mktemp("alone")
+    lines: list[str] = []
+    made = steps.ensure_upstream(
+        root / "run",
+        "04_evaluation.ipynb",
+        data_dir=root / "data",
+        overrides=FAST,
+        log=lines.append,
+    )
+    return root / "run", made, lines
+
+
+def test_missing_steps_are_made_and_announced_in_one_line_each(made_run):
+    run_dir, made, lines = made_run
+    assert made == ["01", "02", "03"]
+    assert lines == [
+        "01 の成果物がないので既定の設定で作ります (data.json)",
+        "02 の成果物がないので既定の設定で作ります (feature_spec.json)",
+        "03 の成果物がないので既定の設定で作ります (model.txt, predictions.parquet)",
+    ]
+    for name in ("data.json", "feature_spec.json", "model.txt", "predictions.parquet"):
+        assert (run_dir / name).is_file()
+    assert steps.missing_steps(run_dir, 6) == []
+    assert steps.ensure_upstream(run_dir, "06", log=lines.append) == []
+    assert len(lines) == 3
+
+
+def test_step_01_is_notebook_01_on_the_default_synthetic_data(made_run):
+    run_dir, _, _ = made_run
+    info = read_artifact_json(run_dir, "data.json")
+    assert info["data_source"] == "synthetic" and info["layout"] == "v5"
+    assert info["feature_set"] == "all" and info["era_step"] == 1
+    assert info["rows"]["train"] == TINY_SIZES["n_train_eras"] * TINY_SIZES["rows_per_era"]
+
+
+def test_step_02_picks_the_features_most_correlated_with_the_target(made_run):
+    run_dir, _, _ = made_run
+    data, _ = load_run_data(run_dir)
+    # independent reference: numerai-tools' numerai_corr era by era, mean, top 3 by |value|
+    means = {
+        f: np.mean(
+            [
+                numerai_corr(g[[f]].astype(float), g["target"])[f]
+                for _, g in data.train.groupby("era")
+            ]
+        )
+        for f in data.features
+    }
+    top = sorted(means, key=lambda f: -abs(means[f]))[:3]
+    spec = FeatureSpec.load(run_dir / "feature_spec.json")
+    assert spec.group_stats is True
+    assert sorted(spec.interactions) == sorted(top)
+
+
+def test_step_03_predictions_are_the_saved_models_on_validation_and_live(made_run):
+    run_dir, _, _ = made_run
+    data, _ = load_run_data(run_dir)
+    preds = load_predictions(run_dir)
+    ids = pd.Index(list(data.validation.index) + list(data.live.index))
+    assert preds.index.equals(ids)
+    model = load_model(run_dir / "model.txt")
+    assert len(model.boosters) == 1 and model.boosters[0].num_trees() == 10
+    spec = FeatureSpec.load(run_dir / "feature_spec.json")
+    again = predict(model, spec.apply(data.validation, data.feature_groups)[0])
+    np.testing.assert_allclose(preds.loc[data.validation.index, "prediction"], again)
+
+
+def test_only_the_first_missing_step_and_the_later_ones_are_remade(tmp_path, made_run):
+    run_dir, _, _ = made_run
+    copy = tmp_path / "run"
+    copy.mkdir()
+    for name in ("data.json", "model.txt", "predictions.parquet"):  # 02's spec is missing
+        (copy / name).write_bytes((run_dir / name).read_bytes())
+    data_json = (copy / "data.json").read_bytes()
+    lines: list[str] = []
+    made = steps.ensure_upstream(copy, 5, overrides=FAST, log=lines.append)
+    assert made == ["02", "03"] and len(lines) == 2
+    assert (copy / "data.json").read_bytes() == data_json  # 01 kept
+    assert (copy / "feature_spec.json").is_file()
+
+
+def test_notebook_01_needs_nothing(tmp_path):
+    assert steps.ensure_upstream(tmp_path / "run", "01", log=print) == []
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("bad", ["07", 0, True, "abc", "7_x.ipynb"])
+def test_unknown_notebooks_are_refused(bad, tmp_path):
+    with pytest.raises(PipelineError, match="not one of the six notebooks"):
+        steps.ensure_upstream(tmp_path, bad)
+
+
+def test_unknown_step_parameters_and_non_synthetic_sources_are_refused(tmp_path):
+    with pytest.raises(PipelineError, match=r"unknown parameter\(s\) \['n_estimator'\]"):
+        steps.ensure_upstream(
+            tmp_path / "r",
+            "04",
+            overrides={"03": {"n_estimator": 5}},
+            data_dir=tmp_path / "d",
+            log=lambda s: None,
+        )
+    with pytest.raises(PipelineError, match="only from synthetic data"):
+        steps.make_data_step(tmp_path / "r", data_source="numerai")
+
+
+def test_run_first_hint_gives_a_command_that_works_after_pip_install():
+    hint = steps.run_first_hint("runs/x", "02_feature_engineering.ipynb")
+    assert "python -m nbutils run --run-dir runs/x" in hint and "make" not in hint
