@@ -29,6 +29,8 @@ from html import escape
 from pathlib import Path
 from typing import Any
 
+from nbutils.daily.cli import add_commands as add_daily_commands
+from nbutils.daily.cli import dispatch
 from nbutils.errors import NbutilsError, PipelineError
 from nbutils.fingerprints import record_outputs
 from nbutils.keys import load_keys, redact, refuse_key_values
@@ -468,7 +470,11 @@ def _parse_value(text: str) -> Any:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m nbutils", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m nbutils",
+        description="The six notebooks (run, notebooks) and the daily round (submit, export-model, "
+        "upload-model, scores).",
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="execute the six notebooks with papermill")
     run.add_argument(
@@ -503,12 +509,11 @@ def build_parser() -> argparse.ArgumentParser:
     copy = sub.add_parser("notebooks", help="copy the six notebooks into DIR for editing")
     copy.add_argument("dir", metavar="DIR", help="where to copy them (created if missing)")
     copy.add_argument("--overwrite", action="store_true", help="replace notebooks already in DIR")
+    add_daily_commands(sub)  # listed by --help; main() hands them to nbutils.daily.cli.dispatch
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from nbutils.daily.cli import dispatch  # submit, export-model, upload-model, scores
-
     if (code := dispatch(argv)) is not None:
         return code
     args = build_parser().parse_args(argv)
