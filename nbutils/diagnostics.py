@@ -235,6 +235,8 @@ def _row_status(value: float, row: str) -> tuple[str, str]:
     return text, "reference" if source == "reference" else status
 
 
+# Deliberate repeat (the `duplicates` tool pairs it with evaluate's parameter list): both score the same
+# frame with the same column parameters, in the same order, on purpose.
 def diagnostics(
     df: pd.DataFrame,
     pred_col: str = "prediction",

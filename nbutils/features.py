@@ -77,6 +77,8 @@ def interaction_column(a: str, b: str) -> str:
     return f"{a}{INTERACTION_SEP}{b}"
 
 
+# Deliberate repeat (the `duplicates` tool pairs it with nbutils/daily/standalone.py's copy, which runs
+# inside the exported pickle without nbutils). Change both together.
 def _row_moments(values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Row-wise mean, std (ddof=1) and bias-corrected skew of a float64 block, NaN skipped.
 

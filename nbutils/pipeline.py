@@ -35,18 +35,12 @@ from nbutils.errors import NbutilsError, PipelineError
 from nbutils.fingerprints import record_outputs
 from nbutils.keys import load_keys, redact, refuse_key_values
 from nbutils.parameters import check_run_parameters, schema_for
-from nbutils.project import copy_notebooks, notebooks_dir
+from nbutils.project import NOTEBOOK_NAMES, copy_notebooks, notebooks_dir
 from nbutils.runlock import run_lock
 from nbutils.util import atomic_write_bytes, atomic_write_text, write_json
 
-NOTEBOOKS: tuple[str, ...] = (
-    "01_load_data.ipynb",
-    "02_feature_engineering.ipynb",
-    "03_training.ipynb",
-    "04_evaluation.ipynb",
-    "05_submission.ipynb",
-    "06_neutralization.ipynb",
-)
+#: The six notebooks, in the order they run (one list: :data:`nbutils.project.NOTEBOOK_NAMES`).
+NOTEBOOKS: tuple[str, ...] = NOTEBOOK_NAMES
 KERNEL_NAME = "nbutils-venv"
 _SECRET_NAME = re.compile(r"secret|public_id|api_key|apikey|token|password", re.IGNORECASE)
 
