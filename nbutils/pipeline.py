@@ -42,6 +42,8 @@ from nbutils.util import atomic_write_bytes, atomic_write_text, write_json
 #: The six notebooks, in the order they run (one list: :data:`nbutils.project.NOTEBOOK_NAMES`).
 NOTEBOOKS: tuple[str, ...] = NOTEBOOK_NAMES
 KERNEL_NAME = "nbutils-venv"
+#: The kernels' matplotlib backend (figures as outputs of the executed notebooks).
+INLINE_BACKEND = "module://matplotlib_inline.backend_inline"
 _SECRET_NAME = re.compile(r"secret|public_id|api_key|apikey|token|password", re.IGNORECASE)
 
 
@@ -96,7 +98,8 @@ def kernel_spec_dir(python: str | None = None) -> Path:
     """A temporary Jupyter data dir holding a kernel spec for ``python`` (default: this one).
 
     Putting it first on ``JUPYTER_PATH`` makes papermill run the notebooks with the project's own
-    interpreter, in a fresh ``.venv`` or in CI, with no separately registered kernel.
+    interpreter, in a fresh ``.venv`` or in CI, with no separately registered kernel. The spec
+    sets ``MPLBACKEND`` to the inline backend, whatever the caller's (issue 13, item 12).
     """
     root = Path(tempfile.mkdtemp(prefix="nbutils-kernel-"))
     spec = root / "kernels" / KERNEL_NAME
@@ -112,7 +115,12 @@ def kernel_spec_dir(python: str | None = None) -> Path:
         ],
         "display_name": "nbutils (project venv)",
         "language": "python",
-        "env": {"PYTHONWARNINGS": "ignore::DeprecationWarning"},
+        # A kernel inherits the caller's environment: with MPLBACKEND=Agg (CI, a headless shell)
+        # matplotlib would draw nowhere and the executed notebooks would show no figures.
+        "env": {
+            "PYTHONWARNINGS": "ignore::DeprecationWarning",
+            "MPLBACKEND": INLINE_BACKEND,
+        },
     }
     (spec / "kernel.json").write_text(json.dumps(kernel), encoding="utf-8")
     return root
