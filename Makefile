@@ -27,17 +27,19 @@ setup: $(DEV_STAMP)
 run: $(RUNTIME_STAMP)
 	$(BIN)/python -m nbutils run --run-dir $(RUN_DIR)
 
+# Formatting first (notebooks and the ```python blocks of docs/*.md included), then lint, then tests.
 test: $(DEV_STAMP)
+	$(BIN)/ruff format --check .
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -q
 
 lint: $(DEV_STAMP)
 	$(BIN)/ruff check .
-	$(BIN)/ruff format --check nbutils tests bench
+	$(BIN)/ruff format --check .
 
 format: $(DEV_STAMP)
 	$(BIN)/ruff check --fix .
-	$(BIN)/ruff format nbutils tests bench
+	$(BIN)/ruff format .
 
 lab: $(DEV_STAMP)
 	$(BIN)/jupyter lab notebooks

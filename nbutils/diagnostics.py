@@ -42,7 +42,14 @@ from nbutils.metrics import (
 )
 from nbutils.neutralize import fit_by_era
 
-__all__ = ["DIAGNOSTIC_ROWS", "GUIDELINES", "diagnostics", "evaluate", "neutralization_sweep"]
+__all__ = [
+    "DIAGNOSTIC_ROWS",
+    "GUIDELINES",
+    "REFERENCE_ROWS",
+    "diagnostics",
+    "evaluate",
+    "neutralization_sweep",
+]
 
 
 class _HeldWarnings:
@@ -88,18 +95,21 @@ def evaluate(
 
     Always present (the tutorial's ``evaluate``, Spearman per era):
 
-    - ``spearman_mean``, ``spearman_std`` (pandas ``.std()``, ddof=1, as the tutorial);
-    - ``spearman_sharpe_tutorial``: ``mean / std`` with ddof=1, the tutorial's Sharpe;
-    - ``spearman_sharpe``: the same with ddof=0, as Numerai computes Sharpe (the two differ by
-      ``sqrt(n / (n - 1))`` for n eras, a few percent on ~100 eras);
+    - ``spearman_mean``, ``spearman_std_ddof1`` (pandas ``.std()``, ddof=1, as the tutorial);
+    - ``spearman_sharpe_ddof1``: ``mean / std`` with ddof=1, the tutorial's Sharpe;
+    - ``spearman_sharpe_ddof0``: the same with ddof=0, as Numerai computes Sharpe (the two
+      differ by ``sqrt(n / (n - 1))`` for n eras, a few percent on ~100 eras);
     - ``payout``: mean of ``clip(spearman / 0.2, -1, 1)``; ``mae``: mean absolute error of the
       prediction against the target over rows with a target (sklearn's
       ``mean_absolute_error``, as the tutorial printed it);
 
     Numerai's CORR (``per_era_corr(method="numerai")``):
 
-    - ``numerai_corr_mean``, ``numerai_corr_std`` (ddof=0), ``numerai_corr_sharpe`` (ddof=0),
-      ``numerai_corr_sharpe_tutorial`` (ddof=1), ``max_drawdown``;
+    - ``numerai_corr_mean``, ``numerai_corr_std_ddof0``, ``numerai_corr_sharpe_ddof0``,
+      ``numerai_corr_sharpe_ddof1``, ``max_drawdown``;
+
+    Every std and Sharpe key says its ddof, so that two numbers of different definitions never
+    share a label (issue 9).
 
     Only where their inputs are given:
 
@@ -118,15 +128,15 @@ def evaluate(
     corr = _as_frame(run(per_era_corr, df, cols, target_col, "numerai", era_col))
     table: dict[str, pd.Series] = {
         "spearman_mean": spear.mean(),
-        "spearman_std": spear.std(ddof=1),
-        "spearman_sharpe_tutorial": sharpe(spear, ddof=1),
-        "spearman_sharpe": sharpe(spear),
+        "spearman_std_ddof1": spear.std(ddof=1),
+        "spearman_sharpe_ddof1": sharpe(spear, ddof=1),
+        "spearman_sharpe_ddof0": sharpe(spear),
         "payout": payout(spear),
         "mae": pd.Series({c: _mae(df, c, target_col) for c in cols}),
         "numerai_corr_mean": corr.mean(),
-        "numerai_corr_std": corr.std(ddof=0),
-        "numerai_corr_sharpe": sharpe(corr),
-        "numerai_corr_sharpe_tutorial": sharpe(corr, ddof=1),
+        "numerai_corr_std_ddof0": corr.std(ddof=0),
+        "numerai_corr_sharpe_ddof0": sharpe(corr),
+        "numerai_corr_sharpe_ddof1": sharpe(corr, ddof=1),
         "max_drawdown": max_drawdown(corr),
     }
     if features is not None:
@@ -170,13 +180,16 @@ def _corr_with_example(
 #: - ``"site"``: the colour scale of Numerai's website at the time (forum thread "Coloring
 #:   validation metrics", 2020-2021): ``first`` is the bad end and ``second`` the good end; a value
 #:   more than 75 % of the way from ``first`` to ``second`` is "good", less than 35 % "bad",
-#:   "fair" in between.
+#:   "fair" in between;
+#: - ``"reference"``: a row the guide calls "not very useful" (あまり参考にならない): its status is
+#:   "reference", never good or bad (and no colour in the plot); the site scale is still shown as
+#:   its guideline text.
 GUIDELINES: dict[str, tuple[str, float | None, float | None]] = {
     "Validation Sharpe": ("tutorial", 1.0, None),
     "Validation Mean": ("tutorial", 0.025, None),
-    "Feature Neutral Mean": ("site", 0.006, 0.022),
-    "Validation SD": ("site", 0.0303, 0.0168),
-    "Feature Exposure": ("site", 0.4, 0.0661),
+    "Feature Neutral Mean": ("reference", 0.006, 0.022),
+    "Validation SD": ("reference", 0.0303, 0.0168),
+    "Max Feature Exposure": ("site", 0.4, 0.0661),
     "Max Drawdown": ("tutorial", -0.05, None),
     "Corr + MMC Sharpe": ("site", 0.41, 1.34),
     "MMC Mean": ("site", -0.008, 0.008),
@@ -184,6 +197,8 @@ GUIDELINES: dict[str, tuple[str, float | None, float | None]] = {
 }
 #: The nine rows of the tutorial's section-3 table, in its order.
 DIAGNOSTIC_ROWS = tuple(GUIDELINES)
+#: The rows the guide calls "not very useful": status "reference", never judged.
+REFERENCE_ROWS = tuple(row for row, (source, _, _) in GUIDELINES.items() if source == "reference")
 
 
 def _tutorial_status(value: float, low: float | None, high: float | None) -> tuple[str, str]:
@@ -207,13 +222,21 @@ def _site_status(value: float, bad_end: float, good_end: float) -> tuple[str, st
 
 
 def _row_status(value: float, row: str) -> tuple[str, str]:
-    """``(guideline text, status)`` of ``value`` in ``row``; status "n/a" for NaN."""
+    """``(guideline text, status)`` of ``value`` in ``row``; status "n/a" for NaN.
+
+    A "reference" row keeps the site scale's text (for comparison) but its status is always
+    "reference": the guide says these rows are not very useful, so they are never judged.
+    """
     source, first, second = GUIDELINES[row]
-    rule = _site_status if source == "site" else _tutorial_status
+    rule = _tutorial_status if source == "tutorial" else _site_status
     text, status = rule(value if np.isfinite(value) else 0.0, first, second)
-    return text, status if np.isfinite(value) else "n/a"
+    if not np.isfinite(value):
+        return text, "n/a"
+    return text, "reference" if source == "reference" else status
 
 
+# Deliberate repeat (the `duplicates` tool pairs it with evaluate's parameter list): both score the same
+# frame with the same column parameters, in the same order, on purpose.
 def diagnostics(
     df: pd.DataFrame,
     pred_col: str = "prediction",
@@ -229,8 +252,9 @@ def diagnostics(
     Rows (always all nine, in the tutorial's order; NaN and status "n/a" where an input is
     missing): Validation Sharpe (Sharpe of per-era Numerai CORR, ddof=0), Validation Mean,
     Feature Neutral Mean (FNC against ``neutral_features``, default ``features``), Validation
-    SD (ddof=0), Feature Exposure (:func:`max_feature_exposure` against ``features``, the
-    per-era definition the site used), Max Drawdown (of CORR), Corr + MMC Sharpe (Sharpe of
+    SD (ddof=0), Max Feature Exposure (:func:`max_feature_exposure` against ``features``, the
+    per-era definition the site used; not the guide's Feature Exposure, the std of the
+    Spearman correlations, which :func:`evaluate` gives as ``feature_exposure``), Max Drawdown (of CORR), Corr + MMC Sharpe (Sharpe of
     per-era CORR + MMC), MMC Mean, Corr with Example Preds (mean per-era Spearman).
 
     MMC is against ``meta_col`` when given, else against ``example_col``: Numerai's diagnostics
@@ -238,9 +262,10 @@ def diagnostics(
     most eras.
 
     Status: the tutorial's guidelines are pass/fail ("good"/"bad"): Sharpe >= 1, mean >= 0.025,
-    max drawdown >= -0.05, correlation with example predictions between 0.5 and 0.8. The other
-    rows use the colour scale of Numerai's website at the time: "good", "fair" or "bad" (see
-    ``docs/diagnostics.md``).
+    max drawdown >= -0.05, correlation with example predictions between 0.5 and 0.8. Feature
+    Neutral Mean and Validation SD, which the guide calls not very useful, get the status
+    "reference" (not judged). The other rows use the colour scale of Numerai's website at the
+    time: "good", "fair" or "bad" (see ``docs/diagnostics.md``).
     """
     held = _HeldWarnings()
     run = held.run
@@ -256,7 +281,7 @@ def diagnostics(
             run(per_era_fnc, df, neutral, pred_col, target_col, era_col).mean()
         )
     if features is not None:
-        values["Feature Exposure"] = run(max_feature_exposure, df, features, pred_col, era_col)
+        values["Max Feature Exposure"] = run(max_feature_exposure, df, features, pred_col, era_col)
     mmc_ref = meta_col if meta_col is not None else example_col
     if mmc_ref is not None:
         mmc = run(per_era_mmc, df, pred_col, mmc_ref, target_col, era_col)

@@ -7,9 +7,12 @@ scikit-learn's ``PolynomialFeatures(interaction_only=True)``.
 
 Two things differ from the tutorial's code, on purpose:
 
-- Everything is aligned on the frame's index. The tutorial concatenated the interaction features
-  after a ``reset_index``, which silently paired the products of one row with another row's
-  target as soon as the index was not ``0..n-1``.
+- Everything is aligned on the frame's index (the ids), so no ``reset_index`` is needed. The
+  tutorial joined its interaction features with ``reset_index`` + ``concat``; that is correct
+  there, since it resets the filtered validation/test frames exactly so that both sides count
+  0, 1, 2, ... (its training frame keeps the RangeIndex of ``read_csv``). What misaligns rows
+  is ``concat`` of a filtered frame WITHOUT ``reset_index``: its index has gaps, the products'
+  index does not, and pandas pairs them by label (notebook 02 shows both).
 - Nothing builds a float64 copy of all features at once: statistics are computed group by group
   and in row chunks, and the new columns are float32.
 
@@ -77,6 +80,8 @@ def interaction_column(a: str, b: str) -> str:
     return f"{a}{INTERACTION_SEP}{b}"
 
 
+# Deliberate repeat (the `duplicates` tool pairs it with nbutils/daily/standalone.py's copy, which runs
+# inside the exported pickle without nbutils). Change both together.
 def _row_moments(values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Row-wise mean, std (ddof=1) and bias-corrected skew of a float64 block, NaN skipped.
 
@@ -217,8 +222,9 @@ def add_interactions(df: pd.DataFrame, columns: Sequence[str]) -> pd.DataFrame:
     first-degree columns: ``x_a * x_b`` for every pair ``a < b`` in the order of ``columns``,
     named ``<a>_x_<b>`` (e.g. ``feature_a_x_feature_b``), float32.
 
-    Unlike the tutorial, the products stay on their own row whatever the index (the tutorial
-    concatenated them after ``reset_index``, which misaligned rows).
+    The products keep the frame's own index, so they stay on their row whatever the index: no
+    ``reset_index`` is needed (the tutorial's ``reset_index`` + ``concat`` aligns too; only a
+    ``concat`` of a filtered frame without ``reset_index`` would misalign rows).
 
     Parameters
     ----------

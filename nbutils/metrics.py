@@ -206,6 +206,8 @@ def per_era_corr(
     return frame.output(scores, invalid)
 
 
+# Deliberate repeat (the `duplicates` tool pairs it with per_era_corr's parameter list): the public scores
+# share one parameter vocabulary (df, pred_col, ..., target_col, era_col) on purpose.
 def per_era_mmc(
     df: pd.DataFrame,
     pred_col: PredCols = "prediction",

@@ -29,23 +29,21 @@ from html import escape
 from pathlib import Path
 from typing import Any
 
+from nbutils.daily.cli import add_commands as add_daily_commands
+from nbutils.daily.cli import dispatch
 from nbutils.errors import NbutilsError, PipelineError
 from nbutils.fingerprints import record_outputs
 from nbutils.keys import load_keys, redact, refuse_key_values
 from nbutils.parameters import check_run_parameters, schema_for
-from nbutils.project import copy_notebooks, notebooks_dir
+from nbutils.project import NOTEBOOK_NAMES, copy_notebooks, notebooks_dir
 from nbutils.runlock import run_lock
 from nbutils.util import atomic_write_bytes, atomic_write_text, write_json
 
-NOTEBOOKS: tuple[str, ...] = (
-    "01_load_data.ipynb",
-    "02_feature_engineering.ipynb",
-    "03_training.ipynb",
-    "04_evaluation.ipynb",
-    "05_submission.ipynb",
-    "06_neutralization.ipynb",
-)
+#: The six notebooks, in the order they run (one list: :data:`nbutils.project.NOTEBOOK_NAMES`).
+NOTEBOOKS: tuple[str, ...] = NOTEBOOK_NAMES
 KERNEL_NAME = "nbutils-venv"
+#: The kernels' matplotlib backend (figures as outputs of the executed notebooks).
+INLINE_BACKEND = "module://matplotlib_inline.backend_inline"
 _SECRET_NAME = re.compile(r"secret|public_id|api_key|apikey|token|password", re.IGNORECASE)
 
 
@@ -100,7 +98,8 @@ def kernel_spec_dir(python: str | None = None) -> Path:
     """A temporary Jupyter data dir holding a kernel spec for ``python`` (default: this one).
 
     Putting it first on ``JUPYTER_PATH`` makes papermill run the notebooks with the project's own
-    interpreter, in a fresh ``.venv`` or in CI, with no separately registered kernel.
+    interpreter, in a fresh ``.venv`` or in CI, with no separately registered kernel. The spec
+    sets ``MPLBACKEND`` to the inline backend, whatever the caller's (issue 13, item 12).
     """
     root = Path(tempfile.mkdtemp(prefix="nbutils-kernel-"))
     spec = root / "kernels" / KERNEL_NAME
@@ -116,7 +115,12 @@ def kernel_spec_dir(python: str | None = None) -> Path:
         ],
         "display_name": "nbutils (project venv)",
         "language": "python",
-        "env": {"PYTHONWARNINGS": "ignore::DeprecationWarning"},
+        # A kernel inherits the caller's environment: with MPLBACKEND=Agg (CI, a headless shell)
+        # matplotlib would draw nowhere and the executed notebooks would show no figures.
+        "env": {
+            "PYTHONWARNINGS": "ignore::DeprecationWarning",
+            "MPLBACKEND": INLINE_BACKEND,
+        },
     }
     (spec / "kernel.json").write_text(json.dumps(kernel), encoding="utf-8")
     return root
@@ -468,7 +472,11 @@ def _parse_value(text: str) -> Any:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m nbutils", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m nbutils",
+        description="The six notebooks (run, notebooks) and the daily round (submit, export-model, "
+        "upload-model, scores).",
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="execute the six notebooks with papermill")
     run.add_argument(
@@ -503,12 +511,11 @@ def build_parser() -> argparse.ArgumentParser:
     copy = sub.add_parser("notebooks", help="copy the six notebooks into DIR for editing")
     copy.add_argument("dir", metavar="DIR", help="where to copy them (created if missing)")
     copy.add_argument("--overwrite", action="store_true", help="replace notebooks already in DIR")
+    add_daily_commands(sub)  # listed by --help; main() hands them to nbutils.daily.cli.dispatch
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from nbutils.daily.cli import dispatch  # submit, export-model, upload-model, scores
-
     if (code := dispatch(argv)) is not None:
         return code
     args = build_parser().parse_args(argv)

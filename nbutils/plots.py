@@ -18,6 +18,7 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Patch, Rectangle
 from matplotlib.ticker import MaxNLocator
 
+from nbutils.diagnostics import REFERENCE_ROWS
 from nbutils.errors import ScoringError
 from nbutils.metrics import max_drawdown, sharpe
 
@@ -57,15 +58,14 @@ STATUS_COLORS = {
     "reference": REFERENCE,
     "n/a": NEUTRAL,
 }
-#: Rows of the section-3 table that the guide calls "not very useful" (あまり参考になりません):
-#: drawn as "reference", never coloured good or bad.
-REFERENCE_ROWS = ("Feature Neutral Mean", "Validation SD")
+# REFERENCE_ROWS (from nbutils.diagnostics): the rows the guide calls "not very useful"
+# (あまり参考になりません); their status is "reference", drawn blue-grey, never good or bad.
 #: What each diagnostic row's number is, where its name alone could mislead.
 ROW_NOTES = {
     "Validation Sharpe": "mean / std of per-era CORR, ddof=0",
     "Validation SD": "std of per-era CORR, ddof=0; guide: not very useful",
     "Feature Neutral Mean": "guide: not very useful",
-    "Feature Exposure": "max |corr| with a feature per era, mean over eras",
+    "Max Feature Exposure": "max |corr| with a feature per era, mean over eras",
     "Corr + MMC Sharpe": "ddof=0",
 }
 #: The guide's advice for the neutralization proportion (2F).

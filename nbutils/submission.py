@@ -383,25 +383,42 @@ def _keys_for(napi: Any) -> NumeraiKeys:
     return keys
 
 
-def resolve_model_id(napi: Any, model_name: str, keys: NumeraiKeys, **retry: Any) -> str:
-    """The id of ``model_name`` among the account's models (numerapi ``get_models``)."""
-    models = _call_with_retries("listing your models", napi.get_models, keys, **retry)
+def find_model_id(models: dict[str, str], model_name: str) -> str | None:
+    """The id of ``model_name`` in ``models`` (numerapi ``get_models``: name -> id): the exact
+    name first, else case-insensitively; None when the account has no such model."""
     if model_name in models:
         return models[model_name]
     lowered = {name.lower(): mid for name, mid in models.items()}
-    if model_name.lower() in lowered:
-        return lowered[model_name.lower()]
-    raise SubmissionError(
-        f"no model named {model_name!r} on this account; your models: {sorted(models)}."
-    )
+    return lowered.get(model_name.lower())
 
 
-#: GraphQL asking for a presigned upload URL (numerapi's ``_upload_auth``, the same fields).
-_UPLOAD_AUTH_QUERY = """
+def resolve_model_id(napi: Any, model_name: str, keys: NumeraiKeys, **retry: Any) -> str:
+    """The id of ``model_name`` among the account's models (numerapi ``get_models``)."""
+    models = _call_with_retries("listing your models", napi.get_models, keys, **retry)
+    model_id = find_model_id(models, model_name)
+    if model_id is None:
+        raise SubmissionError(
+            f"no model named {model_name!r} on this account; your models: {sorted(models)}."
+        )
+    return model_id
+
+
+#: GraphQL asking for a presigned upload URL, per field (numerapi's queries, the same arguments):
+#: predictions (``upload_predictions``) and a pickled model (``model_upload``, no tournament).
+_UPLOAD_AUTH_QUERIES = {
+    "submission_upload_auth": """
 query($filename: String! $tournament: Int! $modelId: String) {
-  %s(filename: $filename tournament: $tournament modelId: $modelId) { filename url }
+  submission_upload_auth(filename: $filename tournament: $tournament modelId: $modelId) {
+    filename url
+  }
 }
-"""
+""",
+    "computePickleUploadAuth": """
+query($filename: String! $modelId: String) {
+  computePickleUploadAuth(filename: $filename modelId: $modelId) { filename url }
+}
+""",
+}
 
 #: GraphQL registering an uploaded file as the model's submission (numerapi's mutation).
 _CREATE_SUBMISSION_QUERY = """
@@ -427,14 +444,15 @@ class UploadHTTPError(Exception):
 def upload_auth(napi: Any, field: str, filename: str, model_id: str) -> dict[str, str]:
     """Ask Numerai for a presigned URL: ``{"filename": ..., "url": ...}``.
 
-    ``field`` is the GraphQL field: ``submission_upload_auth`` for predictions,
-    ``model_upload_auth`` for a model upload (Numerai's names).
+    ``field`` is the GraphQL field (Numerai's names, as numerapi sends them):
+    ``submission_upload_auth`` for predictions, ``computePickleUploadAuth`` for a model upload.
     """
-    answer = napi.raw_query(
-        _UPLOAD_AUTH_QUERY % field,
-        {"filename": filename, "tournament": napi.tournament_id, "modelId": model_id},
-        authorization=True,
-    )
+    if field not in _UPLOAD_AUTH_QUERIES:
+        raise SubmissionError(f"upload_auth: field must be one of {sorted(_UPLOAD_AUTH_QUERIES)}")
+    variables: dict[str, Any] = {"filename": filename, "modelId": model_id}
+    if field == "submission_upload_auth":
+        variables["tournament"] = napi.tournament_id
+    answer = napi.raw_query(_UPLOAD_AUTH_QUERIES[field], variables, authorization=True)
     return answer["data"][field]
 
 
@@ -448,7 +466,8 @@ def put_checked(
     """PUT ``body`` to a presigned ``url`` and raise :class:`UploadHTTPError` unless it is 2xx.
 
     numerapi's ``upload_predictions`` ignores this status, so an HTTP 500 on the file upload used
-    to be reported as a successful submission. Reusable for model uploads.
+    to be reported as a successful submission. Also used by the model upload
+    (:func:`nbutils.daily.upload_model.upload_model_checked`).
     """
     import requests
 

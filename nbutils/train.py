@@ -301,6 +301,28 @@ def _labelled_rows(df: pd.DataFrame, target: str, mask: np.ndarray | None = None
     return np.flatnonzero(ok)
 
 
+def _labelled_dataset(
+    df: pd.DataFrame,
+    features: Sequence[str],
+    target: str,
+    params: dict[str, Any],
+    batch_rows: int,
+    mask: np.ndarray | None = None,
+    reference: lgb.Dataset | None = None,
+) -> lgb.Dataset:
+    """:func:`build_dataset` of the rows of ``df`` (within ``mask``) whose target is known."""
+    rows = _labelled_rows(df, target, mask)
+    return build_dataset(
+        df,
+        features,
+        df[target].to_numpy()[rows],
+        params,
+        rows=None if len(rows) == len(df) else rows,
+        reference=reference,
+        batch_rows=batch_rows,
+    )
+
+
 def _fit_seeds(
     train_ds: lgb.Dataset,
     valid_ds: lgb.Dataset | None,
@@ -422,16 +444,9 @@ def train_lgbm(
     ) as bar:
         eras = train_df[era_col].astype(str).to_numpy() if folds else None
         for k, (train_eras, valid_eras) in enumerate(folds):
-            fold_train = _labelled_rows(train_df, target, np.isin(eras, train_eras))
             fold_valid = _labelled_rows(train_df, target, np.isin(eras, valid_eras))
-            ds = build_dataset(
-                train_df,
-                features,
-                train_df[target].to_numpy()[fold_train],
-                ds_params,
-                rows=fold_train,
-                batch_rows=batch_rows,
-            )
+            in_fold = np.isin(eras, train_eras)
+            ds = _labelled_dataset(train_df, features, target, ds_params, batch_rows, in_fold)
             fold_model = SeedAveragedModel(_fit_seeds(ds, None, params, seeds, None, bar), features)
             del ds
             valid = train_df.iloc[fold_valid]
@@ -448,26 +463,11 @@ def train_lgbm(
                     "corr_mean": score,
                 }
             )
-        rows = _labelled_rows(train_df, target)
-        train_ds = build_dataset(
-            train_df,
-            features,
-            train_df[target].to_numpy()[rows],
-            ds_params,
-            rows=None if len(rows) == len(train_df) else rows,
-            batch_rows=batch_rows,
-        )
+        train_ds = _labelled_dataset(train_df, features, target, ds_params, batch_rows)
         valid_ds = None
         if valid_df is not None:
-            vrows = _labelled_rows(valid_df, target)
-            valid_ds = build_dataset(
-                valid_df,
-                features,
-                valid_df[target].to_numpy()[vrows],
-                ds_params,
-                rows=vrows,
-                reference=train_ds,
-                batch_rows=batch_rows,
+            valid_ds = _labelled_dataset(
+                valid_df, features, target, ds_params, batch_rows, reference=train_ds
             )
         boosters = _fit_seeds(train_ds, valid_ds, params, seeds, early_stopping_rounds, bar)
     cv_scores = pd.DataFrame(cv_rows) if folds else None

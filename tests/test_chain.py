@@ -17,7 +17,7 @@ DIAGNOSTIC_ROWS = {
     "Validation Mean",
     "Feature Neutral Mean",
     "Validation SD",
-    "Feature Exposure",
+    "Max Feature Exposure",
     "Max Drawdown",
     "Corr + MMC Sharpe",
     "MMC Mean",

@@ -364,6 +364,18 @@ def test_not_a_run_directory(daily, tmp_path, capsys):
     assert "not a directory" in capsys.readouterr().err
 
 
+def test_help_lists_every_command_with_one_line(capsys):
+    """``python -m nbutils --help`` lists the chain's and the daily round's commands (issue 11)."""
+    with pytest.raises(SystemExit) as info:
+        main(["--help"])
+    assert info.value.code == 0
+    out = capsys.readouterr().out
+    for command in ("run", "notebooks", "submit", "export-model", "upload-model", "scores"):
+        lines = [line for line in out.splitlines() if line.strip().startswith(command + " ")]
+        assert len(lines) == 1, (command, out)
+        assert len(lines[0].split()) > 2, lines[0]  # the command, then its help text
+
+
 # -- settings ----------------------------------------------------------------------------------
 def _notebook(path: Path, defaults: str, injected: str | None) -> None:
     cells = [

@@ -173,6 +173,37 @@ def test_upload_model_exports_checks_and_uploads(daily, finished_run, tmp_path, 
     assert_no_keys_anywhere(captured.out, captured.err, caplog.text, dirs=(run_dir,))
 
 
+def test_upload_model_sends_what_numerapis_model_upload_sends(daily, tmp_path):
+    """Our checked steps (``upload_model_checked``) post the same GraphQL fields, in the same order
+    and with the same variable names, as numerapi's own ``model_upload`` (the reference)."""
+    import numerapi
+
+    from nbutils.daily.upload_model import upload_model_checked
+
+    pkl = tmp_path / "given.pkl"
+    pkl.write_bytes(b"a pickle")
+    napi = numerapi.NumerAPI(PUBLIC, SECRET, show_progress_bars=False)
+    image, version = daily.docker_images["Python 3.11"], daily.data_versions["v5.2"]
+
+    def posts(start: int) -> list[tuple[str, list[str]]]:
+        new = [r for r in daily._server.requests[start:] if r["method"] == "POST"]
+        return [(r["field"], sorted(r["variables"])) for r in new]
+
+    start = len(daily._server.requests)
+    reference = napi.model_upload(
+        str(pkl), model_id="model-id-1", data_version=version, docker_image=image
+    )
+    theirs = posts(start)
+    start = len(daily._server.requests)
+    ours = upload_model_checked(napi, pkl, "model-id-1", version, image)
+    assert posts(start) == theirs
+    assert [f for f, _ in theirs] == ["computePickleUploadAuth", "createComputePickleUpload"]
+    first, second = daily.model_uploads
+    assert (first["id"], second["id"]) == (reference, ours)
+    assert first["content"] == second["content"] == b"a pickle"
+    assert (second["docker_image"], second["data_version"]) == (image, version)
+
+
 def test_upload_model_refuses_an_unknown_image_with_the_offered_names(
     daily, finished_run, tmp_path, capsys
 ):

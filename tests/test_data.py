@@ -387,9 +387,14 @@ def medium(tmp_path_factory) -> NumeraiData:
 def medium_scored(medium) -> pd.DataFrame:
     """Validation with a small LightGBM's predictions, ranked per era, and their neutral version."""
     model = lgb.LGBMRegressor(
-        n_estimators=60, learning_rate=0.08, max_depth=5, num_leaves=31, random_state=0,
-        n_jobs=1, verbose=-1,
-    )  # fmt: skip
+        n_estimators=60,
+        learning_rate=0.08,
+        max_depth=5,
+        num_leaves=31,
+        random_state=0,
+        n_jobs=1,
+        verbose=-1,
+    )
     model.fit(medium.train[medium.features], medium.train["target"])
     valid = medium.validation.copy()
     valid["lgbm"] = model.predict(valid[medium.features])

@@ -386,9 +386,9 @@ def tutorial_evaluate(df, features):
     corrs = df.groupby("era").apply(lambda d: spearmanr(d["target"], d["prediction"])[0])
     return {
         "spearman_mean": corrs.mean(),
-        "spearman_std": corrs.std(),
+        "spearman_std_ddof1": corrs.std(),
         "payout": (corrs.clip(-0.2, 0.2) / 0.2).mean(),
-        "spearman_sharpe_tutorial": corrs.mean() / corrs.std(),
+        "spearman_sharpe_ddof1": corrs.mean() / corrs.std(),
         "mae": np.mean(np.abs(df["target"] - df["prediction"])),
         "feature_exposure": np.std([spearmanr(df[f], df["prediction"])[0] for f in features]),
     }
@@ -407,13 +407,13 @@ def test_evaluate_numerai_numbers(df):
     corr = metrics.per_era_corr(df)
     n = len(corr)
     assert ours["numerai_corr_mean"] == pytest.approx(corr.mean())
-    assert ours["numerai_corr_std"] == pytest.approx(np.std(corr.to_numpy()))
-    assert ours["numerai_corr_sharpe"] == pytest.approx(corr.mean() / np.std(corr.to_numpy()))
-    assert ours["numerai_corr_sharpe_tutorial"] == pytest.approx(
-        ours["numerai_corr_sharpe"] * np.sqrt((n - 1) / n)
+    assert ours["numerai_corr_std_ddof0"] == pytest.approx(np.std(corr.to_numpy()))
+    assert ours["numerai_corr_sharpe_ddof0"] == pytest.approx(corr.mean() / np.std(corr.to_numpy()))
+    assert ours["numerai_corr_sharpe_ddof1"] == pytest.approx(
+        corr.mean() / np.std(corr.to_numpy(), ddof=1)
     )
-    assert ours["spearman_sharpe"] == pytest.approx(
-        ours["spearman_sharpe_tutorial"] * np.sqrt(n / (n - 1))
+    assert ours["spearman_sharpe_ddof0"] == pytest.approx(
+        ours["spearman_sharpe_ddof1"] * np.sqrt(n / (n - 1))
     )
     assert ours["max_drawdown"] == pytest.approx(metrics.max_drawdown(corr))
     assert ours["fnc_mean"] == pytest.approx(metrics.per_era_fnc(df, FEATURES).mean())
@@ -449,7 +449,7 @@ def test_diagnostics_has_all_nine_rows_even_without_inputs(df):
     table = metrics.diagnostics(df)
     assert list(table.index) == list(metrics.DIAGNOSTIC_ROWS)
     assert list(table.columns) == ["value", "guideline", "status"]
-    missing = ["Feature Neutral Mean", "Feature Exposure", "Corr + MMC Sharpe", "MMC Mean"]
+    missing = ["Feature Neutral Mean", "Max Feature Exposure", "Corr + MMC Sharpe", "MMC Mean"]
     missing.append("Corr with Example Preds")
     assert table.loc[missing, "value"].isna().all()
     assert (table.loc[missing, "status"] == "n/a").all()
@@ -465,7 +465,7 @@ def test_diagnostics_values_match_the_scores(df):
         "Validation Mean": corr.mean(),
         "Feature Neutral Mean": metrics.per_era_fnc(df, FEATURES).mean(),
         "Validation SD": np.std(corr.to_numpy()),
-        "Feature Exposure": metrics.max_feature_exposure(df, FEATURES),
+        "Max Feature Exposure": metrics.max_feature_exposure(df, FEATURES),
         "Max Drawdown": metrics.max_drawdown(corr),
         "Corr + MMC Sharpe": metrics.sharpe(corr + mmc),
         "MMC Mean": mmc.mean(),
@@ -475,7 +475,8 @@ def test_diagnostics_values_match_the_scores(df):
     }
     for row, value in expected.items():
         assert table.loc[row, "value"] == pytest.approx(value, abs=1e-12), row
-    assert set(table["status"]) <= {"good", "fair", "bad"}
+    assert set(table["status"].drop(list(diagnostics.REFERENCE_ROWS))) <= {"good", "fair", "bad"}
+    assert (table.loc[["Feature Neutral Mean", "Validation SD"], "status"] == "reference").all()
 
 
 def test_diagnostics_meta_model_takes_precedence_and_neutral_features(df):
@@ -486,7 +487,7 @@ def test_diagnostics_meta_model_takes_precedence_and_neutral_features(df):
     assert table.loc["Feature Neutral Mean", "value"] == pytest.approx(
         metrics.per_era_fnc(df, FEATURES[:2]).mean()
     )
-    assert table.loc["Feature Exposure", "status"] == "n/a"
+    assert table.loc["Max Feature Exposure", "status"] == "n/a"
 
 
 @pytest.mark.parametrize(
@@ -503,14 +504,14 @@ def test_diagnostics_meta_model_takes_precedence_and_neutral_features(df):
         ("Corr with Example Preds", 0.81, "bad"),
         ("Corr with Example Preds", 0.3, "bad"),
         # Numerai site scale: good above 75 % of (low -> high), bad below 35 %.
-        ("Feature Neutral Mean", 0.006 + 0.75 * 0.016, "good"),
-        ("Feature Neutral Mean", 0.015, "fair"),
-        ("Feature Neutral Mean", 0.01, "bad"),
-        ("Validation SD", 0.02, "good"),
-        ("Validation SD", 0.023, "fair"),
-        ("Validation SD", 0.03, "bad"),
-        ("Feature Exposure", 0.1, "good"),
-        ("Feature Exposure", 0.3, "bad"),
+        ("Max Feature Exposure", 0.1, "good"),
+        ("Max Feature Exposure", 0.3, "bad"),
+        # The rows the guide calls not very useful are never judged (issue 9).
+        ("Feature Neutral Mean", 0.006 + 0.75 * 0.016, "reference"),
+        ("Feature Neutral Mean", 0.01, "reference"),
+        ("Validation SD", 0.02, "reference"),
+        ("Validation SD", 0.03, "reference"),
+        ("Validation SD", np.nan, "n/a"),
         ("MMC Mean", 0.005, "good"),
         ("MMC Mean", -0.003, "bad"),
         ("Corr + MMC Sharpe", 1.2, "good"),
@@ -522,6 +523,14 @@ def test_diagnostic_statuses(row, value, status):
     guideline, got = diagnostics._row_status(value, row)
     assert got == status
     assert guideline
+
+
+def test_reference_rows_keep_the_site_scale_as_their_guideline():
+    """The two rows the guide calls not very useful still show the site scale, for comparison."""
+    assert diagnostics.REFERENCE_ROWS == ("Feature Neutral Mean", "Validation SD")
+    text, status = diagnostics._row_status(0.03, "Validation SD")
+    assert status == "reference"
+    assert text == "<= 0.0202 good, > 0.0256 bad (Numerai site scale)"
 
 
 # ---------------------------------------------------------------- neutralization sweep

@@ -123,6 +123,35 @@ def test_kernel_spec_points_at_this_interpreter():
     assert not root.exists()
 
 
+def test_kernels_draw_inline_even_when_the_caller_sets_mplbackend(tmp_path, monkeypatch):
+    """A real kernel started by the chain under MPLBACKEND=Agg still has the inline backend, and
+    a figure drawn in a cell is an output of the executed notebook (issue 13, item 12)."""
+    monkeypatch.setenv("MPLBACKEND", "Agg")
+    nbs = tmp_path / "nbs"
+    nbs.mkdir()
+    code = (
+        "import os\nimport matplotlib\nimport matplotlib.pyplot as plt\n"
+        "print(os.environ['MPLBACKEND'], matplotlib.get_backend())\n"
+        "plt.plot([0, 1], [1, 0])\nplt.show()"
+    )
+    write_notebook(nbs / "m.ipynb", code)
+    run = tmp_path / "run"
+    pipeline.run_pipeline(
+        run,
+        {},
+        notebooks_dir=nbs,
+        notebooks=("m.ipynb",),
+        progress=False,
+        html=False,
+        log=lambda *_: None,
+    )
+    cell = next(c for c in nbformat.read(run / "m.ipynb", as_version=4).cells if "plt" in c.source)
+    text = "".join(o.get("text", "") for o in cell.outputs if o.output_type == "stream")
+    assert text.split()[0] == pipeline.INLINE_BACKEND
+    assert "inline" in text.split()[1]
+    assert any("image/png" in o.get("data", {}) for o in cell.outputs), cell.outputs
+
+
 def test_cli_parses_parameters_as_json_or_strings(monkeypatch):
     seen = {}
 

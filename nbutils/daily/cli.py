@@ -20,9 +20,15 @@ COMMANDS = ("submit", "export-model", "upload-model", "scores")
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The daily commands' parser (``python -m nbutils --help`` lists them with run/notebooks)."""
     parser = argparse.ArgumentParser(prog="python -m nbutils", description="the daily round")
-    sub = parser.add_subparsers(dest="command", required=True)
+    add_commands(parser.add_subparsers(dest="command", required=True))
+    return parser
 
+
+def add_commands(sub: argparse._SubParsersAction) -> None:
+    """Add ``submit``, ``export-model``, ``upload-model`` and ``scores`` to ``sub``, one help line
+    each (also used by :func:`nbutils.pipeline.build_parser`, so that ``--help`` lists them)."""
     p = sub.add_parser("submit", help="upload this round's live predictions of a finished run")
     p.add_argument("--run-dir", required=True, help="a finished run (python -m nbutils run)")
     p.add_argument("--model-name", required=True, help="your Numerai model's name")
@@ -54,7 +60,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rounds", type=int, default=20, help="how many recent rounds")
     p.add_argument("--out", default="scores.png", help="where the plot is saved")
     p.add_argument("--stake", type=float, default=None, help="NMR staked, for the payout column")
-    return parser
 
 
 def _submit(args: argparse.Namespace) -> int:

@@ -7,15 +7,16 @@ is not used). Between rounds Numerai may answer "Current round not open for subm
 the upcoming round (``list_rounds(status="upcoming")``) says when the next one opens.
 
 Every call goes through :func:`api_call`, which turns numerapi's failures into the errors of
-:mod:`nbutils.daily.errors` with the keys redacted; :func:`checked_put` makes a failed file PUT
-(which numerapi ignores) an error.
+:mod:`nbutils.daily.errors` with the keys redacted. The uploads themselves are
+:mod:`nbutils.submission`'s checked steps (a failed file PUT, which numerapi ignores, raises
+``UploadHTTPError``, which :func:`api_call` makes a :class:`NumeraiUnavailableError`, exit 5).
 """
 
 from __future__ import annotations
 
 import contextlib
 import datetime as dt
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -75,33 +76,6 @@ def api_call(what: str, call: Callable[[], Any], keys: NumeraiKeys | None) -> An
         f"{what} failed ({failed}): Numerai had a server error or did not answer. "
         "Nothing was recorded; try again later."
     )
-
-
-@contextlib.contextmanager
-def checked_put() -> Iterator[None]:
-    """While active, a file upload (``requests.put``) with an HTTP error status raises.
-
-    numerapi's ``upload_predictions`` and ``model_upload`` ignore the PUT's status and go on
-    to register the file, so a failed upload looked like a success (issue 13, item 2).
-    """
-    import requests
-
-    original = requests.put
-
-    def put(*args: Any, **kwargs: Any) -> Any:
-        response = original(*args, **kwargs)
-        if response.status_code >= 400:
-            raise NumeraiUnavailableError(
-                f"the file upload failed: HTTP {response.status_code} from the storage server. "
-                "Nothing was registered; try again later."
-            )
-        return response
-
-    requests.put = put
-    try:
-        yield
-    finally:
-        requests.put = original
 
 
 def _parse_time(value: Any) -> dt.datetime | None:

@@ -26,6 +26,9 @@ import pandas as pd
 _FP_ZERO = 1e-14
 
 
+# Deliberate repeat (the `duplicates` tool pairs it with nbutils/features.py's _row_moments): this module
+# runs inside the exported pickle where nbutils is not installed, so it cannot import it; the
+# tests check features' version against pandas and this one against features'.
 def _row_moments(values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Row-wise mean, std (ddof=1) and bias-corrected skew, NaN skipped (as pandas)."""
     missing = np.isnan(values)

@@ -13,8 +13,9 @@ Steps, each stopping the command with an exit code (:mod:`nbutils.daily.errors`)
 5. predict, neutralize and rank exactly as the run did; build and validate the submission
    against this round's live ids; write ``<run>/rounds/<round>/<model>.csv``;
 6. ``--dry-run`` stops here. Otherwise the model id is looked up by name (``get_models``), the
-   file is uploaded with numerapi's ``upload_predictions`` (a failed PUT is an error, numerapi
-   ignores it), and one JSON line is appended to ``<run>/submissions.log``: round, model,
+   file is uploaded in numerapi's three steps (:func:`nbutils.submission.upload_predictions_checked`:
+   upload auth, PUT, ``create_submission``), the PUT's status checked (numerapi's own
+   ``upload_predictions`` ignores it; a failed PUT exits 5), and one JSON line is appended to ``<run>/submissions.log``: round, model,
    model id, submission id, UTC time, the file's SHA-256.
 
 Keys come from the environment or ``.env`` only; every message and log record is redacted.
@@ -35,13 +36,15 @@ from typing import Any
 import pandas as pd
 
 from nbutils.daily.errors import DailyError, NumeraiUnavailableError, RoundClosedError
-from nbutils.daily.round import api_call, checked_put, make_client, require_keys, round_status
+from nbutils.daily.round import api_call, make_client, require_keys, round_status
 from nbutils.daily.run import RunModel, live_predictions, load_run
 from nbutils.data import NumeraiData
 from nbutils.keys import NumeraiKeys, load_keys, redact
 from nbutils.submission import (
     build_submission,
+    find_model_id,
     redacted_logging,
+    upload_predictions_checked,
     validate_submission,
     write_submission,
 )
@@ -214,14 +217,13 @@ def round_submission(
 def resolve_model_id(napi: Any, model_name: str, keys: NumeraiKeys) -> str:
     """The id of ``model_name`` on the account (exact name, else case-insensitive)."""
     models = api_call("listing your models", napi.get_models, keys)
-    if model_name in models:
-        return models[model_name]
-    lowered = {name.lower(): mid for name, mid in models.items()}
-    if model_name.lower() in lowered:
-        return lowered[model_name.lower()]
-    raise DailyError(
-        f"--model-name: no model named {model_name!r} on this account; your models: {sorted(models)}."
-    )
+    model_id = find_model_id(models, model_name)
+    if model_id is None:
+        raise DailyError(
+            f"--model-name: no model named {model_name!r} on this account; "
+            f"your models: {sorted(models)}."
+        )
+    return model_id
 
 
 def data_root_for(run: RunModel, data_dir: str | os.PathLike | None) -> Path:
@@ -304,12 +306,12 @@ def _submit(
         return SubmitResult("dry-run", number, path, sha256=digest)
 
     model_id = resolve_model_id(napi, model_name, keys)
-    with checked_put():
-        submission_id = api_call(
-            "uploading the predictions",
-            lambda: napi.upload_predictions(file_path=str(path), model_id=model_id),
-            keys,
-        )
+    # A PUT answering other than 2xx raises UploadHTTPError: api_call makes it exit 5.
+    submission_id = api_call(
+        "uploading the predictions",
+        lambda: upload_predictions_checked(napi, path, model_id),
+        keys,
+    )
     if not submission_id:
         raise NumeraiUnavailableError(
             "Numerai returned no submission id; the upload is not confirmed."

@@ -4,8 +4,9 @@ Steps: the keys (environment or ``.env``); the image and data-version names Nume
 (numerapi's ``model_upload_docker_images`` and ``model_upload_data_versions``), checked against
 ``--docker-image`` / ``--data-version`` (defaults: the image of this Python, the run's data
 version); without ``--pickle``, export the run and check the pickle first (``export-model
---check``); the model id by name; numerapi's ``model_upload`` with the PUT's status checked;
-one JSON line appended to ``<run>/model_uploads.log``.
+--check``); the model id by name; the upload in numerapi's ``model_upload`` steps
+(:func:`upload_model_checked`: ``computePickleUploadAuth``, PUT with its status checked,
+``createComputePickleUpload``); one JSON line appended to ``<run>/model_uploads.log``.
 """
 
 from __future__ import annotations
@@ -22,12 +23,45 @@ from typing import Any
 
 from nbutils.daily.errors import DailyError
 from nbutils.daily.export import check_pickle, export_model
-from nbutils.daily.round import api_call, checked_put, make_client, require_keys
+from nbutils.daily.round import api_call, make_client, require_keys
 from nbutils.daily.submit import resolve_model_id, sha256_of
 from nbutils.keys import NumeraiKeys
-from nbutils.submission import redacted_logging
+from nbutils.submission import put_checked, redacted_logging, upload_auth
 
 LOG_NAME = "model_uploads.log"
+
+#: GraphQL registering an uploaded pickle as the model's upload (numerapi's ``model_upload``).
+_CREATE_MODEL_UPLOAD_QUERY = """
+mutation($filename: String! $tournament: Int! $modelId: String $dataVersionId: String
+         $dockerImageId: String) {
+  createComputePickleUpload(filename: $filename tournament: $tournament modelId: $modelId
+                            dataVersionId: $dataVersionId dockerImageId: $dockerImageId) { id }
+}
+"""
+
+
+def upload_model_checked(
+    napi: Any, path: Path, model_id: str, data_version_id: str, docker_image_id: str
+) -> str:
+    """numerapi's ``model_upload`` in its three steps, checking the PUT's status; the upload id.
+
+    1. ``computePickleUploadAuth``: a presigned URL for the file name
+       (:func:`nbutils.submission.upload_auth`);
+    2. PUT the pickle there, refusing any status but 2xx (:func:`nbutils.submission.put_checked`;
+       numerapi ignores this status, so a failed upload looked like a success);
+    3. ``createComputePickleUpload``: register it with the data version and image ids.
+    """
+    auth = upload_auth(napi, "computePickleUploadAuth", path.name, model_id)
+    put_checked(auth["url"], path.read_bytes(), what=path.name)
+    variables = {
+        "filename": auth["filename"],
+        "tournament": napi.tournament_id,
+        "modelId": model_id,
+        "dataVersionId": data_version_id,
+        "dockerImageId": docker_image_id,
+    }
+    created = napi.raw_query(_CREATE_MODEL_UPLOAD_QUERY, variables, authorization=True)
+    return created["data"]["createComputePickleUpload"]["id"]
 
 
 def choose(kind: str, given: str | None, offered: dict[str, str], default: str | None) -> str:
@@ -105,17 +139,12 @@ def _upload(
                 f"--pickle {path}: no such .pkl file (numerapi uploads .pkl files only)."
             )
     model_id = resolve_model_id(napi, model_name, keys)
-    with checked_put():
-        upload_id = api_call(
-            "uploading the model",
-            lambda: napi.model_upload(
-                str(path),
-                model_id=model_id,
-                data_version=versions[version],
-                docker_image=images[image],
-            ),
-            keys,
-        )
+    # A PUT answering other than 2xx raises UploadHTTPError: api_call makes it exit 5.
+    upload_id = api_call(
+        "uploading the model",
+        lambda: upload_model_checked(napi, path, model_id, versions[version], images[image]),
+        keys,
+    )
     if not upload_id:
         raise DailyError("Numerai returned no model upload id; the upload is not confirmed.")
     entry = {

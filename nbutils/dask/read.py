@@ -275,6 +275,8 @@ def _read_v5(
     return ddf
 
 
+# Deliberate repeat (the `duplicates` tool pairs it with _read_v5's parameter list): the two layouts'
+# readers are called the same way, chosen by the dataset's layout.
 def _read_legacy(
     directory: str,
     split: str,

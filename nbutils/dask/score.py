@@ -100,6 +100,8 @@ def _ordered(pieces: list[pd.Series | pd.DataFrame], step: str) -> pd.Series | p
     return out.loc[natural_sorted(out.index)]
 
 
+# Deliberate repeat (the `duplicates` tool pairs it with nbutils.metrics.per_era_corr's parameter
+# list): the Dask version takes the local function's parameters, in its order, plus client.
 def per_era_scores_dask(
     ddf: dd.DataFrame,
     pred_col: str = "prediction",
@@ -143,6 +145,8 @@ def _neutralize_partition(
     return neutralize(part, columns, neutralizers, proportion=proportion, era_col=era_col)
 
 
+# Deliberate repeat (the `duplicates` tool pairs it with nbutils.neutralize.neutralize's parameter list):
+# the Dask version takes the local function's parameters, in its order, plus client.
 def neutralize_dask(
     ddf: dd.DataFrame,
     columns: str | Sequence[str],

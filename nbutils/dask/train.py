@@ -257,6 +257,8 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+# Deliberate repeat (the `duplicates` tool pairs it with _train_lightgbm_dask's parameter list): the two
+# training paths take the same inputs and return the same boosters.
 def _train_stream(
     client: distributed.Client,
     data: dd.DataFrame,
