@@ -27,6 +27,7 @@ import pandas as pd
 from nbutils import fingerprints
 from nbutils.errors import PipelineError
 from nbutils.fingerprints import begin_step, check_artifact, record_artifact  # noqa: F401
+from nbutils.steps import run_first_hint
 from nbutils.util import atomic_path, read_json
 
 #: artifact file name -> the notebook that writes it
@@ -40,6 +41,7 @@ PRODUCERS: dict[str, str] = {
     "submission.csv": "05_submission.ipynb",
     "neutralized_submission.csv": "06_neutralization.ipynb",
     "diagnostics.csv": "06_neutralization.ipynb",
+    "neutralization.json": "06_neutralization.ipynb",
 }
 
 PREDICTION_COLUMNS = ["era", "data_type", "prediction"]
@@ -87,10 +89,7 @@ def artifact_path(run_dir: str | os.PathLike, name: str) -> Path:
     path = Path(run_dir) / name
     if not path.is_file():
         producer = PRODUCERS.get(name, "the previous notebook")
-        raise PipelineError(
-            f"{path} is missing. Run {producer} first with the same run_dir "
-            f"(or the whole chain: `make run` / `python -m nbutils run --run-dir {run_dir}`)."
-        )
+        raise PipelineError(f"{path} is missing. {run_first_hint(run_dir, producer)}.")
     if name.endswith(".json"):
         _parse_json(path, run_dir, name)
     if name == "feature_spec.json":

@@ -13,6 +13,12 @@ It never runs the other notebooks. Steps 04 and 05 write nothing that a later no
 only 01 (``data.json``), 02 (``feature_spec.json``) and 03 (``model.txt``,
 ``predictions.parquet``) are ever made here. When a step is missing, it and every later needed step
 are made anew, so that no artifact of an older run is mixed with new ones.
+
+Every artifact made here is recorded in ``fingerprints.json`` (:mod:`nbutils.fingerprints`) as
+the producing notebook would record it: that notebook's name, its parameters (the defaults,
+checked by its schema, with this ``run_dir``) and the upstream artifacts it was made from. So a
+later notebook accepts them, and a run directory that mixes them with artifacts of another run
+(01 rerun on other data, say) is refused as after a chain.
 """
 
 from __future__ import annotations
@@ -23,6 +29,8 @@ from pathlib import Path
 from typing import Any
 
 from nbutils.errors import PipelineError
+from nbutils.fingerprints import record_artifact
+from nbutils.parameters import coerce, schema_for
 
 #: the default parameters of the steps this module can make (the notebooks' parameters cells)
 STEP_DEFAULTS: dict[str, dict[str, Any]] = {
@@ -144,6 +152,7 @@ def make_data_step(
         feature_set=p["feature_set"],
         era_step=p["era_step"],
     )
+    _record(run_dir, "01", {**p, "data_dir": str(data_path)})
     return data
 
 
@@ -166,7 +175,9 @@ def make_feature_step(run_dir: str | os.PathLike, data=None, **overrides: Any) -
     else:
         chosen = []
     spec = FeatureSpec(group_stats=bool(p["group_stats"]), interactions=chosen)
-    return spec.save(Path(run_dir) / "feature_spec.json")
+    path = spec.save(Path(run_dir) / "feature_spec.json")
+    _record(run_dir, "02", p)
+    return path
 
 
 def make_training_step(run_dir: str | os.PathLike, data=None, **overrides: Any) -> list[Path]:
@@ -206,8 +217,12 @@ def make_training_step(run_dir: str | os.PathLike, data=None, **overrides: Any) 
         out = frame[["era", "data_type"]].copy()
         out["prediction"] = predict(model, spec.apply(frame, data.feature_groups)[0])
         frames.append(out)
-    model_path = save_model(model, Path(run_dir) / "model.txt")
-    return [model_path, save_predictions(pd.concat(frames), run_dir)]
+    paths = [
+        save_model(model, Path(run_dir) / "model.txt"),
+        save_predictions(pd.concat(frames), run_dir),
+    ]
+    _record(run_dir, "03", p)
+    return paths
 
 
 STEP_FUNCTIONS: dict[str, Callable[..., Any]] = {
@@ -260,10 +275,26 @@ def ensure_upstream(
     return list(todo)
 
 
+def _record(run_dir: str | os.PathLike, step: str, params: Mapping[str, Any]) -> None:
+    """Record the step's artifacts as its notebook records them: its name, its parameters checked
+    by its schema (the ones not given here take their defaults) and the upstream artifacts."""
+    notebook = NOTEBOOK_OF_STEP[step]
+    values = {**params, "run_dir": str(run_dir)}
+    checked = {
+        name: coerce(param, values.get(name, param.default), where=f"step {step} ({notebook})")
+        for name, param in schema_for(notebook).items()
+    }
+    for name in STEP_ARTIFACTS[step]:
+        record_artifact(run_dir, name, notebook, checked)
+
+
 def _params(step: str, overrides: Mapping[str, Any]) -> dict[str, Any]:
     unknown = sorted(set(overrides) - set(STEP_DEFAULTS[step]))
     if unknown:
         raise PipelineError(
             f"unknown parameter(s) {unknown} for step {step}: use {sorted(STEP_DEFAULTS[step])}"
         )
-    return {**STEP_DEFAULTS[step], **overrides}
+    schema = schema_for(NOTEBOOK_OF_STEP[step])
+    where = f"step {step} ({NOTEBOOK_OF_STEP[step]})"
+    checked = {name: coerce(schema[name], value, where=where) for name, value in overrides.items()}
+    return {**STEP_DEFAULTS[step], **checked}

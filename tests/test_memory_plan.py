@@ -1,4 +1,4 @@
-"""nbutils.memory_plan: predicted peaks against measured ones (VmHWM of a subprocess).
+"""nbutils.data.plan: predicted peaks against measured ones (VmHWM of a subprocess).
 
 Each measurement runs in a fresh interpreter: it imports the stack, records its resident size as
 the baseline, loads with ``load_data`` (peak = load), then adds notebook 02's default feature spec
@@ -16,9 +16,16 @@ import textwrap
 import pyarrow.parquet as pq
 import pytest
 
-from nbutils.data import TINY_SIZES, make_synthetic_dataset
+from nbutils.data import (
+    TINY_SIZES,
+    check_fits,
+    check_memory,
+    make_synthetic_dataset,
+    plan_memory,
+    smaller_choices,
+)
+from nbutils.data.plan import LEGACY_SKIP
 from nbutils.errors import DataError
-from nbutils.memory_plan import check_fits, plan_memory, smaller_choices
 
 MEASURE = textwrap.dedent(
     """
@@ -176,3 +183,24 @@ def test_a_downloaded_version_is_found_under_data_root(tmp_path, tiny_v5_dir):
 def test_dask_engine_plans_without_the_local_sample(tiny_v5_dir):
     plan = plan_memory(tiny_v5_dir, engine="dask", baseline=0)
     assert plan.engine == "dask" and any("dask" in n for n in plan.notes)
+
+
+def test_notebook_01s_check_prints_the_plan_beside_the_available_memory(tiny_v5_dir):
+    text = check_memory(tiny_v5_dir.parent, "all", 1, available=2**40)
+    assert "predicted peak" in text and "available: 1,048,576 MiB" in text
+
+
+def test_notebook_01s_check_stops_before_loading_when_the_choice_does_not_fit(
+    tiny_v5_dir, monkeypatch
+):
+    def refuse(*args, **kwargs):
+        raise AssertionError("check_memory loaded data")
+
+    monkeypatch.setattr(pq, "read_table", refuse)
+    with pytest.raises(DataError, match="does not fit.*Set them in the parameters cell"):
+        check_memory(tiny_v5_dir, "all", 1, available=1)
+
+
+def test_notebook_01s_check_skips_the_legacy_layout(tiny_legacy_dir):
+    assert check_memory(tiny_legacy_dir, "all", 1, available=1) == LEGACY_SKIP
+    assert "省きます" in LEGACY_SKIP and "skipped" in LEGACY_SKIP

@@ -89,3 +89,56 @@ def test_ruff_lints_the_notebooks():
     )
     findings = json.loads(proc.stdout or "[]")
     assert findings == [], [f"{f['filename']}: {f['code']} {f['message']}" for f in findings]
+
+
+def _code_after(path: Path, tag: str) -> str:
+    nb = nbformat.read(path, as_version=4)
+    i = next(i for i, c in enumerate(nb.cells) if tag in c.metadata.get("tags", []))
+    return nb.cells[i + 1].source
+
+
+@pytest.mark.parametrize("path", PATHS[1:], ids=lambda p: p.stem)
+def test_later_notebooks_make_their_missing_inputs_right_after_the_parameter_check(path):
+    source = _code_after(path, "check-parameters")
+    assert f'ensure_upstream(resolve_dir(run_dir, create=True), "{path.name[:2]}")' in source
+
+
+@pytest.mark.parametrize("path", PATHS, ids=lambda p: p.stem)
+def test_no_notebook_asks_to_share_run_dir_through_google_drive(path):
+    nb = nbformat.read(path, as_version=4)
+    text = " ".join(c.source for c in nb.cells)
+    assert "drive.mount" not in text and "Google Drive" not in text
+    setup_md = next(c for c in nb.cells if "**セットアップ**" in c.source)
+    assert "1 本だけで開いて実行できます" in setup_md.source
+
+
+def _code_cells(path: Path) -> list[str]:
+    return [c.source for c in nbformat.read(path, as_version=4).cells if c.cell_type == "code"]
+
+
+def test_notebook_01_checks_memory_before_loading():
+    cells = _code_cells(PATHS[0])
+    plan = next(i for i, s in enumerate(cells) if "check_memory(dataset_dir" in s)
+    dataset = next(i for i, s in enumerate(cells) if "dataset_dir = make_synthetic_dataset" in s)
+    load = next(i for i, s in enumerate(cells) if "load_data(dataset_dir" in s)
+    assert dataset < plan < load
+
+
+def test_notebook_05_has_the_daily_round_and_the_notebook_secrets():
+    nb = nbformat.read(PATHS[4], as_version=4)
+    prose = " ".join(c.source for c in nb.cells if c.cell_type == "markdown")
+    assert "毎ラウンドの提出" in prose and "python -m nbutils submit" in prose
+    for word in ("NUMERAI_PUBLIC_ID", "NUMERAI_SECRET_KEY", "Add-ons > Secrets", "鍵のアイコン"):
+        assert word in prose
+    code = "\n".join(_code_cells(PATHS[4]))
+    assert "import pandas as pd" in code and "read_log(run_path)" in code
+    assert "-p upload True" in code and "upload = True" in code
+
+
+def test_notebook_06_saves_the_settings_before_the_neutralized_submission():
+    cells = _code_cells(PATHS[5])
+    chosen = next(i for i, s in enumerate(cells) if "neutralizers = [" in s)
+    saved = next(i for i, s in enumerate(cells) if "save_settings(run_path" in s)
+    written = next(i for i, s in enumerate(cells) if "neutralized_submission.csv" in s)
+    assert chosen < saved < written
+    assert "rank_per_era=True" in cells[saved] and "rank_per_era=True" in cells[written]

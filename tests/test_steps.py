@@ -138,3 +138,74 @@ def test_unknown_step_parameters_and_non_synthetic_sources_are_refused(tmp_path)
 def test_run_first_hint_gives_a_command_that_works_after_pip_install():
     hint = steps.run_first_hint("runs/x", "02_feature_engineering.ipynb")
     assert "python -m nbutils run --run-dir runs/x" in hint and "make" not in hint
+
+
+def test_missing_artifacts_say_what_works_after_pip_install(tmp_path):
+    from nbutils.artifacts import load_predictions
+
+    with pytest.raises(PipelineError) as info:
+        load_predictions(tmp_path)
+    message = str(info.value)
+    assert "Run 03_training.ipynb first" in message and "make run" not in message
+    assert f"python -m nbutils run --run-dir {tmp_path}" in message
+
+
+def test_made_artifacts_are_recorded_as_their_notebooks_record_them(made_run):
+    from nbutils.fingerprints import file_sha256, read_manifest
+
+    run_dir, _, _ = made_run
+    manifest = read_manifest(run_dir)
+    producers = {
+        "data.json": "01_load_data.ipynb",
+        "feature_spec.json": "02_feature_engineering.ipynb",
+        "model.txt": "03_training.ipynb",
+        "predictions.parquet": "03_training.ipynb",
+    }
+    for name, notebook in producers.items():
+        entry = manifest[name]
+        assert entry["sha256"] == file_sha256(run_dir / name), name
+        assert entry["notebook"] == notebook and entry["parameters"]["run_dir"] == str(run_dir)
+    assert manifest["data.json"]["parameters"]["synthetic_sizes"] == TINY_SIZES
+    assert manifest["data.json"]["parameters"]["feature_set"] == "all"
+    assert manifest["feature_spec.json"]["parameters"]["interaction_count"] == 3
+    assert manifest["model.txt"]["parameters"]["n_estimators"] == 10
+    assert manifest["predictions.parquet"]["parameters"]["learning_rate"] == 0.02
+    assert manifest["predictions.parquet"]["upstream"] == {
+        "data.json": file_sha256(run_dir / "data.json"),
+        "feature_spec.json": file_sha256(run_dir / "feature_spec.json"),
+    }
+    assert manifest["feature_spec.json"]["upstream"] == {
+        "data.json": file_sha256(run_dir / "data.json")
+    }
+
+
+def test_made_artifacts_are_not_mixed_with_another_runs_data(made_run, tmp_path):
+    """Steps made alone, then 01 remade on other data: the old predictions are refused."""
+    import shutil
+
+    from nbutils.artifacts import load_predictions
+
+    run_dir, _, _ = made_run
+    copy = tmp_path / "run"
+    shutil.copytree(run_dir, copy)
+    load_predictions(copy)  # consistent as made
+    steps.make_data_step(copy, data_dir=tmp_path / "data", synthetic_sizes=TINY_SIZES, seed=1)
+    with pytest.raises(PipelineError, match="made by 03_training.ipynb from another data.json"):
+        load_predictions(copy)
+    # the notebooks' own rule: 02 is there, so nothing is remade and the mix stays refused
+    assert steps.ensure_upstream(copy, "04", log=lambda _: None) == []
+    with pytest.raises(PipelineError, match="Rerun 03_training.ipynb"):
+        load_predictions(copy)
+
+
+def test_a_step_parameter_of_the_wrong_type_is_refused_before_recording(tmp_path):
+    from nbutils.parameters import ParameterError
+
+    with pytest.raises(ParameterError, match="n_estimators"):
+        steps.ensure_upstream(
+            tmp_path / "r",
+            "04",
+            data_dir=tmp_path / "d",
+            overrides={"01": {"synthetic_sizes": TINY_SIZES}, "03": {"n_estimators": "many"}},
+            log=lambda _: None,
+        )

@@ -9,7 +9,9 @@ The package is at the bottom of nbutils: it imports only ``nbutils.errors``, ``n
 - :mod:`~nbutils.data.write`: the v5 and legacy writers and :func:`make_synthetic_dataset`;
 - :mod:`~nbutils.data.download`: :func:`download_numerai_data` (numerapi, timeouts, verification);
 - :mod:`~nbutils.data.values`: feature values, checked and converted to int8 bins;
-- :mod:`~nbutils.data.load`: :func:`load_data` and the parquet and CSV readers.
+- :mod:`~nbutils.data.load`: :func:`load_data` and the parquet and CSV readers;
+- :mod:`~nbutils.data.plan`: :func:`plan_memory` and :func:`check_memory`, the peak memory of
+  loading and training predicted from ``features.json`` and the parquet footers, before loading.
 
 Every name that notebooks, tests, benchmarks and other modules imported from the former
 ``nbutils/data.py`` is importable from ``nbutils.data`` as before.
@@ -43,6 +45,14 @@ from nbutils.data.layout import (
     legacy_feature_sets,
 )
 from nbutils.data.load import load_data, read_features_json
+from nbutils.data.plan import (
+    MemoryPlan,
+    available_memory,
+    check_fits,
+    check_memory,
+    plan_memory,
+    smaller_choices,
+)
 from nbutils.data.synthetic import TINY_SIZES, SyntheticModel, SyntheticSizes
 from nbutils.data.values import check_int_bins, to_int8_bins
 from nbutils.data.write import GENERATOR_VERSION, SYNTHETIC_MARKER, make_synthetic_dataset
@@ -61,6 +71,7 @@ __all__ = [
     "MAIN_TARGET",
     "MANIFEST_NAME",
     "META_MODEL_COL",
+    "MemoryPlan",
     "PREDICTION_COL",
     "SYNTHETIC_MARKER",
     "TINY_SIZES",
@@ -70,15 +81,20 @@ __all__ = [
     "NumeraiData",
     "SyntheticModel",
     "SyntheticSizes",
+    "available_memory",
     "check_era_step",
     "check_features_json",
+    "check_fits",
+    "check_memory",
     "check_int_bins",
     "download_numerai_data",
     "find_dataset",
     "legacy_feature_sets",
     "load_data",
     "make_synthetic_dataset",
+    "plan_memory",
     "read_features_json",
+    "smaller_choices",
     "to_int8_bins",
     "verify_download",
 ]

@@ -1,8 +1,9 @@
-"""Memory planning before loading: will this choice of data fit on this machine?
+"""Memory planning before loading: will this choice of data fit on this machine? (step 2A)
 
 Numerai's own tutorials shrank their feature sets because Colab ran out of memory; here notebook
 01 predicts the peak memory of loading (notebook 01) and of training (notebook 03) BEFORE it
-loads anything, next to the machine's available memory, and names a smaller choice that fits.
+loads anything, next to the machine's available memory, and names a smaller choice that fits
+(:func:`check_memory`, the one call of notebook 01).
 
 For a v5 dataset the plan reads only ``features.json`` and the parquet files' row counts from
 their footers (no data page is read). The model (bytes, ``n`` rows kept, ``F`` features,
@@ -43,7 +44,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import pyarrow.parquet as pq
+
+from nbutils.checks import check_int
+from nbutils.data.layout import V5_FILES, V5_GROUP_SETS, find_dataset
 from nbutils.errors import DataError
+from nbutils.util import read_json
 
 LOAD_OVERHEAD = 60 * 1024**2
 ROW_BYTES = 230
@@ -129,8 +135,6 @@ def current_rss() -> int:
 def _dataset_dir(data_dir_or_version: str | os.PathLike, data_root: str | os.PathLike) -> Path:
     """A dataset directory, or a version such as ``"v5.2"`` looked up where
     ``download_numerai_data`` puts it (``<data_root>/numerai/<version>``)."""
-    from nbutils.data import find_dataset
-
     text = str(data_dir_or_version)
     path = Path(text).expanduser()
     if not path.exists() and text.startswith("v") and os.sep not in text:
@@ -190,12 +194,6 @@ def plan_memory(
     baseline : int, optional
         Bytes in use before loading; default: this process's resident size now.
     """
-    import pyarrow.parquet as pq
-
-    from nbutils.checks import check_int
-    from nbutils.data import V5_FILES, V5_GROUP_SETS
-    from nbutils.util import read_json
-
     era_step = check_int(era_step, "era_step", minimum=1, error=DataError)
     if dtype not in _ITEMSIZE:
         raise DataError(f"dtype={dtype!r} is not one of {sorted(_ITEMSIZE)}")
@@ -289,3 +287,31 @@ def check_fits(plan: MemoryPlan, available: int | None = None) -> str:
         f"{text}\nこの設定ではメモリが足りません / this choice does not fit in memory. "
         f"Choices that fit: {hint}. Set them in the parameters cell and run again."
     )
+
+
+LEGACY_SKIP = (
+    "2021 年の CSV のレイアウトなので、メモリの見積もりは省きます（ファイルが小さく、見積もりは "
+    "parquet の情報を使うため） / the 2021 CSV layout: memory planning skipped"
+)
+
+
+def check_memory(
+    dataset_dir: str | os.PathLike,
+    feature_set: str | Sequence[str] = "all",
+    era_step: int = 1,
+    dtype: str = "int8",
+    engine: str = "local",
+    *,
+    available: int | None = None,
+) -> str:
+    """Notebook 01's memory check, before anything is loaded: the plan beside the available
+    memory (:func:`plan_memory`, :func:`check_fits`).
+
+    Returns the lines to print when the choice fits, and one line saying the plan is skipped for
+    the 2021 CSV layout (the plan reads parquet footers). Raises :class:`DataError` naming
+    smaller choices that fit (``feature_set``, ``era_step``, ``engine="dask"``) when it does not.
+    """
+    layout, found = find_dataset(dataset_dir)
+    if layout != "v5":
+        return LEGACY_SKIP
+    return check_fits(plan_memory(found, feature_set, era_step, dtype, engine), available)
