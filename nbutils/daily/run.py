@@ -9,14 +9,14 @@ rows with them:
     submitted = (rank - 0.5) / n per era                               # build_submission
 
 The neutralization settings (notebook 06's ``proportion``, ``neutralize_against``, ``per_era``;
-notebook 05's ``rank_per_era``) were not saved by the chain. They are kept in
-``neutralization.json``: when it is missing, :func:`load_settings` reads them from the executed
-notebooks' ``parameters`` and papermill's ``injected-parameters`` cells (literal values only,
-nothing is executed) and writes the file, so every later call uses the same settings.
-Notebook 06 runs its live rows together with validation; per era (the default) live is its own
-era, so neutralizing live alone gives the same values. With ``per_era=False`` the run
-neutralized validation and live as one block; a new round can only neutralize its live rows as
-one block, which :func:`load_settings` says with a warning.
+notebook 05's ``rank_per_era``) are in ``neutralization.json``, which notebook 06 writes. Runs
+made before notebook 06 wrote it have none: then :func:`load_settings` reads the settings from
+the executed notebooks' ``parameters`` and papermill's ``injected-parameters`` cells (literal
+values only, nothing is executed) and writes the file, so every later call uses the same settings.
+Notebook 06 neutralizes only the rows its submission file holds (live, in today's layout), so a
+new round's live rows neutralized alone get the same treatment. Runs of older versions of 06
+with ``per_era=False`` neutralized validation and live as one block; :func:`load_settings` warns
+that a new round can only neutralize its live rows as a block of their own.
 """
 
 from __future__ import annotations
@@ -135,8 +135,9 @@ def load_settings(run_dir: str | os.PathLike) -> DailySettings:
     save_settings(run_path, settings)
     if settings.neutralize and not settings.per_era:
         warnings.warn(
-            "the run neutralized with per_era=False (validation and live as one block); a new "
-            "round's live rows are neutralized as one block of their own.",
+            "this run (made before notebook 06 saved neutralization.json) neutralized with "
+            "per_era=False, validation and live as one block; a new round's live rows are "
+            "neutralized as one block of their own.",
             stacklevel=2,
         )
     return settings
