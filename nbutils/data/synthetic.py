@@ -284,7 +284,7 @@ def make_plan(sizes: SyntheticSizes, model: SyntheticModel, seed: int) -> Plan:
     )
     risk_var = (model.risk_mean**2 + 1) * np.sum(risk_w**2)
     group_w = model.group_weight * np.array([1.0, -1.0])
-    # Keyword construction of a dataclass: `duplicates` pairs its shape with memory_plan's
+    # Keyword construction of a dataclass: `duplicates` pairs its shape with data.plan's
     # MemoryPlan(...) (coincidence of form, no shared logic).
     return Plan(
         sizes=sizes,
