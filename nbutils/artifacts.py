@@ -20,7 +20,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
@@ -29,6 +29,11 @@ from nbutils.errors import PipelineError
 from nbutils.fingerprints import begin_step, check_artifact, record_artifact  # noqa: F401
 from nbutils.steps import run_first_hint
 from nbutils.util import atomic_path, read_json
+
+if TYPE_CHECKING:  # only for annotations: importing these here would slow every import
+    from matplotlib.figure import Figure
+
+    from nbutils.data import NumeraiData
 
 #: artifact file name -> the notebook that writes it
 PRODUCERS: dict[str, str] = {
@@ -181,7 +186,7 @@ def load_predictions(run_dir: str | os.PathLike) -> pd.DataFrame:
 # -- data.json: how notebook 01 loaded the data, so that 02..06 load exactly the same -------------
 def save_data_info(
     run_dir: str | os.PathLike,
-    data,
+    data: NumeraiData,
     dataset_dir: str | os.PathLike,
     *,
     data_source: str,
@@ -214,7 +219,9 @@ def save_data_info(
     return path
 
 
-def load_run_data(run_dir: str | os.PathLike, **overrides):
+def load_run_data(
+    run_dir: str | os.PathLike, **overrides: Any
+) -> tuple[NumeraiData, dict[str, Any]]:
     """The ``NumeraiData`` notebook 01 loaded, reloaded with the same arguments from ``data.json``.
 
     Returns ``(data, info)``. ``overrides`` are passed to ``load_data`` (e.g. ``era_step=2``).
@@ -248,7 +255,7 @@ def save_csv(frame: pd.DataFrame, path: str | os.PathLike) -> Path:
     return target
 
 
-def save_figure(fig, path: str | os.PathLike):
+def save_figure(fig: Figure, path: str | os.PathLike) -> Figure:
     """Save a matplotlib Figure as PNG atomically and return it (so a cell can end with it and
     show it)."""
     with atomic_path(path) as tmp:

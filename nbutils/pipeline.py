@@ -23,7 +23,7 @@ import re
 import sys
 import tempfile
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from html import escape
 from pathlib import Path
@@ -33,7 +33,7 @@ from nbutils.daily.cli import add_commands as add_daily_commands
 from nbutils.daily.cli import dispatch
 from nbutils.errors import NbutilsError, PipelineError
 from nbutils.fingerprints import record_outputs
-from nbutils.keys import load_keys, redact, refuse_key_values
+from nbutils.keys import NumeraiKeys, load_keys, redact, refuse_key_values
 from nbutils.parameters import check_run_parameters, schema_for
 from nbutils.project import NOTEBOOK_NAMES, copy_notebooks, notebooks_dir
 from nbutils.runlock import run_lock
@@ -135,7 +135,7 @@ def run_pipeline(
     notebooks: Sequence[str] = NOTEBOOKS,
     progress: bool = True,
     html: bool = True,
-    log=print,
+    log: Callable[[str], object] = print,
 ) -> RunResult:
     """Execute the notebooks in order with papermill; return a :class:`RunResult`.
 
@@ -217,7 +217,11 @@ def resolve_run_dir(run_dir: str | os.PathLike, sources: Sequence[Path] = ()) ->
 
 
 def execute_notebook(
-    source: Path, run_path: Path, parameters: Mapping[str, Any], keys, progress: bool = True
+    source: Path,
+    run_path: Path,
+    parameters: Mapping[str, Any],
+    keys: NumeraiKeys | None,
+    progress: bool = True,
 ) -> Path:
     """Execute ``source`` with papermill into ``run_path``, atomically; return the output path.
 
@@ -397,7 +401,10 @@ def notebook_figures(executed: Sequence[Path], out_dir: Path) -> list[tuple[str,
 
 
 def render_html(
-    run_dir: Path, executed: Sequence[Path], summary: Mapping[str, Any], keys=None
+    run_dir: Path,
+    executed: Sequence[Path],
+    summary: Mapping[str, Any],
+    keys: NumeraiKeys | None = None,
 ) -> Path:
     """Render each executed notebook to ``html/<name>.html`` and write ``index.html``."""
     import nbformat

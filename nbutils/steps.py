@@ -26,11 +26,14 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from nbutils.errors import PipelineError
 from nbutils.fingerprints import record_artifact
 from nbutils.parameters import coerce, schema_for
+
+if TYPE_CHECKING:
+    from nbutils.data import NumeraiData
 
 #: the default parameters of the steps this module can make (the notebooks' parameters cells)
 STEP_DEFAULTS: dict[str, dict[str, Any]] = {
@@ -118,7 +121,7 @@ def run_first_hint(run_dir: str | os.PathLike, producer: str) -> str:
 # -- the steps -----------------------------------------------------------------------------------
 def make_data_step(
     run_dir: str | os.PathLike, *, data_dir: str | os.PathLike | None = None, **overrides: Any
-):
+) -> NumeraiData:
     """Step 01 with its defaults: the built-in synthetic dataset, loaded as notebook 01 loads it;
     writes ``data.json``. Returns the loaded ``NumeraiData``.
 
@@ -156,7 +159,9 @@ def make_data_step(
     return data
 
 
-def make_feature_step(run_dir: str | os.PathLike, data=None, **overrides: Any) -> Path:
+def make_feature_step(
+    run_dir: str | os.PathLike, data: NumeraiData | None = None, **overrides: Any
+) -> Path:
     """Step 02 with its defaults: group statistics on, and interactions among the
     ``interaction_count`` features whose mean per-era correlation with the target is largest in
     absolute value (notebook 02's rule). Writes ``feature_spec.json`` and returns its path."""
@@ -180,7 +185,9 @@ def make_feature_step(run_dir: str | os.PathLike, data=None, **overrides: Any) -
     return path
 
 
-def make_training_step(run_dir: str | os.PathLike, data=None, **overrides: Any) -> list[Path]:
+def make_training_step(
+    run_dir: str | os.PathLike, data: NumeraiData | None = None, **overrides: Any
+) -> list[Path]:
     """Step 03 with its defaults: the tutorial's ``SEED_PARAMS`` with notebook 03's tree count and
     learning rate, on this machine; writes ``model.txt`` and ``predictions.parquet`` (validation
     and live) and returns their paths."""

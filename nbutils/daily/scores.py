@@ -15,7 +15,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
@@ -25,6 +25,9 @@ from nbutils.daily.submit import resolve_model_id
 from nbutils.keys import NumeraiKeys
 from nbutils.metrics import stake_payout
 from nbutils.submission import redacted_logging
+
+if TYPE_CHECKING:  # matplotlib is imported when a plot is drawn
+    from matplotlib.figure import Figure
 
 CORR_NAMES = ("v2_corr20", "canon_corr", "corr20", "corr")
 
@@ -77,7 +80,7 @@ def scores_table(
     return table
 
 
-def plot_scores(table: pd.DataFrame, model_name: str):
+def plot_scores(table: pd.DataFrame, model_name: str) -> Figure:
     """Bars of CORR and MMC per round, and the cumulative payout."""
     import matplotlib.pyplot as plt
 

@@ -17,6 +17,7 @@ Each step is the one the run took, rewritten without nbutils (tests check both a
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from itertools import combinations
 from typing import Any
 
@@ -80,7 +81,7 @@ def tie_kept_rank(values: pd.Series) -> pd.Series:
     return (values.rank(method="average") - 0.5) / values.count()
 
 
-def make_predict(bundle: dict[str, Any]):
+def make_predict(bundle: dict[str, Any]) -> Callable[..., pd.DataFrame]:
     """``predict(live_features, live_benchmark_models=None) -> DataFrame`` for ``bundle``.
 
     ``bundle`` holds ``model_texts`` (LightGBM text, one per seed), ``features`` (the model's
