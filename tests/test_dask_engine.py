@@ -402,10 +402,3 @@ def test_per_era_scores_keep_the_local_engines_era_labels(scored, live_client, k
     pd.testing.assert_series_equal(got, want, check_names=False, rtol=0, atol=1e-12)
     assert got.index.dtype == want.index.dtype and got.index.name == want.index.name
     assert (got - want).notna().all()
-
-
-def test_dask_engine_module_still_exports_the_package():
-    import nbutils.dask_engine as old
-
-    assert old.connect is de.connect and old.train_and_predict_dask is de.train_and_predict_dask
-    assert set(old.__all__) == set(de.__all__)
