@@ -23,6 +23,7 @@ later notebook accepts them, and a run directory that mixes them with artifacts 
 
 from __future__ import annotations
 
+import copy
 import os
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -35,27 +36,27 @@ from nbutils.parameters import coerce, schema_for
 if TYPE_CHECKING:
     from nbutils.data import NumeraiData
 
-#: the default parameters of the steps this module can make (the notebooks' parameters cells)
+NOTEBOOK_OF_STEP: dict[str, str] = {
+    "01": "01_load_data.ipynb",
+    "02": "02_feature_engineering.ipynb",
+    "03": "03_training.ipynb",
+}
+
+
+def _schema_defaults(step: str, leave_out: tuple[str, ...]) -> dict[str, Any]:
+    """The defaults of step ``step``'s notebook (its parameters cell, as nbutils.parameters
+    declares them), without the parameters the step does not take."""
+    schema = schema_for(NOTEBOOK_OF_STEP[step])
+    return {name: copy.deepcopy(p.default) for name, p in schema.items() if name not in leave_out}
+
+
+#: the default parameters of the steps this module can make: those of the notebooks' parameters
+#: cells, from their one declaration in nbutils.parameters (run_dir is the caller's; step 01 only
+#: builds the synthetic dataset, so no download ``version``; step 03 trains on this machine)
 STEP_DEFAULTS: dict[str, dict[str, Any]] = {
-    "01": {
-        "data_source": "synthetic",
-        "data_dir": "data",
-        "synthetic_layout": "v5",
-        "synthetic_sizes": {},
-        "seed": 0,
-        "feature_set": "all",
-        "era_step": 1,
-        "targets": [],
-    },
-    "02": {"group_stats": True, "interaction_count": 3, "interaction_columns": []},
-    "03": {
-        "model_preset": "seed",
-        "n_estimators": 300,
-        "learning_rate": 0.02,
-        "seeds": [0],
-        "target": "target",
-        "engine": "local",
-    },
+    "01": _schema_defaults("01", ("run_dir", "version")),
+    "02": _schema_defaults("02", ("run_dir",)),
+    "03": _schema_defaults("03", ("run_dir", "dask_scheduler")),
 }
 
 #: the artifacts each step writes that a later notebook reads
@@ -73,12 +74,6 @@ UPSTREAM: dict[str, tuple[str, ...]] = {
     "04": ("01", "02", "03"),
     "05": ("01", "02", "03"),
     "06": ("01", "02", "03"),
-}
-
-NOTEBOOK_OF_STEP: dict[str, str] = {
-    "01": "01_load_data.ipynb",
-    "02": "02_feature_engineering.ipynb",
-    "03": "03_training.ipynb",
 }
 
 
