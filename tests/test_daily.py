@@ -145,6 +145,21 @@ def run_cli(*args: str) -> int:
     return main(list(args))
 
 
+def submit(run_dir: Path, tmp_path: Path, *extra: str) -> int:
+    """``python -m nbutils submit`` for the test model, data under ``tmp_path / "data"``."""
+    data_dir = tmp_path / "data"
+    return run_cli(
+        "submit",
+        "--run-dir",
+        str(run_dir),
+        "--model-name",
+        MODEL,
+        "--data-dir",
+        str(data_dir),
+        *extra,
+    )
+
+
 # -- submit ------------------------------------------------------------------------------------
 def test_submit_once_then_nothing_then_force(daily, finished_run, tmp_path, capsys, caplog):
     run_dir = copy_run(finished_run, tmp_path)
@@ -200,15 +215,7 @@ def test_closed_round_uploads_nothing_and_says_when_next_opens(
 ):
     run_dir = copy_run(finished_run, tmp_path)
     daily.close_round(next_opens_in_hours=5)
-    code = run_cli(
-        "submit",
-        "--run-dir",
-        str(run_dir),
-        "--model-name",
-        MODEL,
-        "--data-dir",
-        str(tmp_path / "data"),
-    )
+    code = submit(run_dir, tmp_path)
     err = capsys.readouterr().err
     assert code == RoundClosedError.exit_code == 3
     assert "round 1001 closed" in err and "next round opens at" in err
@@ -218,16 +225,7 @@ def test_closed_round_uploads_nothing_and_says_when_next_opens(
 
 def test_dry_run_writes_the_file_and_uploads_nothing(daily, finished_run, tmp_path, capsys):
     run_dir = copy_run(finished_run, tmp_path)
-    code = run_cli(
-        "submit",
-        "--run-dir",
-        str(run_dir),
-        "--model-name",
-        MODEL,
-        "--data-dir",
-        str(tmp_path / "data"),
-        "--dry-run",
-    )
+    code = submit(run_dir, tmp_path, "--dry-run")
     assert code == 0
     assert (run_dir / "rounds" / "1001" / f"{MODEL}.csv").is_file()
     assert not daily.submissions and not (run_dir / LOG_NAME).exists()
@@ -238,15 +236,7 @@ def test_dry_run_writes_the_file_and_uploads_nothing(daily, finished_run, tmp_pa
 def test_failed_put_is_an_error_not_a_success(daily, finished_run, tmp_path, capsys, caplog):
     run_dir = copy_run(finished_run, tmp_path)
     daily.fail_put = [500]
-    code = run_cli(
-        "submit",
-        "--run-dir",
-        str(run_dir),
-        "--model-name",
-        MODEL,
-        "--data-dir",
-        str(tmp_path / "data"),
-    )
+    code = submit(run_dir, tmp_path)
     captured = capsys.readouterr()
     assert code == NumeraiUnavailableError.exit_code == 5
     assert "HTTP 500" in captured.err
@@ -262,15 +252,7 @@ def test_rejected_keys_exit_4_without_showing_them(
 ):
     run_dir = copy_run(finished_run, tmp_path)
     monkeypatch.setenv("NUMERAI_SECRET_KEY", SECRET + "x")
-    code = run_cli(
-        "submit",
-        "--run-dir",
-        str(run_dir),
-        "--model-name",
-        MODEL,
-        "--data-dir",
-        str(tmp_path / "data"),
-    )
+    code = submit(run_dir, tmp_path)
     captured = capsys.readouterr()
     assert code == KeysError.exit_code == 4
     assert "refused the keys" in captured.err
@@ -294,33 +276,14 @@ def test_keys_from_dotenv(daily, finished_run, tmp_path, monkeypatch, capsys):
     (tmp_path / ".env").write_text(
         f"NUMERAI_PUBLIC_ID={PUBLIC}\nNUMERAI_SECRET_KEY='{SECRET}'\n", encoding="utf-8"
     )
-    assert (
-        run_cli(
-            "submit",
-            "--run-dir",
-            str(run_dir),
-            "--model-name",
-            MODEL,
-            "--data-dir",
-            str(tmp_path / "data"),
-        )
-        == 0
-    )
+    assert submit(run_dir, tmp_path) == 0
     assert len(daily.submissions) == 1
 
 
 def test_server_error_exit_5_and_nothing_logged(daily, finished_run, tmp_path, capsys, caplog):
     run_dir = copy_run(finished_run, tmp_path)
     daily._server.fail_post = [500] * 3  # numerapi's own three tries of the first call
-    code = run_cli(
-        "submit",
-        "--run-dir",
-        str(run_dir),
-        "--model-name",
-        MODEL,
-        "--data-dir",
-        str(tmp_path / "data"),
-    )
+    code = submit(run_dir, tmp_path)
     captured = capsys.readouterr()
     assert code == 5
     assert "server error or did not answer" in captured.err
@@ -346,15 +309,7 @@ def test_unknown_model_name_lists_the_account_models(daily, finished_run, tmp_pa
 def test_damaged_live_download_is_not_kept(daily, finished_run, tmp_path, capsys):
     run_dir = copy_run(finished_run, tmp_path)
     daily._server.files["v5.2/live.parquet"] = b"PAR1" + b"x" * 100 + b"PAR1"
-    code = run_cli(
-        "submit",
-        "--run-dir",
-        str(run_dir),
-        "--model-name",
-        MODEL,
-        "--data-dir",
-        str(tmp_path / "data"),
-    )
+    code = submit(run_dir, tmp_path)
     assert code == 5 and "damaged" in capsys.readouterr().err
     assert not (tmp_path / "data" / "v5.2" / "rounds" / "1001" / "live.parquet").exists()
 
