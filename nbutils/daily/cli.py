@@ -47,6 +47,17 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
         default=None,
         help='the image to compare versions with, e.g. "Python 3.11"',
     )
+    p.add_argument(
+        "--benchmark-models",
+        default=None,
+        help="live_benchmark_models.parquet (default: the one in the run's dataset)",
+    )
+    p.add_argument(
+        "--benchmark-column",
+        default=None,
+        help="the benchmark model to neutralize against (default: the example predictions' one)",
+    )
+    p.add_argument("--force", action="store_true", help="a Python mismatch only warns")
 
     p = sub.add_parser("upload-model", help="upload a pickled model with numerapi's model_upload")
     p.add_argument("--run-dir", required=True)
@@ -54,6 +65,11 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--pickle", default=None, help="default: export and check one first")
     p.add_argument("--docker-image", default=None, help="one of the names Numerai lists")
     p.add_argument("--data-version", default=None, help="one of the names Numerai lists")
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="upload another run's export or another Python's pickle anyway",
+    )
 
     p = sub.add_parser("scores", help="recent round scores of a model (table and plot)")
     p.add_argument("--model-name", required=True)
@@ -72,10 +88,21 @@ def _submit(args: argparse.Namespace) -> int:
 def _export(args: argparse.Namespace) -> int:
     from nbutils.daily.export import check_pickle, export_model
 
-    path = export_model(args.run_dir, args.out)
+    path = export_model(
+        args.run_dir,
+        args.out,
+        benchmark_models=args.benchmark_models,
+        column=args.benchmark_column,
+    )
     print(f"wrote {path}")
     if args.check:
-        report = check_pickle(path, docker_image=args.docker_image, run_dir=args.run_dir)
+        report = check_pickle(
+            path,
+            benchmark=args.benchmark_models,
+            docker_image=args.docker_image,
+            run_dir=args.run_dir,
+            force=args.force,
+        )
         print(report.describe(), file=sys.stdout if report.ok else sys.stderr)
         return 0 if report.ok else 1
     return 0
@@ -90,6 +117,7 @@ def _upload(args: argparse.Namespace) -> int:
         pickle=args.pickle,
         docker_image=args.docker_image,
         data_version=args.data_version,
+        force=args.force,
     )
     return 0
 

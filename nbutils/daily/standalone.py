@@ -11,7 +11,10 @@ Each step is the one the run took, rewritten without nbutils (tests check both a
    then pairwise products ``a * b`` of the interaction columns, all as float32;
 2. the model: the mean over the LightGBM boosters of ``booster.predict(X.astype(float32))``;
 3. neutralization (``nbutils.neutralize.neutralize``): per era (or the whole frame as one block)
-   ``y - proportion * [X, 1] @ lstsq([X, 1], y, rcond=1e-6)``;
+   ``y - proportion * [X, 1] @ lstsq([X, 1], y, rcond=1e-6)``, where ``X`` is the raw features or
+   the one column of ``live_benchmark_models`` named by ``settings["benchmark_column"]`` (the
+   benchmark model behind the example predictions; Numerai's runner passes no example
+   predictions);
 4. the submission's values: ``(rank - 0.5) / n`` per era, average ranks for ties, in (0, 1).
 """
 
@@ -123,11 +126,13 @@ def make_predict(bundle: dict[str, Any]) -> Callable[..., pd.DataFrame]:
             if settings["neutralize_against"] == "features":
                 neutralizers = live_features[bundle["raw_features"]].to_numpy(np.float64)
             else:
-                column = settings.get("benchmark_column", "prediction")
-                if live_benchmark_models is None or column not in live_benchmark_models.columns:
+                column = settings.get("benchmark_column")
+                given = [] if live_benchmark_models is None else list(live_benchmark_models)
+                if not column or column not in given:
                     raise ValueError(
-                        f"this model is neutralized against example predictions: pass "
-                        f"live_benchmark_models with a {column!r} column."
+                        f"this model is neutralized against the benchmark model {column!r} (the "
+                        f"one behind the example predictions): live_benchmark_models must have "
+                        f"that column; it has {given[:8]}."
                     )
                 bench = live_benchmark_models[column].reindex(live_features.index)
                 if bench.isna().any():
