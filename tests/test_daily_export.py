@@ -442,7 +442,12 @@ def _pickled(tmp_path, name, func) -> Path:
     import cloudpickle
 
     path = tmp_path / f"{name}.pkl"
-    path.write_bytes(cloudpickle.dumps(func))
+    module = sys.modules[__name__]  # the helpers travel by value: no `tests` where it runs
+    cloudpickle.register_pickle_by_value(module)
+    try:
+        path.write_bytes(cloudpickle.dumps(func))
+    finally:
+        cloudpickle.unregister_pickle_by_value(module)
     return path
 
 

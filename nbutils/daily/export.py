@@ -146,11 +146,11 @@ def benchmark_column(
 def calls_differ(run: RunModel) -> str | None:
     """Why the whole-frame call and per-era calls can give different predictions, or None."""
     s = run.settings
-    if s.per_era or not (s.neutralize or s.rank_per_era):
+    if s.per_era or not s.neutralize:
         return None
-    what = "neutralizes and ranks" if s.neutralize else "ranks"
     return (
-        f"this run {what} all the live rows as one block (per_era=False): Numerai's runner calls "
+        "this run neutralizes all the live rows as one block (per_era=False): Numerai's runner "
+        "calls "
         "predict once on the whole live frame, which gives submit's values; a runner calling it "
         "once per era would treat each era alone, so on live data of several eras the two give "
         "different predictions (export-model --check measures the difference)."

@@ -15,7 +15,8 @@ Each step is the one the run took, rewritten without nbutils (tests check both a
    the one column of ``live_benchmark_models`` named by ``settings["benchmark_column"]`` (the
    benchmark model behind the example predictions; Numerai's runner passes no example
    predictions);
-4. the submission's values: ``(rank - 0.5) / n`` per era, average ranks for ties, in (0, 1).
+4. the submission's values: ``(rank - 0.5) / n`` per era (whatever ``per_era`` says about the
+   neutralization, as ``nbutils.submission.build_submission``), average ranks for ties, in (0, 1).
 """
 
 from __future__ import annotations
@@ -117,11 +118,10 @@ def make_predict(bundle: dict[str, Any]) -> Callable[..., pd.DataFrame]:
         )
         raw = np.mean([b.predict(matrix) for b in boosters()], axis=0)
         values = pd.Series(raw, index=live_features.index, dtype=np.float64)
-        eras = (
-            live_features["era"]
-            if settings["per_era"] and "era" in live_features.columns
-            else pd.Series("live", index=live_features.index)
-        )
+        one_block = pd.Series("live", index=live_features.index)
+        # ranked per era as build_submission does; neutralized per era or as one block
+        eras = live_features["era"] if "era" in live_features.columns else one_block
+        blocks = eras if settings["per_era"] else one_block
         if settings["neutralize"]:
             if settings["neutralize_against"] == "features":
                 neutralizers = live_features[bundle["raw_features"]].to_numpy(np.float64)
@@ -142,7 +142,7 @@ def make_predict(bundle: dict[str, Any]) -> Callable[..., pd.DataFrame]:
                     )
                 neutralizers = bench.to_numpy(np.float64)[:, None]
             out = values.to_numpy().copy()
-            for _, pos in eras.groupby(eras, sort=False).indices.items():
+            for _, pos in blocks.groupby(blocks, sort=False).indices.items():
                 out[pos] = neutralize_block(
                     values.to_numpy()[pos], neutralizers[pos], settings["proportion"]
                 )
