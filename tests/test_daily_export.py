@@ -246,8 +246,9 @@ def test_upload_model_refuses_an_unknown_image_with_the_offered_names(
 def test_upload_model_failed_put_is_an_error(daily, finished_run, tmp_path, capsys):
     run_dir = copy_run(finished_run, tmp_path)
     pkl = export_model(run_dir, tmp_path / "given.pkl")
+    daily.docker_images.setdefault(HERE, "44444444-4444-4444-8444-444444444444")
     daily.fail_put = [503]
-    code = run_cli(*_upload_args(run_dir, "--pickle", str(pkl), "--docker-image", "Python 3.11"))
+    code = run_cli(*_upload_args(run_dir, "--pickle", str(pkl), "--docker-image", HERE))
     assert code == 5 and "HTTP 503" in capsys.readouterr().err
     assert not daily.model_uploads and not (run_dir / "model_uploads.log").exists()
 
@@ -423,7 +424,8 @@ def test_one_block_runs_say_the_two_calls_differ(finished_run, tmp_path, capsys)
     run_dir = tmp_path / "run"
     build_run(run_dir, finished_run["dataset"], VARIANTS["one-block"])
     pkl = export_model(run_dir, tmp_path / "m.pkl")
-    assert "one block" in capsys.readouterr().out
+    note = capsys.readouterr().out
+    assert "one block" in note and "live data has 1 era(s)" in note
     assert exported_metadata(pkl)["calls_differ"]
     live, bench = _multi_era_live(finished_run, tmp_path)
     report = check_pickle(pkl, live=live, benchmark=bench, run_dir=run_dir)

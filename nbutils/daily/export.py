@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import sys
 import types
@@ -129,8 +130,9 @@ def benchmark_column(
     for name in columns:
         values = bench.loc[common, name]
         if len(common) > 2 and values.dtype.kind == "f":
-            found[name] = float(values.corr(example.loc[common]))
-    best = max(found, key=lambda n: found[n] if found[n] == found[n] else -2.0, default=None)
+            r = float(values.corr(example.loc[common]))
+            found[name] = r if math.isfinite(r) else -1.0  # a constant column correlates with none
+    best = max(found, key=found.__getitem__, default=None)
     if best is None or not found[best] >= MATCH:
         shown = {n: round(r, 4) for n, r in found.items()}
         raise DailyError(
@@ -155,6 +157,17 @@ def calls_differ(run: RunModel) -> str | None:
         "once per era would treat each era alone, so on live data of several eras the two give "
         "different predictions (export-model --check measures the difference)."
     )
+
+
+def _live_eras(run: RunModel) -> str:
+    """How many eras the run's live data holds ("?" when it cannot be read)."""
+    import pandas as pd
+
+    try:
+        live = pd.read_parquet(Path(run.info["dataset_dir"]) / "live.parquet", columns=["era"])
+    except Exception:  # a missing or unreadable file: the note stands without the count
+        return "?"
+    return str(live["era"].nunique())
 
 
 def bundle_of(run: RunModel) -> dict[str, Any]:
@@ -235,6 +248,6 @@ def export_model(
             "(the benchmark model behind the example predictions)"
         )
     if export["calls_differ"]:
-        say(f"note: {export['calls_differ']}")
+        say(f"note: {export['calls_differ']} The run's live data has {_live_eras(run)} era(s).")
     say(f"made with Python {export['python']}: upload it for the image 'Python {export['python']}'")
     return target

@@ -440,11 +440,10 @@ def _judge(report: CheckReport, docker_image: str | None, force: bool) -> None:
         (report.warnings if force else report.errors).append(mismatch)
     report.warnings.extend(version_warnings(report.export, docker_image))
     if report.per_era_gap is not None and report.per_era_gap > SAME:
+        why = report.export.get("calls_differ")
         report.warnings.append(
-            f"the whole-frame call and the per-era calls give different predictions (max "
-            f"difference {report.per_era_gap:.3g}): {report.export.get('calls_differ') or ''}".rstrip(
-                ": "
-            )
+            "the whole-frame call and the per-era calls give different predictions (max "
+            f"difference {report.per_era_gap:.3g})" + (f": {why}" if why else ".")
         )
     if report.nbutils_importable:
         report.errors.append("nbutils was importable in the check; the check is not meaningful.")
