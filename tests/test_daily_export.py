@@ -603,3 +603,14 @@ def test_upload_model_checks_an_example_predictions_run_with_numerais_benchmark_
     out = capsys.readouterr().out
     assert EXAMPLE_BENCHMARK in out and "check passed" in out
     assert daily.model_uploads[0]["content"] == (run_dir / "model.pkl").read_bytes()
+
+
+def test_check_runs_with_the_python_it_is_given(finished_run, tmp_path, capsys):
+    """--runner-python: e.g. a venv with the pins of Numerai's image; the report names the
+    versions of the Python that ran it."""
+    out = tmp_path / "m.pkl"
+    args = ("export-model", "--run-dir", str(finished_run["run_dir"]), "--out", str(out), "--check")
+    assert run_cli(*args, "--runner-python", sys.executable) == 0
+    assert f"with python {sys.version.split()[0]}" in capsys.readouterr().out
+    assert run_cli(*args, "--runner-python", str(tmp_path / "no-python")) == 1
+    assert "--runner-python" in capsys.readouterr().err

@@ -58,6 +58,11 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
         help="the benchmark model to neutralize against (default: the example predictions' one)",
     )
     p.add_argument("--force", action="store_true", help="a Python mismatch only warns")
+    p.add_argument(
+        "--runner-python",
+        default=None,
+        help="the Python --check runs it with (e.g. a venv with the image's pins)",
+    )
 
     p = sub.add_parser("upload-model", help="upload a pickled model with numerapi's model_upload")
     p.add_argument("--run-dir", required=True)
@@ -102,6 +107,7 @@ def _export(args: argparse.Namespace) -> int:
             docker_image=args.docker_image,
             run_dir=args.run_dir,
             force=args.force,
+            python=args.runner_python,
         )
         print(report.describe(), file=sys.stdout if report.ok else sys.stderr)
         return 0 if report.ok else 1

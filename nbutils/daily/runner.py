@@ -92,22 +92,21 @@ def python_mismatch(exported: dict[str, Any], docker_image: str | None) -> str |
     )
 
 
-def version_warnings(exported: dict[str, Any], docker_image: str | None) -> list[str]:
-    """Library differences between the pickle's making and this check (numerapi #117,
-    example-scripts #141); the Python version is :func:`python_mismatch`'s."""
+def version_warnings(
+    exported: dict[str, Any], docker_image: str | None, loaded_with: dict[str, str] | None = None
+) -> list[str]:
+    """Library differences between the pickle's making and the Python that ran it
+    (``loaded_with``, default: this one); the Python version is :func:`python_mismatch`'s.
+    The pickle holds LightGBM text and plain Python data, and imports numpy, pandas and
+    lightgbm by name, so other versions matter only through their behaviour: the check runs it."""
     out = []
-    here = local_versions()
+    here = loaded_with or local_versions()
     made_with = exported.get("versions", {})
     for name in LIBRARIES:
-        if made_with.get(name) and made_with[name] != here.get(name):
-            out.append(f"{name} {made_with[name]} made the pickle, {here.get(name)} loads it here.")
+        if made_with.get(name) and here.get(name) and made_with[name] != here[name]:
+            out.append(f"{name} {made_with[name]} made the pickle, {here[name]} ran it here.")
     if docker_image and not image_python(docker_image):
         out.append(f"cannot tell the Python version of image {docker_image!r}.")
-    if made_with:
-        listed = ", ".join(f"{k} {v}" for k, v in made_with.items())
-        out.append(
-            f"made with {listed}: the image must have the same numpy/pandas/lightgbm majors."
-        )
     return out
 
 
@@ -127,9 +126,16 @@ class _NoNbutils(importlib.abc.MetaPathFinder):
 sys.meta_path.insert(0, _NoNbutils())
 
 import cloudpickle, numpy as np, pandas as pd
+from importlib import metadata
 
 args = json.loads(sys.argv[1])
 report = {"errors": [], "warnings": [], "nbutils_importable": False}
+report["versions"] = {"python": sys.version.split()[0]}
+for name in args.get("libraries", []):
+    try:
+        report["versions"][name] = metadata.version(name)
+    except metadata.PackageNotFoundError:
+        pass
 def done():
     print("NBUTILS_REPORT " + json.dumps(report, default=str))
     sys.exit(0)
@@ -238,14 +244,21 @@ def _child_env() -> dict[str, str]:
     return env
 
 
-def _run_child(args: dict[str, Any], timeout: float) -> dict[str, Any]:
-    """Run :data:`_CHILD` with ``args``; its report, or :class:`DailyError` when it died."""
+def _run_child(args: dict[str, Any], timeout: float, python: str | None = None) -> dict[str, Any]:
+    """Run :data:`_CHILD` with ``args`` in ``python`` (default: this Python); its report, or
+    :class:`DailyError` when it died."""
+    executable = python or sys.executable
+    if not Path(executable).is_file():
+        raise DailyError(
+            f"--runner-python {executable}: no such file; give a Python with numpy, pandas, "
+            "lightgbm, pyarrow and cloudpickle (e.g. a venv with the image's pins)."
+        )
     with tempfile.TemporaryDirectory(prefix="nbutils-runner-") as tmp:
         script = Path(tmp) / "numerai_runner.py"
         script.write_text(_CHILD, encoding="utf-8")
         try:
             proc = subprocess.run(
-                [sys.executable, str(script), json.dumps(args)],
+                [executable, str(script), json.dumps(args)],
                 cwd=tmp,
                 env=_child_env(),
                 capture_output=True,
@@ -324,6 +337,7 @@ class CheckReport:
     warnings: list[str] = field(default_factory=list)
     nbutils_importable: bool = False
     export: dict[str, Any] = field(default_factory=dict)
+    versions: dict[str, str] = field(default_factory=dict)  # of the Python that ran it
 
     @property
     def ok(self) -> bool:
@@ -334,10 +348,11 @@ class CheckReport:
         if self.per_era_gap is not None:
             same = "the same" if self.per_era_gap <= SAME else "DIFFERENT"
             calls += f" ({same} predictions: max difference {self.per_era_gap:.3g})"
+        ran = ", ".join(f"{k} {v}" for k, v in self.versions.items())
         lines = [
             f"check: {self.rows:,} live rows in {self.seconds:.1f} s (limit {LIMIT_SECONDS:.0f} s), "
             f"peak memory {self.peak_mib:.0f} MiB (limit {LIMIT_MEMORY_MIB:.0f} MiB), 1 CPU",
-            f"called as Numerai's runner does, on {calls}",
+            f"called as Numerai's runner does, on {calls}" + (f", with {ran}" if ran else ""),
             *(f"warning: {w}" for w in self.warnings),
             *(f"error: {e}" for e in self.errors),
             "check passed" if self.ok else "check FAILED",
@@ -371,6 +386,7 @@ def check_pickle(
     *,
     force: bool = False,
     compare: bool = True,
+    python: str | os.PathLike | None = None,
 ) -> CheckReport:
     """Run the pickle as Numerai's runner does (module docstring) and report.
 
@@ -379,7 +395,8 @@ def check_pickle(
     ``live_benchmark_models.parquet`` beside ``live``; without one, a frame with no column).
     With ``run_dir`` and ``compare``, the pickle's predictions must equal what ``submit``
     computes from the run. A Python version other than ``docker_image``'s is an error, or a
-    warning with ``force``.
+    warning with ``force``. ``python``: the interpreter to run it with (default: this one; a
+    venv with the pins of Numerai's image runs it with the image's libraries).
     """
     path = Path(pickle_path).resolve()
     if not path.is_file():
@@ -411,8 +428,9 @@ def check_pickle(
             "benchmark": str(Path(benchmark).resolve()),
             "save": str(saved),
             "mode": "run",
+            "libraries": list(LIBRARIES),
         }
-        raw = _run_child(args, timeout)
+        raw = _run_child(args, timeout, str(python) if python else None)
         if raw.get("load_error"):
             raise DailyError(f"{path} does not unpickle ({raw['load_error'][:200]}); {_fix(path)}.")
         export = raw.get("export") or {}
@@ -426,6 +444,7 @@ def check_pickle(
             warnings=warnings + list(raw["warnings"]),
             nbutils_importable=raw["nbutils_importable"],
             export=export,
+            versions=raw.get("versions", {}),
         )
         _judge(report, docker_image, force)
         if run_dir is not None and compare and report.ok and saved.is_file():
@@ -438,7 +457,7 @@ def _judge(report: CheckReport, docker_image: str | None, force: bool) -> None:
     mismatch = python_mismatch(report.export, docker_image)
     if mismatch:
         (report.warnings if force else report.errors).append(mismatch)
-    report.warnings.extend(version_warnings(report.export, docker_image))
+    report.warnings.extend(version_warnings(report.export, docker_image, report.versions))
     if report.per_era_gap is not None and report.per_era_gap > SAME:
         why = report.export.get("calls_differ")
         report.warnings.append(
