@@ -27,7 +27,7 @@ from nbutils.daily.client import MIN_NUMERAPI, TIMEOUT_ENV, numerapi_too_old
 from nbutils.daily.errors import BusyError, UploadNotRecordedError
 from nbutils.daily.names import check_model_name
 from nbutils.daily.submit import read_log
-from nbutils.pipeline import build_parser
+from nbutils.run.pipeline import build_parser
 from tests.test_daily import (  # noqa: F401  (fixtures)
     MODEL,
     NEUTRAL,

@@ -28,7 +28,7 @@ from typing import Any
 import requests
 
 from nbutils.daily.errors import DailyError, NumeraiUnavailableError
-from nbutils.keys import NumeraiKeys
+from nbutils.run.keys import NumeraiKeys
 
 #: The environment variable holding the seconds to wait for an answer from Numerai.
 TIMEOUT_ENV = "NBUTILS_NUMERAI_TIMEOUT"

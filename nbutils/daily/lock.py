@@ -1,7 +1,7 @@
 """One writer at a time per run directory, for ``submit`` and ``upload-model`` too.
 
 :func:`command_lock` takes the run directory's lock (the chain's own ``.nbutils.lock``, made by
-:func:`nbutils.runlock.run_lock`: created exclusively, with the owner's pid and host; a lock whose
+:func:`nbutils.run.lock.run_lock`: created exclusively, with the owner's pid and host; a lock whose
 process is gone is replaced) before the command writes anything: not the settings file, not a
 downloaded file, not the submission, not a log line. A second ``submit``/``upload-model`` into the
 same run directory, or one while a chain writes it, does not wait: it exits at once with
@@ -18,7 +18,7 @@ from pathlib import Path
 
 from nbutils.daily.errors import BusyError, DailyError
 from nbutils.errors import PipelineError
-from nbutils.runlock import run_lock
+from nbutils.run.lock import run_lock
 
 
 def run_directory(run_dir: str | os.PathLike) -> Path:

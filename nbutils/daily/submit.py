@@ -63,7 +63,7 @@ from nbutils.daily.run import RunModel, live_predictions, load_run
 from nbutils.data import NumeraiData
 from nbutils.data.download import DEFAULT_TIMEOUT, download_file, verify_download
 from nbutils.errors import DataError
-from nbutils.keys import NumeraiKeys, load_keys, redact
+from nbutils.run.keys import NumeraiKeys, load_keys, redact
 from nbutils.submission import (
     build_submission,
     find_model_id,
