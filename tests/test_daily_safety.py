@@ -342,3 +342,17 @@ def test_our_own_attribute_errors_are_not_blamed_on_numerapi():
         _ = object().missing  # type: ignore[attr-defined]
     except AttributeError as err:
         assert numerapi_too_old(err) is None
+
+
+def test_a_torn_last_log_line_is_left_out_and_cut_before_the_next(tmp_path):
+    """A line cut short by a full disk (no newline) reads as absent; the next append removes it
+    and keeps every complete line."""
+    from nbutils.daily.submit import append_log
+
+    append_log(tmp_path, {"status": "pending", "round": 1, "model": "a"})
+    with open(tmp_path / "submissions.log", "a") as handle:
+        handle.write('{"status": "confirmed", "rou')
+    assert read_log(tmp_path) == [{"status": "pending", "round": 1, "model": "a"}]
+    append_log(tmp_path, {"status": "confirmed", "round": 1, "model": "a"})
+    assert statuses(tmp_path) == ["pending", "confirmed"]
+    assert (tmp_path / "submissions.log").read_text().count("\n") == 2

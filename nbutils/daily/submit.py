@@ -100,16 +100,24 @@ def sha256_of(path: Path) -> str:
 
 # -- the log -----------------------------------------------------------------------------------
 def read_log(run_dir: Path) -> list[dict[str, Any]]:
-    """The entries of ``submissions.log`` (one JSON object a line), oldest first."""
+    """The entries of ``submissions.log`` (one JSON object a line), oldest first.
+
+    A last line without its newline that is not JSON is a torn append (the disk filled while it
+    was written): it is left out, and :func:`append_log` removes it before its next line.
+    """
     path = run_dir / LOG_NAME
     if not path.is_file():
         return []
+    text = path.read_text(encoding="utf-8")
+    lines = text.splitlines()
     entries = []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+    for number, line in enumerate(lines, start=1):
         if line.strip():
             try:
                 entries.append(json.loads(line))
             except json.JSONDecodeError:
+                if number == len(lines) and not text.endswith("\n"):
+                    break  # torn append
                 raise DailyError(
                     f"{path} line {number} is not JSON; the log is append-only: restore it from "
                     "a backup or move it aside."
@@ -118,9 +126,16 @@ def read_log(run_dir: Path) -> list[dict[str, Any]]:
 
 
 def append_log(run_dir: Path, entry: dict[str, Any]) -> None:
-    """Append one line (``O_APPEND``: earlier lines are never rewritten)."""
-    line = json.dumps(entry, sort_keys=True) + "\n"
-    with open(run_dir / LOG_NAME, "a", encoding="utf-8") as handle:
+    """Append one line, flushed to disk. Earlier complete lines are never rewritten; a torn last
+    line (no newline: a write cut short) is cut off first."""
+    line = (json.dumps(entry, sort_keys=True) + "\n").encode("utf-8")
+    with open(run_dir / LOG_NAME, "a+b") as handle:
+        size = handle.seek(0, os.SEEK_END)
+        if size:
+            handle.seek(0)
+            data = handle.read()
+            if not data.endswith(b"\n"):
+                handle.truncate(data.rfind(b"\n") + 1)
         handle.write(line)
         handle.flush()
         os.fsync(handle.fileno())
