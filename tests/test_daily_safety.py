@@ -225,6 +225,13 @@ def test_submit_refuses_an_empty_run_dir(daily, tmp_path, capsys):
     assert not list(tmp_path.iterdir())  # the working directory (tmp_path) is untouched
 
 
+def test_submit_refuses_an_empty_data_dir(daily, finished_run, tmp_path, capsys):
+    run_dir = copy_run(finished_run, tmp_path)
+    assert submit(run_dir, tmp_path, "--data-dir", "") == 1  # the last --data-dir wins
+    assert "--data-dir is empty" in capsys.readouterr().err
+    assert not (run_dir / "rounds").exists() and not daily._server.requests
+
+
 # -- per-round downloads apart from the run's dataset ------------------------------------------
 def test_submit_never_edits_the_runs_dataset(daily, finished_run, tmp_path, capsys):
     dataset = tmp_path / "own" / "v5.2"

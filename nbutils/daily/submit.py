@@ -198,8 +198,6 @@ def round_dir_for(run: RunModel, data_dir: str | os.PathLike | None, number: int
     ``DATA_DIR/<version>/rounds/<round>/``; never over the files of the run's own dataset."""
     if data_dir is None:
         return run.run_dir / "rounds" / str(number)
-    if not str(data_dir).strip():
-        raise DailyError("--data-dir is empty: give a directory, or leave the option out.")
     version = str(run.info.get("version") or "v5")
     return Path(data_dir).expanduser().resolve() / version / "rounds" / str(number)
 
@@ -340,6 +338,8 @@ def submit(
     """Submit this round's live predictions of a finished run (see the module docstring)."""
     model_name = check_model_name(model_name)
     run_path = run_directory(run_dir)
+    if data_dir is not None and not str(data_dir).strip():
+        raise DailyError("--data-dir is empty: give a directory, or leave the option out.")
     keys = load_keys() if dry_run else require_keys()
     napi = napi or make_client(keys)
     with command_lock(run_path, "submit"):
