@@ -363,3 +363,26 @@ def test_a_torn_last_log_line_is_left_out_and_cut_before_the_next(tmp_path):
     append_log(tmp_path, {"status": "confirmed", "round": 1, "model": "a"})
     assert statuses(tmp_path) == ["pending", "confirmed"]
     assert (tmp_path / "submissions.log").read_text().count("\n") == 2
+
+
+def test_read_live_names_a_file_that_is_not_parquet(finished_run, tmp_path):
+    from nbutils.daily.errors import DailyError
+    from nbutils.daily.run import load_run
+    from nbutils.daily.submit import read_live
+
+    empty = tmp_path / "live.parquet"
+    empty.write_bytes(b"")
+    with pytest.raises(DailyError, match="live.parquet is not a readable parquet file.*Delete it"):
+        read_live(empty, load_run(finished_run["run_dir"]))
+
+
+def test_a_damaged_cached_features_json_is_downloaded_again(daily, finished_run, tmp_path, capsys):
+    run_dir = copy_run(finished_run, tmp_path)
+    assert submit(run_dir, tmp_path, "--dry-run") == 0
+    cached = tmp_path / "data" / "v5.2" / "rounds" / "1001" / "features.json"
+    whole = cached.read_bytes()
+    cached.write_bytes(whole[:10])
+    capsys.readouterr()
+    assert submit(run_dir, tmp_path, "--dry-run") == 0
+    assert f"{cached} is damaged" in capsys.readouterr().out
+    assert cached.read_bytes() == whole

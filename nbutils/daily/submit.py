@@ -155,16 +155,6 @@ def previous_submission(run_dir: Path, number: int, model_name: str) -> dict[str
 
 
 # -- the round's files -------------------------------------------------------------------------
-def _check_parquet(path: Path) -> None:
-    import pyarrow.parquet as pq
-
-    pq.read_table(path)  # every row group decodes
-
-
-def _check_json(path: Path) -> None:
-    json.loads(path.read_text(encoding="utf-8"))
-
-
 def fetch(napi: Any, remote: str, dest: Path, keys: NumeraiKeys | None) -> Path:
     """Download ``remote`` to ``dest`` (:func:`nbutils.data.download.download_file`: the client's
     timeouts, verified whole before it takes its name; nothing kept on failure)."""
@@ -213,7 +203,7 @@ def round_features_json(
     """The round's ``features.json`` in ``round_dir``, compared with the run's dataset copy
     (which is never replaced: the run's notebooks must still find the file they read)."""
     path = round_dir / "features.json"
-    if not path.is_file():
+    if not cached(path, say):
         fetch(napi, f"{version}/features.json", path, keys)
     own = Path(str(run.info.get("dataset_dir", ""))) / "features.json"
     if own.is_file() and sha256_of(own) == sha256_of(path):
