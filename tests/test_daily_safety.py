@@ -386,3 +386,24 @@ def test_a_damaged_cached_features_json_is_downloaded_again(daily, finished_run,
     assert submit(run_dir, tmp_path, "--dry-run") == 0
     assert f"{cached} is damaged" in capsys.readouterr().out
     assert cached.read_bytes() == whole
+
+
+def test_the_library_upload_has_the_timeout_too(daily, finished_run, tmp_path, monkeypatch):
+    """``nbutils.submission.upload_submission`` (notebook 05's upload) uses the same client."""
+    from nbutils.errors import SubmissionError
+    from nbutils.submission import upload_submission, write_submission
+
+    live = finished_run["expected"].loc[finished_run["data"].live.index]
+    path = write_submission(live, tmp_path / "live.csv")
+    monkeypatch.setenv(TIMEOUT_ENV, "1")
+    daily._server.hang_post = True
+    errors: list[Exception] = []
+
+    def upload() -> None:
+        try:
+            upload_submission(path, model_name=MODEL, retries=1)
+        except SubmissionError as err:
+            errors.append(err)
+
+    _, seconds = run_in_thread(upload)
+    assert seconds < 10 and "did not answer within 1 s" in str(errors[0])
