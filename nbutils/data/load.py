@@ -53,7 +53,7 @@ from nbutils.data.layout import (
 )
 from nbutils.data.values import empty_values, to_feature_values
 from nbutils.errors import DataError
-from nbutils.util import natural_sorted, read_json, release_memory
+from nbutils.util import natural_key, natural_sorted, read_json, release_memory
 
 # --------------------------------------------------------------------------------------------
 # Choosing features and targets
@@ -176,19 +176,57 @@ def _column_numpy(table: pa.Table, name: str) -> np.ndarray:
     return table.column(name).to_numpy(zero_copy_only=False)
 
 
+def _categorical(column: pa.ChunkedArray | pa.Array) -> pd.Categorical:
+    """A string column as a pandas Categorical whose categories are its values in natural order
+    (era "0002" before "0010"), built from Arrow's dictionary encoding: one small integer code
+    per row and one Python string per distinct value (never one per row)."""
+    encoded = column.dictionary_encode()
+    if isinstance(encoded, pa.ChunkedArray):
+        encoded = encoded.unify_dictionaries().combine_chunks()
+    labels = [str(v) for v in encoded.dictionary.to_pylist()]
+    order = sorted(range(len(labels)), key=lambda i: natural_key(labels[i]))
+    remap = np.empty(len(labels), dtype=np.int64)
+    remap[order] = np.arange(len(labels))
+    dtype = np.int8 if len(labels) < 127 else np.int16 if len(labels) < 32_767 else np.int32
+    indices = encoded.indices.to_numpy(zero_copy_only=False)
+    codes = remap[indices].astype(dtype) if len(indices) else np.empty(0, dtype=dtype)
+    categories = pd.Index([labels[i] for i in order], dtype="str")
+    return pd.Categorical.from_codes(codes, categories=categories)
+
+
+def kept_era_rows(eras: pd.Categorical, era_step: int) -> np.ndarray:
+    """:func:`kept_eras` on a Categorical of natural-ordered eras, by its codes (no strings)."""
+    if era_step == 1:
+        return np.ones(len(eras), dtype=bool)
+    present = np.flatnonzero(np.bincount(eras.codes, minlength=len(eras.categories)))
+    return np.isin(eras.codes, present[::era_step])
+
+
 def _frame(
-    ids: pa.Array | pa.ChunkedArray,
-    meta: dict[str, np.ndarray],
+    table: pa.Table,
     values: np.ndarray,
     features: list[str],
-    targets: dict[str, np.ndarray],
+    targets: list[str],
+    data_type: str,
+    era: pd.Categorical | None = None,
 ) -> pd.DataFrame:
-    """id index, era, data_type, features (one block, no copy), targets."""
-    index = pd.Index(ids.to_pandas(), dtype="str", name="id")
+    """id index (Arrow-backed strings), era and data_type (categorical), features (one block, no
+    copy), targets (float64) from the id/era/data_type/target columns of ``table``.
+
+    ``data_type`` fills that column when ``table`` has none; ``era`` is ``table``'s era column
+    when it is already made.
+    """
+    index = pd.Index(table.column("id").to_pandas(), dtype="str", name="id")
     frame = pd.DataFrame(values, index=index, columns=features, copy=False)
-    frame.insert(0, "data_type", pd.array(meta["data_type"], dtype="str"))
-    frame.insert(0, "era", pd.array(meta["era"], dtype="str"))
-    for name, column in targets.items():
+    if "data_type" in table.column_names:
+        kinds = _categorical(table.column("data_type"))
+    else:
+        kinds = pd.Categorical.from_codes(
+            np.zeros(len(frame), dtype=np.int8), categories=pd.Index([data_type], dtype="str")
+        )
+    frame.insert(0, "data_type", kinds)
+    frame.insert(0, "era", _categorical(table.column("era")) if era is None else era)
+    for name, column in _targets_of(table, targets).items():
         frame[name] = column
     return frame
 
@@ -291,7 +329,8 @@ def _read_parquet_split(
     meta_cols = ["id", "era", *(["data_type"] if "data_type" in names else []), *present_targets]
     try:
         small = pf.read(columns=meta_cols, use_threads=True)
-        keep = kept_eras(_column_numpy(small, "era"), era_step)
+        eras = _categorical(small.column("era"))
+        keep = kept_era_rows(eras, era_step)
         values = empty_values(int(keep.sum()), len(features), dtype)
         _fill_from_parquet(pf, features, keep, values, path)
         release_memory()
@@ -299,14 +338,8 @@ def _read_parquet_split(
         raise corrupt(path, err) from err
     if era_step > 1:
         small = small.filter(pa.array(keep))
-    n = small.num_rows
-    meta = {
-        "era": _column_numpy(small, "era"),
-        "data_type": _column_numpy(small, "data_type")
-        if "data_type" in names
-        else np.full(n, what, dtype=object),
-    }
-    return _frame(small.column("id"), meta, values, features, _targets_of(small, targets))
+        eras = eras[keep].remove_unused_categories()
+    return _frame(small, values, features, targets, what, eras)
 
 
 def _targets_of(table: pa.Table, targets: list[str]) -> dict[str, np.ndarray]:
@@ -478,8 +511,7 @@ def _legacy_frame(
     meta: pa.Table, mask: np.ndarray, values: np.ndarray, features: list[str], targets: list[str]
 ) -> pd.DataFrame:
     part = meta.filter(pa.array(mask))
-    columns = {"era": _column_numpy(part, "era"), "data_type": _column_numpy(part, "data_type")}
-    return _frame(part.column("id"), columns, values, features, _targets_of(part, targets))
+    return _frame(part, values, features, targets, "")
 
 
 def _read_legacy_examples(path: Path) -> pd.Series | None:
