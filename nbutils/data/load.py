@@ -22,7 +22,7 @@ both import back (the layouts' file names are already apart, in :mod:`nbutils.da
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -202,8 +202,18 @@ def kept_era_rows(eras: pd.Categorical, era_step: int) -> np.ndarray:
     return np.isin(eras.codes, present[::era_step])
 
 
+#: Reads one metadata column (id, era, data_type or a target) of a split's kept rows; None when
+#: the file has no such column.
+ColumnReader = Callable[[str], "pa.ChunkedArray | None"]
+
+
+def _table_columns(table: pa.Table) -> ColumnReader:
+    """A :data:`ColumnReader` over a table already in memory."""
+    return lambda name: table.column(name) if name in table.column_names else None
+
+
 def _frame(
-    table: pa.Table,
+    column: ColumnReader,
     values: np.ndarray,
     features: list[str],
     targets: list[str],
@@ -211,23 +221,30 @@ def _frame(
     era: pd.Categorical | None = None,
 ) -> pd.DataFrame:
     """id index (Arrow-backed strings), era and data_type (categorical), features (one block, no
-    copy), targets (float64) from the id/era/data_type/target columns of ``table``.
+    copy), targets (float64; NaN for a target the file does not have).
 
-    ``data_type`` fills that column when ``table`` has none; ``era`` is ``table``'s era column
-    when it is already made.
+    Columns are read one at a time from ``column``, so that at most one of them is held as Arrow
+    data next to the frame. ``data_type`` fills that column when the file has none; ``era`` is
+    the era column when it is already made.
     """
-    index = pd.Index(table.column("id").to_pandas(), dtype="str", name="id")
+    index = pd.Index(column("id").to_pandas(), dtype="str", name="id")
     frame = pd.DataFrame(values, index=index, columns=features, copy=False)
-    if "data_type" in table.column_names:
-        kinds = _categorical(table.column("data_type"))
-    else:
+    kinds = column("data_type")
+    if kinds is None:
         kinds = pd.Categorical.from_codes(
             np.zeros(len(frame), dtype=np.int8), categories=pd.Index([data_type], dtype="str")
         )
+    else:
+        kinds = _categorical(kinds)
     frame.insert(0, "data_type", kinds)
-    frame.insert(0, "era", _categorical(table.column("era")) if era is None else era)
-    for name, column in _targets_of(table, targets).items():
-        frame[name] = column
+    frame.insert(0, "era", _categorical(column("era")) if era is None else era)
+    for name in targets:
+        values_t = column(name)
+        frame[name] = (
+            np.full(len(frame), np.nan)
+            if values_t is None
+            else values_t.to_numpy().astype(np.float64)
+        )
     return frame
 
 
@@ -326,30 +343,28 @@ def _read_parquet_split(
     present_targets = [t for t in targets if t in names]
     _check_numeric(path, schema, features, "feature")
     _check_numeric(path, schema, present_targets, "target")
-    meta_cols = ["id", "era", *(["data_type"] if "data_type" in names else []), *present_targets]
+    present = {"id", "era", *present_targets, *(["data_type"] if "data_type" in names else [])}
     try:
-        small = pf.read(columns=meta_cols, use_threads=True)
-        eras = _categorical(small.column("era"))
+        eras = _categorical(pf.read(columns=["era"], use_threads=True).column("era"))
         keep = kept_era_rows(eras, era_step)
         values = empty_values(int(keep.sum()), len(features), dtype)
         _fill_from_parquet(pf, features, keep, values, path)
         release_memory()
+        mask = pa.array(keep) if era_step > 1 else None
+
+        def column(name: str) -> pa.ChunkedArray | None:
+            if name not in present:
+                return None
+            read = pf.read(columns=[name], use_threads=True).column(name)
+            return read if mask is None else read.filter(mask)
+
+        if era_step > 1:
+            eras = eras[keep].remove_unused_categories()
+        frame = _frame(column, values, features, targets, what, eras)
     except (pa.ArrowException, OSError) as err:
         raise corrupt(path, err) from err
-    if era_step > 1:
-        small = small.filter(pa.array(keep))
-        eras = eras[keep].remove_unused_categories()
-    return _frame(small, values, features, targets, what, eras)
-
-
-def _targets_of(table: pa.Table, targets: list[str]) -> dict[str, np.ndarray]:
-    """Each target of ``table`` as float64; NaN for a target the table does not have (live)."""
-    return {
-        t: _column_numpy(table, t).astype(np.float64)
-        if t in table.column_names
-        else np.full(table.num_rows, np.nan)
-        for t in targets
-    }
+    release_memory()
+    return frame
 
 
 def _read_parquet_series(path: Path, what: str, column: str) -> pd.Series | None:
@@ -511,7 +526,7 @@ def _legacy_frame(
     meta: pa.Table, mask: np.ndarray, values: np.ndarray, features: list[str], targets: list[str]
 ) -> pd.DataFrame:
     part = meta.filter(pa.array(mask))
-    return _frame(part, values, features, targets, "")
+    return _frame(_table_columns(part), values, features, targets, "")
 
 
 def _read_legacy_examples(path: Path) -> pd.Series | None:

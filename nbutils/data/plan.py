@@ -11,10 +11,13 @@ their footers (no data page is read). The model (bytes, ``n`` rows kept, ``F`` f
 
 - load (``load_data``, all three splits resident at the end)::
 
-      load = baseline + LOAD_OVERHEAD + n_all * (ROW_BYTES + 8 * n_targets) + 1.1 * n_all * F * s
+      load = baseline + LOAD_OVERHEAD + READ_BUFFER + n_all * (ROW_BYTES + 8 * n_targets)
+             + n_all * F * s
 
-  ``ROW_BYTES`` covers the id, era and data_type strings (pyarrow-backed ``str``) and Arrow's
-  metadata table during the read; the 10% on the feature block covers the parquet read buffers.
+  ``ROW_BYTES`` covers the id (pyarrow-backed ``str``), the era and data_type codes
+  (categorical) and the one metadata column read at a time as Arrow data; ``READ_BUFFER`` the
+  parquet read of one row group's column slice (``nbutils.data.load.PARQUET_READ_BUDGET``) and
+  the parquet footers.
 - training (notebook 03 with notebook 02's default feature spec: 3 group statistics per feature
   group and the pairwise products of 3 features, ``E`` float64 columns; engine "local")::
 
@@ -52,7 +55,8 @@ from nbutils.errors import DataError
 from nbutils.util import read_json
 
 LOAD_OVERHEAD = 60 * 1024**2
-ROW_BYTES = 230
+READ_BUFFER = 64 * 1024**2
+ROW_BYTES = 40
 SAMPLE_BYTES = 10
 BIN_SAMPLE_ROWS = 200_000  # LightGBM's bin_construct_sample_cnt default
 BATCH_ROWS = 4_096  # nbutils.train's float32 batch
@@ -217,8 +221,8 @@ def plan_memory(
     f, e, n_all, n_train = len(features), engineered, sum(rows.values()), rows["train"]
     base = current_rss() if baseline is None else int(baseline)
 
-    load = base + LOAD_OVERHEAD + n_all * (ROW_BYTES + 8 * n_targets)
-    load += int(1.1 * n_all * f * _ITEMSIZE[dtype])
+    load = base + LOAD_OVERHEAD + READ_BUFFER + n_all * (ROW_BYTES + 8 * n_targets)
+    load += n_all * f * _ITEMSIZE[dtype]
     notes = []
     binned = n_train * (f + e) + 4 * BATCH_ROWS * (f + e)
     if engine == "local":
