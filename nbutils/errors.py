@@ -31,3 +31,8 @@ class PipelineError(NbutilsError):
 
 class ParameterError(NbutilsError, ValueError):
     """A notebook parameter is unknown, of the wrong type or out of its range."""
+
+
+class FileWriteError(NbutilsError, OSError):
+    """A file or directory could not be written: a full or read-only disk, a directory where a
+    file should go, a file where a directory should go. The message names the real target."""
