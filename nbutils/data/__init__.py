@@ -46,10 +46,12 @@ from nbutils.data.layout import (
 )
 from nbutils.data.load import load_data, read_features_json
 from nbutils.data.plan import (
+    Headroom,
     MemoryPlan,
     available_memory,
     check_fits,
     check_memory,
+    memory_headroom,
     plan_memory,
     smaller_choices,
 )
@@ -81,11 +83,13 @@ __all__ = [
     "NumeraiData",
     "SyntheticModel",
     "SyntheticSizes",
+    "Headroom",
     "available_memory",
     "check_era_step",
     "check_features_json",
     "check_fits",
     "check_memory",
+    "memory_headroom",
     "check_int_bins",
     "download_numerai_data",
     "find_dataset",
