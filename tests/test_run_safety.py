@@ -376,3 +376,22 @@ def test_a_zero_byte_or_non_parquet_data_file_is_a_data_error(tiny_v5_dir, tmp_p
             load_data(copy)
         with pytest.raises(DataError, match="validation.parquet is not a readable parquet file"):
             check_memory(copy, available=2**40)
+
+
+def test_a_read_only_run_dir_is_named_before_the_chain_starts(tmp_path, monkeypatch, capsys):
+    """The lock is the chain's first write: a read-only disk is named there (simulated at
+    os.open, since the tests may run as root, who writes anywhere)."""
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    real_open = os.open
+
+    def read_only(path, flags, mode=0o777, **kwargs):
+        if Path(path).parent == run_dir and flags & os.O_CREAT:
+            raise OSError(errno.EROFS, "Read-only file system", str(path))
+        return real_open(path, flags, mode, **kwargs)
+
+    monkeypatch.setattr(os, "open", read_only)
+    assert pipeline.main(["run", "--run-dir", str(run_dir), "--no-html", "--no-progress"]) == 1
+    err = capsys.readouterr().err
+    assert f"{run_dir / LOCK_NAME}" in err and "read-only or not yours to write" in err
+    assert "Traceback" not in err

@@ -109,6 +109,10 @@ def run_lock(run_dir: str | os.PathLike, kind: str = "chain") -> Iterator[str]:
             with contextlib.suppress(FileNotFoundError):
                 lock.unlink()  # stale: its owner is gone
             continue
+        except OSError as err:  # a read-only or full disk, a run_dir that is a file...
+            from nbutils.util import write_error
+
+            raise write_error(lock, err, "the lock of the run directory") from None
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(body)
         break
