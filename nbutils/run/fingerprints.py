@@ -251,19 +251,29 @@ def record_if_artifact(path: str | os.PathLike) -> None:
         record_artifact(target.parent, target.name)
 
 
+def is_run_dir(directory: str | os.PathLike) -> bool:
+    """Whether ``directory`` is a run directory: notebook 01 wrote ``data.json`` there, an
+    artifact was recorded there, or a chain holds its lock."""
+    from nbutils.run.lock import LOCK_NAME
+
+    path = Path(directory)
+    return any((path / name).exists() for name in ("data.json", MANIFEST, LOCK_NAME))
+
+
 @contextlib.contextmanager
 def saving(path: str | os.PathLike) -> Iterator[Path]:
     """Write a run artifact as the chain would: under the run directory's lock, then recorded.
 
-    For a file named like one of the run's artifacts (:data:`~nbutils.run.catalog.PRODUCERS`),
-    the lock is checked and taken before the ``with`` block writes anything
-    (:func:`nbutils.run.lock.writing`) and the fingerprint is recorded after it; any other file
-    is just written. Used by ``FeatureSpec.save``, ``save_model`` and ``write_submission``.
+    For a file named like one of the run's artifacts (:data:`~nbutils.run.catalog.PRODUCERS`) in
+    a run directory (:func:`is_run_dir`), the lock is checked and taken before the ``with``
+    block writes anything (:func:`nbutils.run.lock.writing`) and the fingerprint is recorded
+    after it; any other file is just written. Used by ``FeatureSpec.save``, ``save_model`` and
+    ``write_submission``.
     """
     from nbutils.run.lock import writing
 
     target = Path(path)
-    if target.name not in PRODUCERS:
+    if target.name not in PRODUCERS or not is_run_dir(target.parent):
         yield target
         return
     with writing(target.parent):
