@@ -23,7 +23,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
 from nbutils.data.layout import NumeraiData
 from nbutils.errors import DataError
@@ -78,32 +77,39 @@ def _check_targets(data: NumeraiData) -> None:
 
 
 def _check_ids_and_eras(data: NumeraiData) -> None:
-    seen: dict[str, pd.Index] = {}
-    for split in SPLITS:
-        frame = getattr(data, split)
+    frames = {split: getattr(data, split) for split in SPLITS}
+    for split, frame in frames.items():
         source = split_file(data.files, split, data.data_dir)
-        if frame.index.isna().any():
+        if frame.index.hasnans:
             raise DataError(f"{source}: {split} rows without an id. {_FIX}.")
-        if not frame.index.is_unique:
-            dup = frame.index[frame.index.duplicated()]
-            raise DataError(
-                f"{source}: {len(dup):,} duplicated {split} id(s), e.g. {dup[0]!r}: each row must "
-                f"have its own id. {_FIX}."
-            )
-        for other, ids in seen.items():
-            shared = frame.index[frame.index.isin(ids)]
-            if len(shared):
-                raise DataError(
-                    f"{source}: {len(shared):,} {split} id(s) are also {other} ids, e.g. "
-                    f"{shared[0]!r}: the splits overlap. {_FIX}."
-                )
-        seen[split] = frame.index
         nulls = int(frame["era"].isna().sum())
         if nulls:
             raise DataError(
                 f"{source}: {nulls:,} {split} row(s) without an era (null): per-era scores need "
                 f"every row's era. {_FIX}."
             )
+    # one hash pass over every id (Index.isin between splits is many times slower); the
+    # culprits are looked for only when there is a duplicate
+    every = frames["train"].index.append([frames["validation"].index, frames["live"].index])
+    if every.is_unique:
+        return
+    owner = np.repeat(np.arange(len(SPLITS)), [len(f) for f in frames.values()])
+    first = ~every.duplicated(keep="first")
+    for position in np.flatnonzero(~first)[:1]:
+        dup = every[position]
+        splits = sorted({SPLITS[k] for k in owner[every == dup]}, key=SPLITS.index)
+        split = SPLITS[owner[position]]
+        source = split_file(data.files, split, data.data_dir)
+        count = int((~first & (owner == owner[position])).sum())
+        if len(splits) == 1:
+            raise DataError(
+                f"{source}: {count:,} duplicated {split} id(s), e.g. {dup!r}: each row must have "
+                f"its own id. {_FIX}."
+            )
+        raise DataError(
+            f"{source}: {count:,} {split} id(s) are also {splits[0]} ids, e.g. {dup!r}: the splits "
+            f"overlap. {_FIX}."
+        )
 
 
 def check_loaded(data: NumeraiData) -> None:
