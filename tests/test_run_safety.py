@@ -279,8 +279,24 @@ def test_a_hand_made_file_is_adopted_on_purpose_and_then_read(run, tmp_path, cap
     np.testing.assert_allclose(back["prediction"], hand["prediction"])
 
 
+def test_a_bad_file_from_elsewhere_is_refused_before_it_replaces_anything(run, tmp_path, capsys):
+    run_dir, data, _ = run
+    before = sha(run_dir / "predictions.parquet")
+    part = predictions_of(data).iloc[:100]
+    part.index.name = "id"
+    elsewhere = tmp_path / "mine" / "predictions.parquet"
+    elsewhere.parent.mkdir()
+    part.to_parquet(elsewhere)
+    assert pipeline.main(["adopt", str(elsewhere), "--run-dir", str(run_dir)]) == 1
+    assert "100 validation and 0 live rows" in capsys.readouterr().err
+    assert sha(run_dir / "predictions.parquet") == before
+    artifacts.load_predictions(run_dir)  # the run's own file, still recorded
+
+
 def test_adopt_refuses_unknown_names_missing_files_and_bad_content(run, tmp_path, capsys):
     run_dir, _, _ = run
+    assert pipeline.main(["adopt", "data.json", "--run-dir", str(tmp_path / "nowhere")]) == 1
+    assert "does not exist" in capsys.readouterr().err
     assert pipeline.main(["adopt", "notes.txt", "--run-dir", str(run_dir)]) == 1
     assert "not one of the run's artifacts" in capsys.readouterr().err
     (run_dir / "model.txt").unlink()

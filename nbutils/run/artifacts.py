@@ -261,6 +261,11 @@ def adopt_artifact(file: str | os.PathLike, run_dir: str | os.PathLike) -> Path:
     import shutil
 
     run_path = resolve_dir(run_dir)
+    if not run_path.is_dir():
+        raise PipelineError(
+            f"run directory {run_path} does not exist: adopt a file into a run directory that "
+            "notebook 01 has written (data.json)"
+        )
     source = Path(file).expanduser()
     name = source.name
     if name not in PRODUCERS:
@@ -272,17 +277,18 @@ def adopt_artifact(file: str | os.PathLike, run_dir: str | os.PathLike) -> Path:
     if not source.is_file():
         raise PipelineError(f"{source} does not exist or is not a file: nothing to adopt")
     target = run_path / name
+    # checked where it is, before it replaces anything in the run directory
+    _check_content(source, run_path, name)
+    if name == "predictions.parquet":
+        _check_prediction_rows(_read_predictions(source, run_path), source, run_path)
+    elif name == "model.txt":
+        from nbutils.train import load_model
+
+        load_model(source)
     with writing(run_path):
         if source.resolve() != target.resolve():
             with atomic_path(target) as tmp:
                 shutil.copyfile(source, tmp)
-        _check_content(target, run_path, name)
-        if name == "predictions.parquet":
-            _check_prediction_rows(_read_predictions(target, run_path), target, run_path)
-        elif name == "model.txt":
-            from nbutils.train import load_model
-
-            load_model(target)
         record_artifact(run_path, name, PRODUCERS[name], adopted=True)
     return target
 

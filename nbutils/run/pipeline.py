@@ -528,7 +528,9 @@ def build_parser() -> argparse.ArgumentParser:
         "file", metavar="FILE", help="the artifact (its name in --run-dir, or a path)"
     )
     adopt.add_argument(
-        "--run-dir", default="runs/latest", help="the run directory (default runs/latest)"
+        "--run-dir",
+        default="runs/latest",
+        help="the run directory (default runs/latest; relative: to the working directory)",
     )
     add_daily_commands(sub)  # listed by --help; main() hands them to nbutils.daily.cli.dispatch
     return parser
@@ -550,7 +552,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         from nbutils.run.artifacts import adopt_artifact
 
         try:
-            path = adopt_artifact(args.file, args.run_dir)
+            run_dir = Path(args.run_dir).expanduser().resolve()  # like run: the working dir
+            path = adopt_artifact(args.file, run_dir)
         except NbutilsError as err:
             print(f"error: {err}", file=sys.stderr)
             return 1
