@@ -425,3 +425,21 @@ def test_every_test_named_in_the_readme_reliability_table_exists():
     for file, name in named:
         source = (root / "tests" / file).read_text(encoding="utf-8")
         assert re.search(rf"^def {name}\(", source, re.MULTILINE), f"{file}::{name}"
+
+
+def test_an_empty_run_dir_is_refused_where_the_notebooks_resolve_it(monkeypatch):
+    """An unset variable gives run_dir=""; it must not mean the project root."""
+    from nbutils.run.parameters import check_notebook_parameters
+
+    with pytest.raises(PipelineError, match="run_dir/data_dir is empty"):
+        artifacts.resolve_dir("", create=True)
+    monkeypatch.delenv("NUMERAI_PUBLIC_ID", raising=False)
+    with pytest.raises(PipelineError, match="run_dir/data_dir is empty"):
+        check_notebook_parameters("04_evaluation.ipynb", {"run_dir": " ", "In": []})
+
+
+def test_help_lists_the_adopt_command(capsys):
+    with pytest.raises(SystemExit):
+        pipeline.main(["--help"])
+    lines = [ln for ln in capsys.readouterr().out.splitlines() if ln.strip().startswith("adopt ")]
+    assert len(lines) == 1 and "hand-made artifact" in lines[0]
