@@ -51,10 +51,27 @@ def test_notebook_has_a_parameters_cell_with_run_dir(path):
     nb = nbformat.read(path, as_version=4)
     tagged = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
     assert len(tagged) == 1
-    first_code = next(c for c in nb.cells if c.cell_type == "code")
-    # The setup cell (Colab/Kaggle install) may come first; the parameters cell right after it.
-    assert tagged[0] is first_code or "google.colab" in first_code.source
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    # The parameters cell is the first code cell (it needs nothing installed), the setup cell the
+    # second: it checks the parameters, so it must run right after them (or papermill's cell).
+    assert tagged[0] is code[0]
+    assert code[1].source == setup_cell_source(path.name).rstrip("\n")
     assert "run_dir" in declared_parameters(path)
+
+
+@pytest.mark.parametrize("path", PATHS, ids=lambda p: p.stem)
+def test_the_first_screen_is_the_lesson(path):
+    """Title, badges, three to six lines on what the notebook teaches, one line on the setup;
+    then the parameters and the setup cell, and nothing else before the lesson."""
+    nb = nbformat.read(path, as_version=4)
+    assert nb.cells[0].cell_type == "markdown"
+    lines = [ln for ln in nb.cells[0].source.splitlines() if ln.strip()]
+    assert lines[0].startswith(f"# {path.name[:2]} ") and "Open In Colab" in lines[1]
+    assert lines[-1].startswith("**セットアップ**")
+    assert 3 <= len(lines[2:-1]) <= 6, lines[2:-1]
+    assert [c.cell_type for c in nb.cells[1:3]] == ["code", "code"]
+    assert "parameters" in nb.cells[1].metadata.get("tags", [])
+    assert len(nb.cells[1].source.splitlines()) <= 12  # short
 
 
 @pytest.mark.parametrize("path", PATHS, ids=lambda p: p.stem)
@@ -70,7 +87,7 @@ def test_notebook_prose_is_japanese_and_code_is_english(path):
     assert any("\u3040" <= ch <= "\u30ff" for ch in prose), "markdown should be in Japanese"
     # The setup cell's failure message is Japanese on purpose: it is shown before nbutils exists
     # (tests/test_setup_cell.py checks that cell against nbutils.run.project).
-    setup = setup_cell_source().rstrip("\n")
+    setup = setup_cell_source(path.name).rstrip("\n")
     code = " ".join(c.source for c in nb.cells if c.cell_type == "code" and c.source != setup)
     assert not any("\u3040" <= ch <= "\u30ff" for ch in code), "code and comments in English"
 
@@ -97,10 +114,14 @@ def _code_after(path: Path, tag: str) -> str:
     return nb.cells[i + 1].source
 
 
-@pytest.mark.parametrize("path", PATHS[1:], ids=lambda p: p.stem)
-def test_later_notebooks_make_their_missing_inputs_right_after_the_parameter_check(path):
-    source = _code_after(path, "check-parameters")
-    assert f'ensure_upstream(resolve_dir(run_dir, create=True), "{path.name[:2]}")' in source
+@pytest.mark.parametrize("path", PATHS, ids=lambda p: p.stem)
+def test_the_cell_after_the_parameters_checks_them_and_makes_missing_inputs(path):
+    source = _code_after(path, "parameters")
+    assert source.rstrip().endswith(f'setup_notebook("{path.name}", globals())')
+    nb = nbformat.read(path, as_version=4)
+    text = " ".join(c.source for c in nb.cells if c.cell_type == "code")
+    # no second check or upstream call elsewhere in the notebook
+    assert "check_notebook_parameters" not in text and "ensure_upstream" not in text
 
 
 @pytest.mark.parametrize("path", PATHS, ids=lambda p: p.stem)
