@@ -389,8 +389,8 @@ def _executed_progress_outputs(tmp_path, monkeypatch, progress: bool) -> list[di
         f"model = train_lgbm(df, features, params=FAST, seeds=(0, 1), progress={progress})"
     )
     nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(source)])
-    client = NotebookClient(nb, kernel_name=KERNEL_NAME, timeout=120)
-    client.execute(resources={"metadata": {"path": str(tmp_path)}})
+    resources = {"metadata": {"path": str(tmp_path)}}  # the kernel's working directory
+    NotebookClient(nb, kernel_name=KERNEL_NAME, timeout=120, resources=resources).execute()
     return nb.cells[0].outputs
 
 
