@@ -185,8 +185,16 @@ def test_notebook_03_run_by_hand_with_papermill_into_a_locked_run_dir_writes_not
             )
     finally:
         pipeline._remove_tree(spec_root)
+    import nbformat
+
     assert "being written by another chain" in str(info.value)
-    assert "# Check the parameters above" in str(info.value)  # the check cell, not a later one
+    source = nbformat.read(pipeline.default_notebooks_dir() / "03_training.ipynb", as_version=4)
+    setup = next(
+        c
+        for c in source.cells
+        if c.cell_type == "code" and "parameters" not in c.metadata.get("tags", [])
+    )  # the cell right after the parameters cell: it checks them, before any training
+    assert repr(setup.source.strip().splitlines()[0][:80]) in str(info.value)
     assert {name: sha(run_dir / name) for name in kept} == kept
 
 

@@ -11,9 +11,9 @@ pid not running) and replaced. The token is passed to the notebooks' kernels in 
 Outside a chain, every artifact write takes the lock for the duration of that write
 (:func:`writing`, used by :mod:`nbutils.run.artifacts` and the savers of the tutorial's modules):
 a notebook run by hand while a chain holds the lock is refused *before* it writes anything, and a
-chain cannot start in the middle of a write. A notebook also checks the lock in its parameter
-check cell (:func:`nbutils.run.parameters.check_notebook_parameters`), so it stops before it
-computes anything. A notebook does not hold the lock between its writes: a Jupyter kernel lives on
+chain cannot start in the middle of a write. A notebook also checks the lock when its setup cell
+checks its parameters (:func:`nbutils.run.parameters.check_notebook_parameters`), so it stops
+before it computes anything. A notebook does not hold the lock between its writes: a Jupyter kernel lives on
 after its last cell, and a lock held for its lifetime would block every chain until it is shut down.
 """
 
