@@ -451,3 +451,14 @@ def test_help_lists_the_adopt_command(capsys):
         pipeline.main(["--help"])
     lines = [ln for ln in capsys.readouterr().out.splitlines() if ln.strip().startswith("adopt ")]
     assert len(lines) == 1 and "hand-made artifact" in lines[0]
+
+
+def test_a_lock_without_a_token_is_not_taken_for_ours(tmp_path, monkeypatch):
+    """A live owner's lock file without a token (hand-made, older) still refuses writes."""
+    monkeypatch.delenv(TOKEN_ENV, raising=False)
+    (tmp_path / LOCK_NAME).write_text(
+        json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "kind": "chain"})
+    )
+    with pytest.raises(PipelineError, match="being written by another chain"):
+        artifacts.save_csv(pd.DataFrame({"a": [1]}), tmp_path / "per_era.csv")
+    assert not (tmp_path / "per_era.csv").exists()

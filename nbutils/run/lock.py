@@ -63,6 +63,13 @@ def _alive(info: dict[str, Any]) -> bool:
     return True
 
 
+def _ours(info: dict[str, Any] | None) -> bool:
+    """Whether a lock is this process's chain's (its token in ``NBUTILS_RUN_LOCK``); a lock
+    without a token is nobody's."""
+    token = (info or {}).get("token")
+    return bool(token) and token == os.environ.get(TOKEN_ENV)
+
+
 def _describe(info: dict[str, Any], lock: Path) -> str:
     started = info.get("started")
     when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(started)) if started else "?"
@@ -137,7 +144,7 @@ def check_not_locked_by_another(run_dir: str | os.PathLike) -> None:
     """Refuse to write into ``run_dir`` while another live chain holds its lock."""
     lock = Path(run_dir) / LOCK_NAME
     info = _read(lock)
-    if not info or info.get("token") == os.environ.get(TOKEN_ENV) or not _alive(info):
+    if not info or _ours(info) or not _alive(info):
         return
     raise PipelineError(_describe(info, lock))
 
@@ -154,8 +161,7 @@ def writing(run_dir: str | os.PathLike) -> Iterator[None]:
     from nbutils.util import make_dir
 
     run_path = make_dir(run_dir)
-    info = _read(run_path / LOCK_NAME)
-    if info and info.get("token") == os.environ.get(TOKEN_ENV):
+    if _ours(_read(run_path / LOCK_NAME)):
         yield  # our own chain's lock
         return
     with run_lock(run_path, kind="write"):
