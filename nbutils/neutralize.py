@@ -27,7 +27,7 @@ everywhere in nbutils.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 import numpy as np
 import pandas as pd
@@ -144,11 +144,11 @@ def fit_by_era(
     counts = groups.counts
     gram_scale = exact_float32_scale(x, int(counts.max()) if len(counts) else 0)
     constant_eras: dict[int, list] = {}
-    for g, rows in groups.iter_rows():
-        if len(rows) == 0:
+    for g, rows in _era_rows(groups):
+        if _n_rows(rows) == 0:
             continue
         yg = y[rows]
-        constant = _constant_columns(yg) if len(rows) > 1 else np.zeros(y.shape[1], dtype=bool)
+        constant = _constant_columns(yg) if len(yg) > 1 else np.zeros(y.shape[1], dtype=bool)
         if not constant.all():
             fit = np.full_like(yg, np.nan)
             fit[:, ~constant] = fit_block(yg[:, ~constant], x[rows], gram_scale)
@@ -165,6 +165,19 @@ def fit_by_era(
             stacklevel=3,
         )
     return fitted
+
+
+def _era_rows(groups: EraGroups) -> Iterator[tuple[int, slice | np.ndarray]]:
+    """Each era's rows: a slice (a view, no copy) when the rows come grouped by era."""
+    if groups.is_sorted:
+        for g in range(groups.n_groups):
+            yield g, slice(int(groups.starts[g]), int(groups.starts[g + 1]))
+    else:
+        yield from groups.iter_rows()
+
+
+def _n_rows(rows: slice | np.ndarray) -> int:
+    return rows.stop - rows.start if isinstance(rows, slice) else len(rows)
 
 
 def _constant_columns(y: np.ndarray) -> np.ndarray:

@@ -126,8 +126,93 @@ def test_ill_conditioned_neutralizers_match_numerai_tools(df, lstsq_calls):
     ours = neutralize(far, "prediction", FEATURES)
     assert len(lstsq_calls) == len(ERA_SIZES)
     np.testing.assert_allclose(
-        ours.to_numpy(), reference(far, ["prediction"], FEATURES).to_numpy(), atol=1e-6
+        ours.to_numpy(), reference(far, ["prediction"], FEATURES).to_numpy(), atol=1e-10
     )
+
+
+@pytest.fixture
+def paths():
+    """How many blocks took each least-squares path during the test."""
+    nbutils._least_squares.PATH_COUNTS.clear()
+    yield nbutils._least_squares.PATH_COUNTS
+    nbutils._least_squares.PATH_COUNTS.clear()
+
+
+def lstsq_fit(y, x):
+    a = np.hstack([x.astype(float), np.ones((len(x), 1))])
+    return a @ np.linalg.lstsq(a, y, rcond=1e-6)[0]
+
+
+@pytest.mark.parametrize("n_features", [705, 760])
+def test_well_conditioned_int8_at_width_takes_the_cholesky_path(paths, n_features):
+    """Uniform int8 0..4 at Numerai's width: cond([X, 1]) is a few thousand, far from lstsq's
+    1e6 cut-off. The old bound (10 n (max diag / min diag) / rcond < 1e10) sent these to lstsq."""
+    rng = np.random.default_rng(n_features)
+    x = rng.integers(0, 5, size=(2500, n_features), dtype=np.int8)
+    y = rng.normal(size=(2500, 2))
+    a = np.hstack([x.astype(float), np.ones((2500, 1))])
+    sv = np.linalg.svd(a, compute_uv=False)
+    assert 1e3 < sv[0] / sv[-1] < 1e5  # well conditioned, yet far from the identity
+    ours = fit_block(y, x, exact_float32_scale(x, 2500))
+    assert paths == {"cholesky": 1}
+    np.testing.assert_allclose(ours, lstsq_fit(y, x), atol=1e-10, rtol=0)
+    ours_float = fit_block(y, x.astype(float), None)  # the general (float64) path
+    assert paths == {"cholesky": 2}
+    np.testing.assert_allclose(ours_float, lstsq_fit(y, x), atol=1e-10, rtol=0)
+
+
+@pytest.mark.parametrize(
+    ("gap", "path"), [(1e-2, "cholesky"), (1e-4, "lstsq"), (1e-6, "lstsq"), (1e-9, "lstsq")]
+)
+def test_nearly_collinear_falls_back_and_matches_lstsq(paths, gap, path):
+    """A feature equal to another plus ``gap`` times noise: cond([X, 1]) about 14/gap. At 1e-9
+    lstsq drops that direction, at 1e-6 it sits near the cut-off, at 1e-4 it is past MAX_COND
+    (1e5), at 1e-2 well inside: each must equal lstsq to 1e-10."""
+    rng = np.random.default_rng(3)
+    x = rng.integers(0, 5, size=(400, 20)).astype(float)
+    x[:, 1] = x[:, 0] + gap * rng.normal(size=400)
+    y = rng.normal(size=(400, 1))
+    a = np.hstack([x, np.ones((400, 1))])
+    sv = np.linalg.svd(a, compute_uv=False)
+    assert (sv[0] / sv[-1] < 1e5) == (path == "cholesky")
+    ours = fit_block(y, x, exact_float32_scale(x, 400))
+    np.testing.assert_allclose(ours, lstsq_fit(y, x), atol=1e-10, rtol=0)
+    assert paths == {path: 1}
+
+
+def test_condition_bound_is_the_documented_one(paths, monkeypatch):
+    """The fast path's test is cond1_estimate(A'A) <= MAX_COND**2 / ESTIMATE_SLACK: lowering
+    MAX_COND below cond([X, 1]) sends the same block to lstsq."""
+    rng = np.random.default_rng(4)
+    x = rng.integers(0, 5, size=(600, 40), dtype=np.int8)
+    y = rng.normal(size=(600, 1))
+    a = np.hstack([x.astype(float), np.ones((600, 1))])
+    sv = np.linalg.svd(a, compute_uv=False)
+    fit_block(y, x, 1.0)
+    assert paths == {"cholesky": 1}
+    monkeypatch.setattr(nbutils._least_squares, "MAX_COND", sv[0] / sv[-1] / 2)
+    fit_block(y, x, 1.0)
+    assert paths == {"cholesky": 1, "lstsq": 1}
+
+
+def test_ill_conditioned_centered_gram_is_refined(paths, monkeypatch):
+    """Iterative refinement runs when C's estimated condition is above REFINE_ABOVE and gives
+    the same fit (to 1e-10) as lstsq."""
+    rng = np.random.default_rng(6)
+    x = rng.integers(0, 5, size=(500, 30)).astype(float)
+    x[:, 1] = x[:, 0] + 1e-2 * rng.normal(size=500)
+    y = rng.normal(size=(500, 1))
+    calls = []
+    original = nbutils._least_squares._xt_dot
+    monkeypatch.setattr(
+        nbutils._least_squares, "_xt_dot", lambda *a: calls.append(1) or original(*a)
+    )
+    ours = fit_block(y, x, None)
+    assert paths == {"cholesky": 1} and len(calls) == 3  # the solve and two refinements
+    np.testing.assert_allclose(ours, lstsq_fit(y, x), atol=1e-10, rtol=0)
+    calls.clear()
+    fit_block(y, rng.integers(0, 5, size=(500, 30)).astype(float), None)
+    assert len(calls) == 1  # well conditioned: no refinement
 
 
 def test_legacy_float_features_use_the_exact_float32_gram(df):
