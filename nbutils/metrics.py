@@ -194,15 +194,17 @@ def per_era_corr(
     target_t = _target_transform(target, starts, method)
     target_const = era_constant(target, starts)
     scores, invalid = {}, {}
-    for j, col in enumerate(frame.pred_cols):
-        # 2. The predictions: ranked, gaussianized and accentuated (numerai), ranked, or as is.
-        pred_t, distinct = _prediction_transform(frame.preds[j], starts, method)
-        # 3. Pearson correlation per era.
-        scores[col] = era_pearson(pred_t, target_t, starts)
-        invalid[col] = invalid_eras(
-            frame.counts,
-            [(distinct == 1, f"constant {col!r}"), (target_const, "constant target")],
-        )
+    for first, block in frame.pred_blocks():  # bounded memory however many columns
+        for j, values in enumerate(block):
+            col = frame.pred_cols[first + j]
+            # 2. The predictions: ranked, gaussianized and accentuated (numerai), ranked, or as is.
+            pred_t, distinct = _prediction_transform(values, starts, method)
+            # 3. Pearson correlation per era.
+            scores[col] = era_pearson(pred_t, target_t, starts)
+            invalid[col] = invalid_eras(
+                frame.counts,
+                [(distinct == 1, f"constant {col!r}"), (target_const, "constant target")],
+            )
     return frame.output(scores, invalid)
 
 
