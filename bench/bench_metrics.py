@@ -20,7 +20,7 @@ temporary parquet file that every measured process reads. Shapes (full run):
   time scaled to the same number of eras (the cost is per era);
 - ``evaluate``: 100 eras x 5,000 rows x 50 features (numerblox needs minutes there already).
 
-    python bench/bench_metrics.py                 # full run (about 15 minutes on 2 cores)
+    python bench/bench_metrics.py                 # full run (35 minutes on a loaded 2-core machine)
     python bench/bench_metrics.py --quick         # smoke run at small shapes (< 60 s)
     python bench/bench_metrics.py --numerblox-python /tmp/nbx/bin/python   # with numerblox
 
