@@ -10,8 +10,8 @@ Two layouts (DESIGN.md, "Data model"):
   order; :func:`validate_submission` checks that order.
 
 Nothing invalid is ever uploaded: :func:`upload_submission` checks the file first. The API keys
-come from the environment or a ``.env`` file (:func:`nbutils.keys.load_keys`), and every error
-message is passed through :func:`nbutils.keys.redact`, so the keys are never printed or logged.
+come from the environment or a ``.env`` file (:func:`nbutils.run.keys.load_keys`), and every error
+message is passed through :func:`nbutils.run.keys.redact`, so the keys are never printed or logged.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ import pandas as pd
 
 from nbutils.data import NumeraiData
 from nbutils.errors import SubmissionError
-from nbutils.keys import PUBLIC_ENV, SECRET_ENV, NumeraiKeys, load_keys, redact
+from nbutils.run.keys import PUBLIC_ENV, SECRET_ENV, NumeraiKeys, load_keys, redact
 from nbutils.util import atomic_write_text
 
 logger = logging.getLogger(__name__)
@@ -521,7 +521,7 @@ def upload_submission(
     that did not answer 2xx (numerapi's own ``upload_predictions`` ignores that status).
     Server errors (5xx, no answer) are retried ``retries`` times, waiting ``backoff(attempt)``
     seconds; a refusal (GraphQL error: bad keys, unknown model) is not retried.
-    The keys never appear in a message: errors are passed through :func:`nbutils.keys.redact`.
+    The keys never appear in a message: errors are passed through :func:`nbutils.run.keys.redact`.
 
     Parameters
     ----------
@@ -530,7 +530,9 @@ def upload_submission(
     model_name, model_id : str, optional
         Which model to submit for (one of them).
     napi : numerapi.NumerAPI, optional
-        A client to use; by default one is made with the loaded keys.
+        A client to use; by default one is made with the loaded keys whose every request has a
+        timeout (:func:`nbutils.daily.client.make_client`: ``$NBUTILS_NUMERAI_TIMEOUT`` seconds,
+        default 60).
     data : NumeraiData, optional
         The round's data, for the full id checks.
     retries : int
@@ -551,12 +553,10 @@ def upload_submission(
     if model_id is None and model_name is None:
         raise SubmissionError("say which model to submit for: pass model_name=... or model_id=...")
     keys = _keys_for(napi)
-    if napi is None:
-        import numerapi
+    if napi is None:  # numerapi with a timeout on every request ($NBUTILS_NUMERAI_TIMEOUT)
+        from nbutils.daily.client import make_client
 
-        napi = numerapi.NumerAPI(
-            public_id=keys.public_id, secret_key=keys.secret_key, show_progress_bars=False
-        )
+        napi = make_client(keys)
     retry = {"retries": retries, "backoff": backoff, "sleep": sleep}
     with redacted_logging(keys), tempfile.TemporaryDirectory(prefix="nbutils-upload-") as tmp:
         if len(checked) < len(frame):  # unknown ids were dropped: upload the rest only

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from nbutils.data import TINY_SIZES, load_data
-from nbutils.pipeline import NOTEBOOKS, run_pipeline
+from nbutils.run.pipeline import NOTEBOOKS, run_pipeline
 
 SECRET_PUBLIC = "CHAINPUBLICID0123456789"
 SECRET_KEY = "CHAINSECRETKEY9876543210"
@@ -184,7 +184,7 @@ def test_figures_are_shown_inside_the_executed_notebooks(chain_run):
 
 # -- reliability (issue 13): fingerprints and mixed runs ---------------------------------------
 def test_every_artifact_records_its_fingerprint(chain_run):
-    from nbutils.fingerprints import file_sha256, read_manifest
+    from nbutils.run.fingerprints import file_sha256, read_manifest
 
     _, root, _ = chain_run
     run = root / "run"
@@ -272,6 +272,17 @@ def test_each_lesson_check_ran_in_the_default_chain(default_chain):
 
     run, _ = default_chain
     expected = {
+        "01_load_data.ipynb": [
+            "train: 720 行、21 列がチュートリアルのコードと一致",
+            "（値は 4 倍で一致）",
+        ],
+        "03_training.ipynb": [
+            "行の予測がチュートリアルのコードと一致",
+            "検証の CORR の平均（エンバーゴ付き）",
+        ],
+        "05_submission.ipynb": [
+            "チュートリアルのファイルと一致（tournament ファイルと同じ順番: True）",
+        ],
         "02_feature_engineering.ipynb": [
             "group statistics agree with add_group_stats",
             "reset_index + concat: every row keeps its own products",
@@ -296,3 +307,20 @@ def test_each_lesson_check_ran_in_the_default_chain(default_chain):
         )
         for line in lines:
             assert line in printed, (name, line)
+
+
+def test_training_shows_one_progress_line_and_nothing_on_stderr(default_chain):
+    """03's LightGBM progress is one line per training (its last state), not a stderr bar."""
+    import nbformat
+
+    run, _ = default_chain
+    nb = nbformat.read(run / "03_training.ipynb", as_version=4)
+    outputs = [out for cell in nb.cells for out in cell.get("outputs", [])]
+    assert not [o for o in outputs if o.get("name") == "stderr"]
+    lines = [
+        o["data"]["text/plain"]
+        for o in outputs
+        if o["output_type"] == "display_data" and "LightGBM" in o["data"].get("text/plain", "")
+    ]
+    assert len(lines) == 2  # the tutorial check and the model
+    assert all("ラウンドの学習が終わりました" in line and "\n" not in line for line in lines)
