@@ -350,6 +350,8 @@ def print_table(results: list[dict], skipped: list[Row], args: argparse.Namespac
         row: Row = r["row"]
         goal = GOALS[row.score]
         ok = "met" if r["ratio"] >= goal else "MISSED"
+        if args.quick:  # the goals are for the real shapes, not the smoke run's
+            ok = "not judged: --quick"
         print(
             f"| {row.score} | {row.case} | {row.eras} x {row.rows:,} | {row.features:,} "
             f"| {r['ours']:.3f} | {row.reference} | {r['ref']:.2f} | {row.ref_eras} "
