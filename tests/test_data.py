@@ -182,6 +182,10 @@ def test_v5_round_trip(v5, tiny_v5_dir, split):
     np.testing.assert_array_equal(frame[v5.features].to_numpy(), reference[v5.features].to_numpy())
     assert frame["era"].tolist() == reference["era"].tolist()
     assert set(frame["data_type"]) == {split}
+    # era and data_type are categorical (a code per row): categories = the values, natural order
+    for col in ("era", "data_type"):
+        assert isinstance(frame[col].dtype, pd.CategoricalDtype)
+        assert list(frame[col].cat.categories) == natural_sorted(reference[col].unique())
     for target in v5.targets:
         assert frame[target].dtype == np.float64
         np.testing.assert_array_equal(frame[target].to_numpy(), reference[target].to_numpy())
@@ -647,3 +651,23 @@ def test_to_int8_bins_maps_the_2021_grid_and_rejects_other_values():
         to_int8_bins(np.array([0.0, 0.3]), 4.0, "column 'f'")
     with pytest.raises(DataError, match="off the"):
         to_int8_bins(np.array([5.0]), 1.0, "v5 file")
+
+
+def test_categorical_codes_follow_natural_order_and_keep_nulls():
+    import pyarrow as pa
+
+    from nbutils.data.load import _categorical, kept_era_rows, kept_eras
+
+    labels = ["era10", "era2", None, "era1", "era2", "era10", "era3"]
+    column = pa.chunked_array([labels[:3], labels[3:]])  # two chunks, one dictionary per chunk
+    got = _categorical(column)
+    assert list(got.categories) == ["era1", "era2", "era3", "era10"]
+    assert [None if pd.isna(v) else v for v in got] == labels
+    assert got.codes[2] == -1
+    known = np.array([v is not None for v in labels])
+    for step in (1, 2, 3):
+        # the codes' mask equals the string path's on the known eras; a null era is kept only
+        # when every era is (step 1), and is then refused by the whole-dataset checks
+        expected = np.full(len(labels), step == 1)
+        expected[known] = kept_eras(np.array(labels, dtype=object)[known], step)
+        np.testing.assert_array_equal(kept_era_rows(got, step), expected)

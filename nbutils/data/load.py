@@ -189,8 +189,10 @@ def _categorical(column: pa.ChunkedArray | pa.Array) -> pd.Categorical:
     remap = np.empty(len(labels), dtype=np.int64)
     remap[order] = np.arange(len(labels))
     dtype = np.int8 if len(labels) < 127 else np.int16 if len(labels) < 32_767 else np.int32
-    indices = encoded.indices.to_numpy(zero_copy_only=False)
-    codes = remap[indices].astype(dtype) if len(indices) else np.empty(0, dtype=dtype)
+    indices = encoded.indices
+    codes = remap[indices.fill_null(0).to_numpy(zero_copy_only=False)].astype(dtype)
+    if indices.null_count:  # a missing value stays missing (code -1), e.g. a null era
+        codes[indices.is_null().to_numpy(zero_copy_only=False)] = -1
     categories = pd.Index([labels[i] for i in order], dtype="str")
     return pd.Categorical.from_codes(codes, categories=categories)
 
@@ -199,8 +201,9 @@ def kept_era_rows(eras: pd.Categorical, era_step: int) -> np.ndarray:
     """:func:`kept_eras` on a Categorical of natural-ordered eras, by its codes (no strings)."""
     if era_step == 1:
         return np.ones(len(eras), dtype=bool)
-    present = np.flatnonzero(np.bincount(eras.codes, minlength=len(eras.categories)))
-    return np.isin(eras.codes, present[::era_step])
+    codes = eras.codes
+    counts = np.bincount(codes[codes >= 0], minlength=len(eras.categories))  # -1: a null era
+    return np.isin(codes, np.flatnonzero(counts)[::era_step])
 
 
 #: Reads one metadata column (id, era, data_type or a target) of a split's kept rows; None when
