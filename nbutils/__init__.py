@@ -9,7 +9,7 @@ One module per tutorial step (see docs/design-decisions.md and docs/design.md):
 - ``nbutils.submission``  2E  the submission file
 - ``nbutils.neutralize``  2F  neutralization
 - ``nbutils.plots``       the figures the notebooks show
-- ``nbutils.pipeline``    the papermill chain (``python -m nbutils run``)
+- ``nbutils.run.pipeline``    the papermill chain (``python -m nbutils run``)
 
 Importing ``nbutils`` itself is cheap: submodules are imported on use.
 """

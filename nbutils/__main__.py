@@ -1,6 +1,6 @@
-"""``python -m nbutils``: the command line (see ``nbutils.pipeline``)."""
+"""``python -m nbutils``: the command line (see ``nbutils.run.pipeline``)."""
 
-from nbutils.pipeline import main
+from nbutils.run.pipeline import main
 
 if __name__ == "__main__":
     raise SystemExit(main())

@@ -27,3 +27,7 @@ class SubmissionError(NbutilsError, ValueError):
 
 class PipelineError(NbutilsError):
     """A notebook of the chain failed or an artifact is missing."""
+
+
+class ParameterError(NbutilsError, ValueError):
+    """A notebook parameter is unknown, of the wrong type or out of its range."""

@@ -95,22 +95,6 @@ PAYOUT_FACTOR = 1.0
 #: The tutorial's payout scale: a per-era score of 0.2 pays the full 100 % of the stake.
 TUTORIAL_PAYOUT_SCALE = 0.2
 
-_DIAGNOSTICS_NAMES = ("DIAGNOSTIC_ROWS", "diagnostics", "evaluate", "neutralization_sweep")
-
-
-def __getattr__(name: str) -> object:
-    """``nbutils.metrics.evaluate`` and friends, kept importable from here for the notebooks.
-
-    They live in :mod:`nbutils.diagnostics`, which imports this module; importing them lazily
-    (PEP 562) keeps the imports flowing one way.
-    """
-    if name in _DIAGNOSTICS_NAMES:
-        from nbutils import diagnostics
-
-        return getattr(diagnostics, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
 # --------------------------------------------------------------------------------------------
 # Per-era scores
 # --------------------------------------------------------------------------------------------

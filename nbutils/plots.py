@@ -214,7 +214,7 @@ def plot_neutralization_tradeoff(
 ) -> Figure:
     """Mean, Sharpe and max feature exposure of the per-era score against the proportion.
 
-    ``table`` is :func:`nbutils.metrics.neutralization_sweep`'s output (index ``proportion``,
+    ``table`` is :func:`nbutils.diagnostics.neutralization_sweep`'s output (index ``proportion``,
     columns ``corr_mean``, ``corr_sharpe``, ``max_feature_exposure``). A grey band marks the
     guide's advice, a proportion of 0.3 to 0.5 (:data:`GUIDE_PROPORTION_BAND`).
     """
@@ -223,7 +223,7 @@ def plot_neutralization_tradeoff(
     if missing:
         raise ScoringError(
             f"plot_neutralization_tradeoff needs columns {missing}; "
-            "pass the table from nbutils.metrics.neutralization_sweep."
+            "pass the table from nbutils.diagnostics.neutralization_sweep."
         )
     x = np.asarray(table.index, dtype=float)
     fig = NotebookFigure(figsize=(12, 3.8), layout="constrained")
@@ -252,7 +252,7 @@ def _format_value(value: float) -> str:
 def plot_diagnostics(diag_table: pd.DataFrame, title: str = "Model diagnostics") -> Figure:
     """Dashboard of the section-3 table: one row per diagnostic, coloured by its status.
 
-    ``diag_table`` is :func:`nbutils.metrics.diagnostics`'s output (columns value, guideline,
+    ``diag_table`` is :func:`nbutils.diagnostics.diagnostics`'s output (columns value, guideline,
     status). Green = good (meets the guideline), amber = fair, red = bad, grey = not computed.
     The rows the guide calls not very useful (:data:`REFERENCE_ROWS`) are drawn as "reference"
     (blue-grey) whatever their status; :data:`ROW_NOTES` says under a row's name what its number
@@ -261,7 +261,7 @@ def plot_diagnostics(diag_table: pd.DataFrame, title: str = "Model diagnostics")
     missing = [c for c in ("value", "guideline", "status") if c not in diag_table.columns]
     if missing:
         raise ScoringError(
-            f"plot_diagnostics needs columns {missing}; pass nbutils.metrics.diagnostics(...)."
+            f"plot_diagnostics needs columns {missing}; pass nbutils.diagnostics.diagnostics(...)."
         )
     rows = list(diag_table.index)
     n = len(rows)

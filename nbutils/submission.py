@@ -10,8 +10,8 @@ Two layouts (DESIGN.md, "Data model"):
   order; :func:`validate_submission` checks that order.
 
 Nothing invalid is ever uploaded: :func:`upload_submission` checks the file first. The API keys
-come from the environment or a ``.env`` file (:func:`nbutils.keys.load_keys`), and every error
-message is passed through :func:`nbutils.keys.redact`, so the keys are never printed or logged.
+come from the environment or a ``.env`` file (:func:`nbutils.run.keys.load_keys`), and every error
+message is passed through :func:`nbutils.run.keys.redact`, so the keys are never printed or logged.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ import pandas as pd
 
 from nbutils.data import NumeraiData
 from nbutils.errors import SubmissionError
-from nbutils.keys import PUBLIC_ENV, SECRET_ENV, NumeraiKeys, load_keys, redact
+from nbutils.run.keys import PUBLIC_ENV, SECRET_ENV, NumeraiKeys, load_keys, redact
 from nbutils.util import atomic_write_text
 
 logger = logging.getLogger(__name__)
@@ -521,7 +521,7 @@ def upload_submission(
     that did not answer 2xx (numerapi's own ``upload_predictions`` ignores that status).
     Server errors (5xx, no answer) are retried ``retries`` times, waiting ``backoff(attempt)``
     seconds; a refusal (GraphQL error: bad keys, unknown model) is not retried.
-    The keys never appear in a message: errors are passed through :func:`nbutils.keys.redact`.
+    The keys never appear in a message: errors are passed through :func:`nbutils.run.keys.redact`.
 
     Parameters
     ----------

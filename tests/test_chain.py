@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from nbutils.data import TINY_SIZES, load_data
-from nbutils.pipeline import NOTEBOOKS, run_pipeline
+from nbutils.run.pipeline import NOTEBOOKS, run_pipeline
 
 SECRET_PUBLIC = "CHAINPUBLICID0123456789"
 SECRET_KEY = "CHAINSECRETKEY9876543210"
@@ -184,7 +184,7 @@ def test_figures_are_shown_inside_the_executed_notebooks(chain_run):
 
 # -- reliability (issue 13): fingerprints and mixed runs ---------------------------------------
 def test_every_artifact_records_its_fingerprint(chain_run):
-    from nbutils.fingerprints import file_sha256, read_manifest
+    from nbutils.run.fingerprints import file_sha256, read_manifest
 
     _, root, _ = chain_run
     run = root / "run"

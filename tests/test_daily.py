@@ -16,14 +16,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from nbutils.artifacts import save_data_info, save_predictions
 from nbutils.daily.errors import DailyError, KeysError, NumeraiUnavailableError, RoundClosedError
 from nbutils.daily.run import DailySettings, load_settings, notebook_parameters, save_settings
 from nbutils.daily.submit import LOG_NAME, read_log
 from nbutils.data import load_data
 from nbutils.features import FeatureSpec
 from nbutils.neutralize import neutralize
-from nbutils.pipeline import main
+from nbutils.run.artifacts import save_data_info, save_predictions
+from nbutils.run.pipeline import main
 from nbutils.submission import build_submission
 from nbutils.train import SEED_PARAMS, predict, save_model, train_lgbm
 

@@ -7,7 +7,7 @@ import pytest
 
 from nbutils.daily.round import DEFAULT_MULTIPLIERS, make_client, round_multipliers
 from nbutils.daily.scores import scores_table
-from nbutils.pipeline import main
+from nbutils.run.pipeline import main
 
 PUBLIC, SECRET = "PUBscores1", "SECscores1"
 

@@ -8,7 +8,7 @@ import io
 import nbformat
 from matplotlib.figure import Figure
 
-from nbutils.pipeline import notebook_figures, render_html
+from nbutils.run.pipeline import notebook_figures, render_html
 
 
 def png_bytes(label: str) -> bytes:

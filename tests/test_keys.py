@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
-from nbutils.keys import NumeraiKeys, find_dotenv, load_keys, redact
+from nbutils.run.keys import NumeraiKeys, find_dotenv, load_keys, redact
 
 
 @pytest.fixture(autouse=True)
@@ -58,15 +60,15 @@ def test_redact_removes_both_strings():
 
 def fake_clone(root):
     """A directory shaped like a clone of the project, with keys in its .env."""
-    (root / "nbutils").mkdir(parents=True)
+    (root / "nbutils" / "run").mkdir(parents=True)
     (root / "pyproject.toml").write_text("[project]\nname='x'\n")
     (root / ".env").write_text("NUMERAI_PUBLIC_ID=rootpub\nNUMERAI_SECRET_KEY=rootsec\n")
-    return root / "nbutils" / "keys.py"
+    return root / "nbutils" / "run" / "keys.py"
 
 
 def test_keys_in_the_project_root_are_found_from_a_run_dir_elsewhere(tmp_path, monkeypatch):
     """A kernel's working directory is the run directory, often outside the project."""
-    from nbutils import keys
+    from nbutils.run import keys
 
     monkeypatch.setattr(keys, "__file__", str(fake_clone(tmp_path / "clone")))
     outside = tmp_path / "elsewhere" / "run"
@@ -102,8 +104,8 @@ def test_redact_covers_json_and_html_escaped_forms(secret):
 
 
 def test_a_parameter_equal_to_a_key_is_refused_without_showing_it():
-    from nbutils.keys import refuse_key_values
-    from nbutils.parameters import ParameterError
+    from nbutils.run.keys import refuse_key_values
+    from nbutils.run.parameters import ParameterError
 
     keys = NumeraiKeys("pub-id-42", "sec-key-99")
     refuse_key_values({"model_name": "my_model", "seeds": [0, 1]}, keys)
@@ -112,3 +114,10 @@ def test_a_parameter_equal_to_a_key_is_refused_without_showing_it():
         with pytest.raises(ParameterError, match="'model_name' holds your Numerai API key") as info:
             refuse_key_values({"model_name": value}, keys)
         assert "sec-key-99" not in str(info.value) and "pub-id-42" not in str(info.value)
+
+
+def test_project_dotenv_looks_beside_the_package_not_inside_it():
+    import nbutils
+    from nbutils.run import keys
+
+    assert keys.package_parent() == Path(nbutils.__file__).resolve().parent.parent

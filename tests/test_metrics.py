@@ -192,8 +192,8 @@ MISSING_CASES = [
     (metrics.per_era_fnc, {"features": FEATURES}, "feature_3"),
     (metrics.max_feature_exposure, {"features": FEATURES}, "feature_3"),
     (metrics.feature_exposure, {"features": FEATURES}, "feature_3"),
-    (metrics.evaluate, {"example_col": "example_prediction"}, "example_prediction"),
-    (metrics.diagnostics, {"meta_col": "meta_model"}, "meta_model"),
+    (diagnostics.evaluate, {"example_col": "example_prediction"}, "example_prediction"),
+    (diagnostics.diagnostics, {"meta_col": "meta_model"}, "meta_model"),
 ]
 
 
@@ -264,9 +264,9 @@ def test_inputs_are_never_modified(df):
         metrics.per_era_fnc(holed, FEATURES)
         metrics.feature_exposure(holed, FEATURES)
         metrics.max_feature_exposure(holed, FEATURES)
-        metrics.evaluate(holed, features=FEATURES, example_col="example_prediction")
-        metrics.diagnostics(holed, features=FEATURES, example_col="example_prediction")
-        metrics.neutralization_sweep(holed, "prediction", FEATURES)
+        diagnostics.evaluate(holed, features=FEATURES, example_col="example_prediction")
+        diagnostics.diagnostics(holed, features=FEATURES, example_col="example_prediction")
+        diagnostics.neutralization_sweep(holed, "prediction", FEATURES)
     pd.testing.assert_frame_equal(holed, before)
 
 
@@ -395,13 +395,13 @@ def tutorial_evaluate(df, features):
 
 
 def test_evaluate_matches_the_tutorial_code(df):
-    ours = metrics.evaluate(df, features=FEATURES)
+    ours = diagnostics.evaluate(df, features=FEATURES)
     for key, value in tutorial_evaluate(df, FEATURES).items():
         assert ours[key] == pytest.approx(value, abs=1e-12), key
 
 
 def test_evaluate_numerai_numbers(df):
-    ours = metrics.evaluate(
+    ours = diagnostics.evaluate(
         df, features=FEATURES, example_col="example_prediction", meta_col="meta_model"
     )
     corr = metrics.per_era_corr(df)
@@ -425,10 +425,10 @@ def test_evaluate_numerai_numbers(df):
 
 
 def test_evaluate_only_reports_what_its_inputs_allow(df):
-    ours = metrics.evaluate(df)
+    ours = diagnostics.evaluate(df)
     for key in ("fnc_mean", "mmc_mean", "corr_with_example_preds", "feature_exposure"):
         assert key not in ours.index
-    both = metrics.evaluate(df, ["prediction", "prediction_b"])
+    both = diagnostics.evaluate(df, ["prediction", "prediction_b"])
     assert list(both.columns) == ["prediction", "prediction_b"]
     assert both["prediction"].to_dict() == pytest.approx(ours.to_dict())
 
@@ -437,7 +437,7 @@ def test_evaluate_warns_once_about_nan_targets(df):
     holed = df.copy()
     holed.loc[holed.index[::5], "target"] = np.nan
     with pytest.warns(ScoringWarning) as record:
-        metrics.evaluate(holed)
+        diagnostics.evaluate(holed)
     messages = [str(w.message) for w in record if "Left out" in str(w.message)]
     assert len(messages) == 1
 
@@ -446,8 +446,8 @@ def test_evaluate_warns_once_about_nan_targets(df):
 
 
 def test_diagnostics_has_all_nine_rows_even_without_inputs(df):
-    table = metrics.diagnostics(df)
-    assert list(table.index) == list(metrics.DIAGNOSTIC_ROWS)
+    table = diagnostics.diagnostics(df)
+    assert list(table.index) == list(diagnostics.DIAGNOSTIC_ROWS)
     assert list(table.columns) == ["value", "guideline", "status"]
     missing = ["Feature Neutral Mean", "Max Feature Exposure", "Corr + MMC Sharpe", "MMC Mean"]
     missing.append("Corr with Example Preds")
@@ -457,7 +457,7 @@ def test_diagnostics_has_all_nine_rows_even_without_inputs(df):
 
 
 def test_diagnostics_values_match_the_scores(df):
-    table = metrics.diagnostics(df, features=FEATURES, example_col="example_prediction")
+    table = diagnostics.diagnostics(df, features=FEATURES, example_col="example_prediction")
     corr = metrics.per_era_corr(df)
     mmc = metrics.per_era_mmc(df, meta_col="example_prediction")  # example preds as meta model
     expected = {
@@ -480,7 +480,7 @@ def test_diagnostics_values_match_the_scores(df):
 
 
 def test_diagnostics_meta_model_takes_precedence_and_neutral_features(df):
-    table = metrics.diagnostics(
+    table = diagnostics.diagnostics(
         df, example_col="example_prediction", meta_col="meta_model", neutral_features=FEATURES[:2]
     )
     assert table.loc["MMC Mean", "value"] == pytest.approx(metrics.per_era_mmc(df).mean())
@@ -539,7 +539,7 @@ def test_reference_rows_keep_the_site_scale_as_their_guideline():
 def test_neutralization_sweep_matches_neutralize_then_score(df):
     from nbutils.neutralize import neutralize
 
-    table = metrics.neutralization_sweep(df, "prediction", FEATURES, [0.0, 0.5, 1.0])
+    table = diagnostics.neutralization_sweep(df, "prediction", FEATURES, [0.0, 0.5, 1.0])
     assert list(table.index) == [0.0, 0.5, 1.0]
     for p in (0.0, 0.5, 1.0):
         neutral = df.assign(prediction=neutralize(df, "prediction", FEATURES, p)["prediction"])
@@ -557,7 +557,7 @@ def test_neutralization_sweep_matches_neutralize_then_score(df):
 def test_neutralization_sweep_as_one_block_like_the_tutorial(df):
     from nbutils.neutralize import neutralize
 
-    table = metrics.neutralization_sweep(
+    table = diagnostics.neutralization_sweep(
         df, "prediction", ["example_prediction"], [0.0, 0.6], era_col=None
     )
     for p in (0.0, 0.6):
@@ -569,10 +569,10 @@ def test_neutralization_sweep_as_one_block_like_the_tutorial(df):
             metrics.max_feature_exposure(neutral, ["example_prediction"]), abs=1e-10
         )
     # One-block neutralization leaves exposure inside the eras; per era removes it.
-    per_era = metrics.neutralization_sweep(df, "prediction", ["example_prediction"], [1.0])
+    per_era = diagnostics.neutralization_sweep(df, "prediction", ["example_prediction"], [1.0])
     assert per_era.loc[1.0, "max_feature_exposure"] < 1e-10
     assert (
-        metrics.neutralization_sweep(
+        diagnostics.neutralization_sweep(
             df, "prediction", ["example_prediction"], [1.0], era_col=None
         ).loc[1.0, "max_feature_exposure"]
         > 1e-6
@@ -581,9 +581,9 @@ def test_neutralization_sweep_as_one_block_like_the_tutorial(df):
 
 def test_neutralization_sweep_rejects_bad_proportions(df):
     with pytest.raises(ScoringError, match="proportion"):
-        metrics.neutralization_sweep(df, "prediction", FEATURES, [0.5, 1.5])
+        diagnostics.neutralization_sweep(df, "prediction", FEATURES, [0.5, 1.5])
     with pytest.raises(ScoringError, match="No proportions"):
-        metrics.neutralization_sweep(df, "prediction", FEATURES, [])
+        diagnostics.neutralization_sweep(df, "prediction", FEATURES, [])
 
 
 def test_rows_grouped_by_era_give_the_same_scores(df):
@@ -715,19 +715,6 @@ def test_stake_payout_takes_the_rounds_multipliers_and_checks_them():
     for name in ("payout_factor", "corr_multiplier", "mmc_multiplier"):
         with pytest.raises(ScoringError, match=name):
             metrics.stake_payout(100, 0.02, 0.01, **{name: float("nan")})
-
-
-def test_diagnostics_names_stay_importable_from_metrics():
-    """The notebooks import evaluate, diagnostics and the sweep from nbutils.metrics."""
-    from nbutils.metrics import DIAGNOSTIC_ROWS, evaluate, neutralization_sweep
-    from nbutils.metrics import diagnostics as diagnostics_table
-
-    assert evaluate is diagnostics.evaluate
-    assert diagnostics_table is diagnostics.diagnostics
-    assert neutralization_sweep is diagnostics.neutralization_sweep
-    assert tuple(diagnostics.GUIDELINES) == DIAGNOSTIC_ROWS and len(DIAGNOSTIC_ROWS) == 9
-    with pytest.raises(AttributeError, match="no_such_score"):
-        metrics.no_such_score  # noqa: B018
 
 
 # ---------------------------------------------------------------- the per-era kernels

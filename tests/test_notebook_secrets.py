@@ -12,7 +12,7 @@ import types
 
 import pytest
 
-from nbutils.keys import PUBLIC_ENV, SECRET_ENV, colab_secret, kaggle_secret, load_keys
+from nbutils.run.keys import PUBLIC_ENV, SECRET_ENV, colab_secret, kaggle_secret, load_keys
 
 COLAB = {PUBLIC_ENV: "colab-public", SECRET_ENV: "colab-secret"}
 KAGGLE = {PUBLIC_ENV: "kaggle-public", SECRET_ENV: "kaggle-secret"}

@@ -10,8 +10,8 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from nbutils.pipeline import NOTEBOOKS, declared_parameters, default_notebooks_dir
-from nbutils.project import setup_cell_source
+from nbutils.run.pipeline import NOTEBOOKS, declared_parameters, default_notebooks_dir
+from nbutils.run.project import setup_cell_source
 
 NB_DIR = default_notebooks_dir()
 PATHS = [NB_DIR / name for name in NOTEBOOKS]
@@ -69,7 +69,7 @@ def test_notebook_prose_is_japanese_and_code_is_english(path):
     prose = " ".join(c.source for c in nb.cells if c.cell_type == "markdown")
     assert any("\u3040" <= ch <= "\u30ff" for ch in prose), "markdown should be in Japanese"
     # The setup cell's failure message is Japanese on purpose: it is shown before nbutils exists
-    # (tests/test_setup_cell.py checks that cell against nbutils.project).
+    # (tests/test_setup_cell.py checks that cell against nbutils.run.project).
     setup = setup_cell_source().rstrip("\n")
     code = " ".join(c.source for c in nb.cells if c.cell_type == "code" and c.source != setup)
     assert not any("\u3040" <= ch <= "\u30ff" for ch in code), "code and comments in English"

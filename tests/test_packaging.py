@@ -19,8 +19,8 @@ import pytest
 
 from nbutils.data import TINY_SIZES
 from nbutils.errors import PipelineError
-from nbutils.pipeline import main
-from nbutils.project import NOTEBOOK_NAMES, copy_notebooks, notebooks_dir
+from nbutils.run.pipeline import main
+from nbutils.run.project import NOTEBOOK_NAMES, copy_notebooks, notebooks_dir
 
 ROOT = Path(__file__).resolve().parent.parent
 PIP_QUIET = ["-m", "pip", "install", "-q", "--disable-pip-version-check"]

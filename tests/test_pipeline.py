@@ -11,8 +11,8 @@ import nbformat
 import pandas as pd
 import pytest
 
-from nbutils import artifacts, pipeline
 from nbutils.errors import PipelineError
+from nbutils.run import artifacts, pipeline
 
 
 def write_notebook(path: Path, *sources: str, params: str = 'run_dir = "x"\nvalue = 1') -> Path:
@@ -326,7 +326,7 @@ def test_cli_refuses_bad_parameters_clearly(fake_execute, tmp_path, capsys, name
 def test_schemas_match_the_notebooks_parameters_cells():
     import ast
 
-    from nbutils.parameters import SCHEMAS
+    from nbutils.run.parameters import SCHEMAS
 
     assert sorted(SCHEMAS) == sorted(pipeline.NOTEBOOKS)
     for name in pipeline.NOTEBOOKS:
@@ -338,7 +338,7 @@ def test_schemas_match_the_notebooks_parameters_cells():
 
 
 def test_notebook_cell_check_coerces_and_refuses_typos_and_keys(monkeypatch):
-    from nbutils.parameters import ParameterError, check_notebook_parameters
+    from nbutils.run.parameters import ParameterError, check_notebook_parameters
 
     monkeypatch.delenv("NUMERAI_PUBLIC_ID", raising=False)
     monkeypatch.delenv("NUMERAI_SECRET_KEY", raising=False)
@@ -397,7 +397,7 @@ def test_a_second_chain_into_a_locked_run_dir_fails_and_stale_locks_are_replaced
     import subprocess
     import sys
 
-    from nbutils.runlock import LOCK_NAME, run_lock
+    from nbutils.run.lock import LOCK_NAME, run_lock
 
     run = tmp_path / "run"
     run.mkdir()
@@ -414,7 +414,7 @@ def test_a_second_chain_into_a_locked_run_dir_fails_and_stale_locks_are_replaced
 
 
 def test_a_kernels_writes_into_a_dir_locked_by_another_chain_are_refused(tmp_path, monkeypatch):
-    from nbutils.runlock import TOKEN_ENV, run_lock
+    from nbutils.run.lock import TOKEN_ENV, run_lock
 
     (tmp_path / "data.json").write_text("{}")
     with run_lock(tmp_path):
@@ -472,7 +472,7 @@ def fake_predictions(data, shift: float = 0.0) -> pd.DataFrame:
 def run_of_three(tiny_v5_dir, tmp_path):
     """What 01 and 03 write, through the artifacts functions (no kernel)."""
     from nbutils.data import load_data
-    from nbutils.fingerprints import begin_step
+    from nbutils.run.fingerprints import begin_step
 
     run = tmp_path / "run"
     run.mkdir()
@@ -488,7 +488,7 @@ def run_of_three(tiny_v5_dir, tmp_path):
 
 def test_a_later_notebook_refuses_an_artifact_made_from_an_older_data_json(run_of_three):
     """03 killed after 01 was rerun: 04 must not score the old model against the new data."""
-    from nbutils.fingerprints import begin_step, read_manifest
+    from nbutils.run.fingerprints import begin_step, read_manifest
 
     run, data, dataset = run_of_three
     artifacts.load_predictions(run)  # consistent

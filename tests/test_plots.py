@@ -9,7 +9,7 @@ import pytest
 from matplotlib.figure import Figure
 from scipy.stats import spearmanr
 
-from nbutils import metrics, plots
+from nbutils import diagnostics, metrics, plots
 from nbutils.errors import ScoringError
 from tests.factories import FEATURES, make_frame
 
@@ -89,7 +89,7 @@ def test_plot_feature_exposure(df, tmp_path):
 
 
 def test_plot_neutralization_tradeoff(df, tmp_path):
-    table = metrics.neutralization_sweep(df, "prediction", FEATURES, [0, 0.5, 1])
+    table = diagnostics.neutralization_sweep(df, "prediction", FEATURES, [0, 0.5, 1])
     fig = plots.plot_neutralization_tradeoff(table)
     assert_renders(fig, tmp_path, "tradeoff")
     assert len(fig.axes) == 3
@@ -101,7 +101,7 @@ def test_plot_neutralization_tradeoff(df, tmp_path):
 
 
 def test_plot_diagnostics(df, tmp_path):
-    table = metrics.diagnostics(df, features=FEATURES, example_col="example_prediction")
+    table = diagnostics.diagnostics(df, features=FEATURES, example_col="example_prediction")
     fig = plots.plot_diagnostics(table)
     assert_renders(fig, tmp_path, "diagnostics")
     ax = fig.axes[0]
@@ -112,12 +112,12 @@ def test_plot_diagnostics(df, tmp_path):
         shown = "reference" if name in plots.REFERENCE_ROWS else status
         assert matplotlib.colors.to_hex(box.get_facecolor()) == plots.STATUS_COLORS[shown]
     texts = {t.get_text() for t in ax.texts}
-    assert set(metrics.DIAGNOSTIC_ROWS) <= texts
+    assert set(diagnostics.DIAGNOSTIC_ROWS) <= texts
 
 
 def test_plot_diagnostics_never_colours_the_rows_the_guide_calls_not_very_useful(df, tmp_path):
     """Guide section 3: Feature Neutral Mean and Validation SD are "not very useful"."""
-    table = metrics.diagnostics(df, features=FEATURES, example_col="example_prediction")
+    table = diagnostics.diagnostics(df, features=FEATURES, example_col="example_prediction")
     table.loc[list(plots.REFERENCE_ROWS), "status"] = "bad"  # what the site scale may give
     fig = plots.plot_diagnostics(table)
     assert_renders(fig, tmp_path, "diagnostics_reference")
@@ -140,7 +140,7 @@ def test_plot_diagnostics_never_colours_the_rows_the_guide_calls_not_very_useful
 
 
 def test_plot_neutralization_tradeoff_marks_the_guides_advice(df):
-    table = metrics.neutralization_sweep(df, "prediction", FEATURES, [0, 0.5, 1])
+    table = diagnostics.neutralization_sweep(df, "prediction", FEATURES, [0, 0.5, 1])
     fig = plots.plot_neutralization_tradeoff(table)
     for ax in fig.axes:
         (band,) = ax.patches
@@ -150,7 +150,7 @@ def test_plot_neutralization_tradeoff_marks_the_guides_advice(df):
 
 
 def test_plot_diagnostics_with_missing_inputs(df, tmp_path):
-    table = metrics.diagnostics(df)  # five rows n/a
+    table = diagnostics.diagnostics(df)  # five rows n/a
     fig = plots.plot_diagnostics(table)
     assert_renders(fig, tmp_path, "diagnostics_na")
     assert "NaN" in {t.get_text() for t in fig.axes[0].texts}

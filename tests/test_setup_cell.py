@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from nbutils import project
 from nbutils.errors import PipelineError
+from nbutils.run import project
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = ROOT / "notebooks"

@@ -1,4 +1,4 @@
-"""nbutils.steps: a notebook opened alone makes the earlier steps with the library."""
+"""nbutils.run.steps: a notebook opened alone makes the earlier steps with the library."""
 
 from __future__ import annotations
 
@@ -7,13 +7,13 @@ import pandas as pd
 import pytest
 from numerai_tools.scoring import numerai_corr
 
-from nbutils import steps
-from nbutils.artifacts import load_predictions, load_run_data, read_artifact_json
 from nbutils.data import TINY_SIZES
 from nbutils.errors import PipelineError
 from nbutils.features import FeatureSpec
-from nbutils.pipeline import declared_parameters
-from nbutils.project import notebooks_dir
+from nbutils.run import catalog, steps
+from nbutils.run.artifacts import load_predictions, load_run_data, read_artifact_json
+from nbutils.run.pipeline import declared_parameters
+from nbutils.run.project import notebooks_dir
 from nbutils.train import load_model, predict
 
 FAST = {"01": {"synthetic_sizes": TINY_SIZES}, "03": {"n_estimators": 10}}
@@ -136,12 +136,12 @@ def test_unknown_step_parameters_and_non_synthetic_sources_are_refused(tmp_path)
 
 
 def test_run_first_hint_gives_a_command_that_works_after_pip_install():
-    hint = steps.run_first_hint("runs/x", "02_feature_engineering.ipynb")
+    hint = catalog.run_first_hint("runs/x", "02_feature_engineering.ipynb")
     assert "python -m nbutils run --run-dir runs/x" in hint and "make" not in hint
 
 
 def test_missing_artifacts_say_what_works_after_pip_install(tmp_path):
-    from nbutils.artifacts import load_predictions
+    from nbutils.run.artifacts import load_predictions
 
     with pytest.raises(PipelineError) as info:
         load_predictions(tmp_path)
@@ -151,7 +151,7 @@ def test_missing_artifacts_say_what_works_after_pip_install(tmp_path):
 
 
 def test_made_artifacts_are_recorded_as_their_notebooks_record_them(made_run):
-    from nbutils.fingerprints import file_sha256, read_manifest
+    from nbutils.run.fingerprints import file_sha256, read_manifest
 
     run_dir, _, _ = made_run
     manifest = read_manifest(run_dir)
@@ -183,7 +183,7 @@ def test_made_artifacts_are_not_mixed_with_another_runs_data(made_run, tmp_path)
     """Steps made alone, then 01 remade on other data: the old predictions are refused."""
     import shutil
 
-    from nbutils.artifacts import load_predictions
+    from nbutils.run.artifacts import load_predictions
 
     run_dir, _, _ = made_run
     copy = tmp_path / "run"
@@ -199,7 +199,7 @@ def test_made_artifacts_are_not_mixed_with_another_runs_data(made_run, tmp_path)
 
 
 def test_a_step_parameter_of_the_wrong_type_is_refused_before_recording(tmp_path):
-    from nbutils.parameters import ParameterError
+    from nbutils.run.parameters import ParameterError
 
     with pytest.raises(ParameterError, match="n_estimators"):
         steps.ensure_upstream(

@@ -7,5 +7,5 @@
 - :mod:`.standalone` and :mod:`.export`: the pickled ``predict`` for Numerai's model upload;
 - :mod:`.upload_model`: ``python -m nbutils upload-model``;
 - :mod:`.scores`: ``python -m nbutils scores``;
-- :mod:`.cli`: the subcommands, registered by ``nbutils.pipeline.main``.
+- :mod:`.cli`: the subcommands, registered by ``nbutils.run.pipeline.main``.
 """

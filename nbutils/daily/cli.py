@@ -1,6 +1,6 @@
 """The daily subcommands: ``submit``, ``export-model``, ``upload-model``, ``scores``.
 
-``nbutils.pipeline.main`` hands the command line to :func:`dispatch` first; each command
+``nbutils.run.pipeline.main`` hands the command line to :func:`dispatch` first; each command
 returns an exit code (:mod:`nbutils.daily.errors`, documented in docs/daily.md). Errors are
 printed as one line on stderr, redacted of the keys.
 """
@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 
 from nbutils.daily.errors import DailyError
 from nbutils.errors import NbutilsError
-from nbutils.keys import load_keys, redact
+from nbutils.run.keys import load_keys, redact
 
 COMMANDS = ("submit", "export-model", "upload-model", "scores")
 
@@ -28,7 +28,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def add_commands(sub: argparse._SubParsersAction) -> None:
     """Add ``submit``, ``export-model``, ``upload-model`` and ``scores`` to ``sub``, one help line
-    each (also used by :func:`nbutils.pipeline.build_parser`, so that ``--help`` lists them)."""
+    each (also used by :func:`nbutils.run.pipeline.build_parser`, so that ``--help`` lists them)."""
     p = sub.add_parser("submit", help="upload this round's live predictions of a finished run")
     p.add_argument("--run-dir", required=True, help="a finished run (python -m nbutils run)")
     p.add_argument("--model-name", required=True, help="your Numerai model's name")

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from nbutils.daily.errors import DailyError, KeysError, NumeraiUnavailableError
-from nbutils.keys import PUBLIC_ENV, SECRET_ENV, NumeraiKeys, load_keys, redact
+from nbutils.run.keys import PUBLIC_ENV, SECRET_ENV, NumeraiKeys, load_keys, redact
 
 #: Today's defaults when the round does not publish its own (docs/glossary.md).
 DEFAULT_MULTIPLIERS = {"payout_factor": 1.0, "corr_multiplier": 0.5, "mmc_multiplier": 2.0}

@@ -32,10 +32,10 @@ from typing import Any
 
 import pandas as pd
 
-from nbutils.artifacts import artifact_path, read_artifact_json
 from nbutils.checks import check_proportion
 from nbutils.daily.errors import DailyError
 from nbutils.features import FeatureSpec
+from nbutils.run.artifacts import artifact_path, read_artifact_json
 from nbutils.train import SeedAveragedModel, load_model, predict
 from nbutils.util import read_json, write_json
 

@@ -22,8 +22,8 @@ import pandas as pd
 from nbutils.daily.errors import DailyError
 from nbutils.daily.round import api_call, make_client, require_keys, round_multipliers
 from nbutils.daily.submit import resolve_model_id
-from nbutils.keys import NumeraiKeys
 from nbutils.metrics import stake_payout
+from nbutils.run.keys import NumeraiKeys
 from nbutils.submission import redacted_logging
 
 if TYPE_CHECKING:  # matplotlib is imported when a plot is drawn
@@ -134,7 +134,7 @@ def scores_command(
     napi: Any = None,
 ) -> pd.DataFrame:
     """Print the table and save the plot to ``out``."""
-    from nbutils.artifacts import save_figure
+    from nbutils.run.artifacts import save_figure
 
     path = Path(out).expanduser()
     if path.suffix.lower() != ".png":

@@ -39,7 +39,7 @@ from nbutils.daily.errors import DailyError, NumeraiUnavailableError, RoundClose
 from nbutils.daily.round import api_call, make_client, require_keys, round_status
 from nbutils.daily.run import RunModel, live_predictions, load_run
 from nbutils.data import NumeraiData
-from nbutils.keys import NumeraiKeys, load_keys, redact
+from nbutils.run.keys import NumeraiKeys, load_keys, redact
 from nbutils.submission import (
     build_submission,
     find_model_id,

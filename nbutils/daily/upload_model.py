@@ -25,7 +25,7 @@ from nbutils.daily.errors import DailyError
 from nbutils.daily.export import check_pickle, export_model
 from nbutils.daily.round import api_call, make_client, require_keys
 from nbutils.daily.submit import resolve_model_id, sha256_of
-from nbutils.keys import NumeraiKeys
+from nbutils.run.keys import NumeraiKeys
 from nbutils.submission import put_checked, redacted_logging, upload_auth
 
 LOG_NAME = "model_uploads.log"

@@ -63,9 +63,14 @@ def find_dotenv(start: str | os.PathLike | None = None) -> Path | None:
     return None
 
 
+def package_parent() -> Path:
+    """The directory holding the ``nbutils`` package: a clone's root for an editable install."""
+    return Path(__file__).resolve().parents[2]
+
+
 def project_dotenv() -> Path | None:
     """``.env`` at the root of the clone nbutils is installed from (editable install), if any."""
-    root = Path(__file__).resolve().parent.parent
+    root = package_parent()
     candidate = root / ".env"
     if (root / "pyproject.toml").is_file() and candidate.is_file():
         return candidate
@@ -171,7 +176,7 @@ def refuse_key_values(values: dict, keys: NumeraiKeys | None) -> None:
     Keys are never notebook parameters: a value passed with ``-p`` is printed on the console and
     saved in the executed notebook.
     """
-    from nbutils.parameters import ParameterError
+    from nbutils.errors import ParameterError
 
     if keys is None:
         return

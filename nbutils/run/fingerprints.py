@@ -14,7 +14,7 @@ and the SHA-256 of its last MiB (a parquet file's footer: schema and row-group s
 is cheap on 5 GB and changes when the file is rebuilt with another seed or size.
 
 Checks (:func:`check_artifact`, called whenever an artifact is read through
-:mod:`nbutils.artifacts`): an artifact whose upstream artifacts have changed since it was written
+:mod:`nbutils.run.artifacts`): an artifact whose upstream artifacts have changed since it was written
 is refused, naming the mismatch and the notebook to rerun. An artifact rewritten outside the
 recording functions (its bytes no longer match its entry) has an unknown origin: its stale entry
 is ignored, and whatever was made from its older bytes is refused.
@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from nbutils.errors import PipelineError
+from nbutils.run.catalog import PRODUCERS
 from nbutils.util import read_json, write_json
 
 MANIFEST = "fingerprints.json"
@@ -51,7 +52,7 @@ _hash_cache: dict[tuple[str, int, int], str] = {}
 
 def begin_step(notebook: str, parameters: Mapping[str, Any]) -> None:
     """Remember which notebook runs in this kernel and its checked parameters (recorded with
-    every artifact it writes). Called by :func:`nbutils.parameters.check_notebook_parameters`."""
+    every artifact it writes). Called by :func:`nbutils.run.parameters.check_notebook_parameters`."""
     _step.clear()
     _step.update(notebook=Path(notebook).name, parameters=dict(parameters))
 
@@ -122,8 +123,6 @@ def read_manifest(run_dir: str | os.PathLike) -> dict[str, dict]:
 
 
 def _producer(name: str) -> str:
-    from nbutils.artifacts import PRODUCERS
-
     return PRODUCERS.get(name, "")
 
 
@@ -138,7 +137,7 @@ def record_artifact(
     ``notebook``/``parameters`` default to the step begun in this kernel (:func:`begin_step`)
     when it is the artifact's producer.
     """
-    from nbutils.runlock import check_not_locked_by_another
+    from nbutils.run.lock import check_not_locked_by_another
 
     run_path = Path(run_dir)
     check_not_locked_by_another(run_path)
@@ -171,8 +170,6 @@ def record_outputs(
 ) -> list[str]:
     """Record every artifact ``notebook`` wrote after ``since`` (a ``time.time()``); used by the
     chain after each notebook, so artifacts saved by other functions are recorded too."""
-    from nbutils.artifacts import PRODUCERS
-
     run_path = Path(run_dir)
     manifest = read_manifest(run_path)
     done = []

@@ -6,10 +6,10 @@ declares, saves the executed notebooks in ``run_dir``, renders them to HTML with
 and returns the run's summary. The command line is ``python -m nbutils run``.
 
 Reliability (README, "信頼性 / Reliability"): parameters are checked against the notebooks'
-schemas (:mod:`nbutils.parameters`) before anything runs; relative ``run_dir`` and ``data_dir``
+schemas (:mod:`nbutils.run.parameters`) before anything runs; relative ``run_dir`` and ``data_dir``
 are both resolved against the working directory; a run directory holding the source notebooks
 or inside the package is refused; the run directory is locked while the chain writes
-(:mod:`nbutils.runlock`); each notebook is executed into a temporary file renamed into place
+(:mod:`nbutils.run.lock`); each notebook is executed into a temporary file renamed into place
 (a full disk or a killed kernel never leaves a truncated notebook under its final name); a
 kernel killed by the OS is reported as most likely out of memory.
 """
@@ -32,14 +32,14 @@ from typing import Any
 from nbutils.daily.cli import add_commands as add_daily_commands
 from nbutils.daily.cli import dispatch
 from nbutils.errors import NbutilsError, PipelineError
-from nbutils.fingerprints import record_outputs
-from nbutils.keys import NumeraiKeys, load_keys, redact, refuse_key_values
-from nbutils.parameters import check_run_parameters, schema_for
-from nbutils.project import NOTEBOOK_NAMES, copy_notebooks, notebooks_dir
-from nbutils.runlock import run_lock
+from nbutils.run.fingerprints import record_outputs
+from nbutils.run.keys import NumeraiKeys, load_keys, redact, refuse_key_values
+from nbutils.run.lock import run_lock
+from nbutils.run.parameters import check_run_parameters, schema_for
+from nbutils.run.project import NOTEBOOK_NAMES, copy_notebooks, notebooks_dir
 from nbutils.util import atomic_write_bytes, atomic_write_text, write_json
 
-#: The six notebooks, in the order they run (one list: :data:`nbutils.project.NOTEBOOK_NAMES`).
+#: The six notebooks, in the order they run (one list: :data:`nbutils.run.project.NOTEBOOK_NAMES`).
 NOTEBOOKS: tuple[str, ...] = NOTEBOOK_NAMES
 KERNEL_NAME = "nbutils-venv"
 #: The kernels' matplotlib backend (figures as outputs of the executed notebooks).
@@ -199,7 +199,7 @@ def resolve_run_dir(run_dir: str | os.PathLike, sources: Sequence[Path] = ()) ->
     """``run_dir`` made absolute against the working directory; refused when the chain would
     write over its own source notebooks or into the installed package."""
     run_path = Path(run_dir).expanduser().resolve()
-    package = Path(__file__).resolve().parent
+    package = Path(__file__).resolve().parents[1]
     for source in sources:
         target = run_path / source.name
         if source.resolve() == target.resolve() or source.resolve().parent == run_path:

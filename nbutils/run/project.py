@@ -8,7 +8,7 @@ setup cell.
   agree with this module. :func:`sync_notebooks` rewrites the badge line and the setup cell of each
   notebook from here; run it after changing the constants::
 
-      python -c "from nbutils.project import sync_notebooks; sync_notebooks('notebooks')"
+      python -c "from nbutils.run.project import sync_notebooks; sync_notebooks('notebooks')"
 
 - The notebooks ship inside the package as ``nbutils.notebooks`` (pyproject.toml maps it to the
   clone's ``notebooks/``), so :func:`notebooks_dir` finds them in a clone, an editable install and
@@ -183,7 +183,7 @@ def notebook_problems(path: str | os.PathLike) -> list[str]:
         )
     if not code or _source(code[0]) != setup_cell_source().rstrip("\n"):
         problems.append(
-            f"{path.name}: the first code cell is not nbutils.project.setup_cell_source()"
+            f"{path.name}: the first code cell is not nbutils.run.project.setup_cell_source()"
         )
     return problems
 

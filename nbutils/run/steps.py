@@ -14,7 +14,7 @@ only 01 (``data.json``), 02 (``feature_spec.json``) and 03 (``model.txt``,
 ``predictions.parquet``) are ever made here. When a step is missing, it and every later needed step
 are made anew, so that no artifact of an older run is mixed with new ones.
 
-Every artifact made here is recorded in ``fingerprints.json`` (:mod:`nbutils.fingerprints`) as
+Every artifact made here is recorded in ``fingerprints.json`` (:mod:`nbutils.run.fingerprints`) as
 the producing notebook would record it: that notebook's name, its parameters (the defaults,
 checked by its schema, with this ``run_dir``) and the upstream artifacts it was made from. So a
 later notebook accepts them, and a run directory that mixes them with artifacts of another run
@@ -30,8 +30,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from nbutils.errors import PipelineError
-from nbutils.fingerprints import record_artifact
-from nbutils.parameters import coerce, schema_for
+from nbutils.run.fingerprints import record_artifact
+from nbutils.run.parameters import coerce, schema_for
 
 if TYPE_CHECKING:
     from nbutils.data import NumeraiData
@@ -44,14 +44,14 @@ NOTEBOOK_OF_STEP: dict[str, str] = {
 
 
 def _schema_defaults(step: str, leave_out: tuple[str, ...]) -> dict[str, Any]:
-    """The defaults of step ``step``'s notebook (its parameters cell, as nbutils.parameters
+    """The defaults of step ``step``'s notebook (its parameters cell, as nbutils.run.parameters
     declares them), without the parameters the step does not take."""
     schema = schema_for(NOTEBOOK_OF_STEP[step])
     return {name: copy.deepcopy(p.default) for name, p in schema.items() if name not in leave_out}
 
 
 #: the default parameters of the steps this module can make: those of the notebooks' parameters
-#: cells, from their one declaration in nbutils.parameters (run_dir is the caller's; step 01 only
+#: cells, from their one declaration in nbutils.run.parameters (run_dir is the caller's; step 01 only
 #: builds the synthetic dataset, so no download ``version``; step 03 trains on this machine)
 STEP_DEFAULTS: dict[str, dict[str, Any]] = {
     "01": _schema_defaults("01", ("run_dir", "version")),
@@ -99,20 +99,6 @@ def missing_steps(run_dir: str | os.PathLike, notebook: str | int) -> list[str]:
     ]
 
 
-def run_first_hint(run_dir: str | os.PathLike, producer: str) -> str:
-    """What to do when an artifact of ``producer`` is missing, wherever the learner is.
-
-    In Jupyter, Colab or Kaggle: run that notebook with the same ``run_dir`` (or just run this one:
-    the library makes the missing steps). From a shell, in a clone or after ``pip install``:
-    ``python -m nbutils run``, which runs the six packaged notebooks.
-    """
-    return (
-        f"Run {producer} first with run_dir={str(run_dir)!r}, or run the whole chain from a shell "
-        f"(works in a clone and after `pip install nbutils`): "
-        f"python -m nbutils run --run-dir {run_dir}"
-    )
-
-
 # -- the steps -----------------------------------------------------------------------------------
 def make_data_step(
     run_dir: str | os.PathLike, *, data_dir: str | os.PathLike | None = None, **overrides: Any
@@ -122,8 +108,8 @@ def make_data_step(
 
     ``overrides`` replace entries of ``STEP_DEFAULTS["01"]`` (tests use tiny sizes).
     """
-    from nbutils.artifacts import resolve_dir, save_data_info
     from nbutils.data import load_data, make_synthetic_dataset
+    from nbutils.run.artifacts import resolve_dir, save_data_info
 
     p = _params("01", overrides)
     if p["data_source"] != "synthetic":
@@ -160,9 +146,9 @@ def make_feature_step(
     """Step 02 with its defaults: group statistics on, and interactions among the
     ``interaction_count`` features whose mean per-era correlation with the target is largest in
     absolute value (notebook 02's rule). Writes ``feature_spec.json`` and returns its path."""
-    from nbutils.artifacts import load_run_data
     from nbutils.features import FeatureSpec
     from nbutils.metrics import per_era_corr
+    from nbutils.run.artifacts import load_run_data
 
     p = _params("02", overrides)
     if data is None:
@@ -188,8 +174,8 @@ def make_training_step(
     and live) and returns their paths."""
     import pandas as pd
 
-    from nbutils.artifacts import load_run_data, save_predictions
     from nbutils.features import FeatureSpec
+    from nbutils.run.artifacts import load_run_data, save_predictions
     from nbutils.train import EXAMPLE_MODEL_PARAMS, SEED_PARAMS, predict, save_model, train_lgbm
 
     p = _params("03", overrides)
@@ -270,7 +256,7 @@ def ensure_upstream(
             data = make_data_step(run_dir, data_dir=data_dir, **extra)
             continue
         if data is None:  # 01 was there: load its data once for the later steps
-            from nbutils.artifacts import load_run_data
+            from nbutils.run.artifacts import load_run_data
 
             data, _ = load_run_data(run_dir)
         STEP_FUNCTIONS[step](run_dir, data, **extra)

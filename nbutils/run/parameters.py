@@ -23,12 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from nbutils.errors import NbutilsError
-
-
-class ParameterError(NbutilsError, ValueError):
-    """A notebook parameter is unknown, of the wrong type or out of its range."""
-
+from nbutils.errors import ParameterError
 
 _TRUE = ("true", "1", "yes")
 _FALSE = ("false", "0", "no")
@@ -302,7 +297,7 @@ def _check_range(param: Param, value: Any, label: str) -> None:
 def _is_dir(value: str) -> bool:
     """Whether ``value`` names a directory, as is or against the project root (the notebooks
     resolve relative paths there when they run inside a clone)."""
-    from nbutils.artifacts import resolve_dir
+    from nbutils.run.artifacts import resolve_dir
 
     path = Path(value).expanduser()
     return path.is_dir() or resolve_dir(path).is_dir()
@@ -404,11 +399,11 @@ def check_notebook_parameters(
     for name, param in schema.items():
         values[name] = coerce(param, namespace.get(name, param.default), where=notebook)
     if check_keys:
-        from nbutils.keys import load_keys, refuse_key_values
+        from nbutils.run.keys import load_keys, refuse_key_values
 
         refuse_key_values(values, load_keys())
     namespace.update(values)
-    from nbutils.fingerprints import begin_step
+    from nbutils.run.fingerprints import begin_step
 
     begin_step(notebook, values)
     return values

@@ -6,7 +6,7 @@ Each notebook of the chain reads what the previous ones wrote into ``run_dir`` (
 pickled: artifacts are JSON, CSV, parquet and LightGBM's text format, so loading one never runs
 code.
 
-Fingerprints (``fingerprints.json``, one entry per artifact, see :mod:`nbutils.fingerprints`):
+Fingerprints (``fingerprints.json``, one entry per artifact, see :mod:`nbutils.run.fingerprints`):
 every artifact records the SHA-256 of its bytes, the notebook and parameters that wrote it, the
 SHA-256 of the upstream artifacts it was made from, and (through ``data.json``) the dataset files'
 fingerprint. Reading an artifact here checks that its upstream artifacts are still the ones it
@@ -24,10 +24,10 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from nbutils import fingerprints
 from nbutils.errors import PipelineError
-from nbutils.fingerprints import begin_step, check_artifact, record_artifact  # noqa: F401
-from nbutils.steps import run_first_hint
+from nbutils.run import fingerprints
+from nbutils.run.catalog import PRODUCERS, run_first_hint
+from nbutils.run.fingerprints import begin_step, check_artifact, record_artifact  # noqa: F401
 from nbutils.util import atomic_path, read_json
 
 if TYPE_CHECKING:  # only for annotations: importing these here would slow every import
@@ -35,19 +35,6 @@ if TYPE_CHECKING:  # only for annotations: importing these here would slow every
 
     from nbutils.data import NumeraiData
 
-#: artifact file name -> the notebook that writes it
-PRODUCERS: dict[str, str] = {
-    "data.json": "01_load_data.ipynb",
-    "feature_spec.json": "02_feature_engineering.ipynb",
-    "model.txt": "03_training.ipynb",
-    "predictions.parquet": "03_training.ipynb",
-    "metrics.json": "04_evaluation.ipynb",
-    "per_era.csv": "04_evaluation.ipynb",
-    "submission.csv": "05_submission.ipynb",
-    "neutralized_submission.csv": "06_neutralization.ipynb",
-    "diagnostics.csv": "06_neutralization.ipynb",
-    "neutralization.json": "06_neutralization.ipynb",
-}
 
 PREDICTION_COLUMNS = ["era", "data_type", "prediction"]
 

@@ -1,0 +1,37 @@
+"""Which notebook writes which artifact, and what to tell a learner when one is missing.
+
+A leaf of :mod:`nbutils.run`: it imports nothing from nbutils, so the artifact, fingerprint and
+step modules can all use it without importing each other in a circle.
+"""
+
+from __future__ import annotations
+
+import os
+
+#: artifact file name -> the notebook that writes it
+PRODUCERS: dict[str, str] = {
+    "data.json": "01_load_data.ipynb",
+    "feature_spec.json": "02_feature_engineering.ipynb",
+    "model.txt": "03_training.ipynb",
+    "predictions.parquet": "03_training.ipynb",
+    "metrics.json": "04_evaluation.ipynb",
+    "per_era.csv": "04_evaluation.ipynb",
+    "submission.csv": "05_submission.ipynb",
+    "neutralized_submission.csv": "06_neutralization.ipynb",
+    "diagnostics.csv": "06_neutralization.ipynb",
+    "neutralization.json": "06_neutralization.ipynb",
+}
+
+
+def run_first_hint(run_dir: str | os.PathLike, producer: str) -> str:
+    """What to do when an artifact of ``producer`` is missing, wherever the learner is.
+
+    In Jupyter, Colab or Kaggle: run that notebook with the same ``run_dir`` (or just run this one:
+    the library makes the missing steps). From a shell, in a clone or after ``pip install``:
+    ``python -m nbutils run``, which runs the six packaged notebooks.
+    """
+    return (
+        f"Run {producer} first with run_dir={str(run_dir)!r}, or run the whole chain from a shell "
+        f"(works in a clone and after `pip install nbutils`): "
+        f"python -m nbutils run --run-dir {run_dir}"
+    )
