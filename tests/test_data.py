@@ -300,7 +300,7 @@ def test_v5_metadata(v5, tiny_v5_dir):
             pd.read_parquet(tiny_v5_dir / "validation_example_preds.parquet")["prediction"],
             pd.read_parquet(tiny_v5_dir / "live_example_preds.parquet")["prediction"],
         ]
-    )
+    ).astype(np.float64)  # stored as float32, like the benchmark column it equals
     pd.testing.assert_series_equal(v5.example_predictions, example, check_index_type=False)
     assert v5.example_predictions.index.tolist() == [*v5.validation.index, *v5.live.index]
     assert v5.example_predictions.between(0, 1).all()
@@ -523,7 +523,8 @@ def test_ridge_finds_signal(medium):
     from sklearn.linear_model import Ridge
 
     model = Ridge(alpha=1.0).fit(medium.train[medium.features], medium.train["target"])
-    valid = medium.validation.assign(ridge=model.predict(medium.validation[medium.features]))
+    scored = medium.validation[medium.validation["target"].notna()]
+    valid = scored.assign(ridge=model.predict(scored[medium.features]))
     assert _per_era(valid, "ridge").mean() > 0.01
 
 
@@ -541,10 +542,14 @@ def test_example_predictions_and_meta_model(medium_scored):
     assert _per_era(medium_scored, "meta").mean() > 0
 
 
-def test_auxiliary_targets_correlate(medium):
+def test_auxiliary_targets_correlate_as_in_the_real_data(medium):
+    """Numerai's target_ensemble prints, for v5: other 20-day targets 0.66-0.80 with the main
+    target, 60-day targets 0.36-0.46 (docs/data.md); the synthetic ones fall near those ranges."""
     corr = medium.train[medium.targets].corr()["target"]
-    assert 0.3 < corr[AUX_TARGETS[0]] < 0.9
-    assert 0.1 < corr[AUX_TARGETS[1]] < corr[AUX_TARGETS[0]]
+    assert corr["target_ender_20"] == 1.0
+    for name in AUX_TARGETS:
+        low, high = (0.6, 0.85) if name.endswith("_20") else (0.3, 0.55)
+        assert low < corr[name] < high, (name, corr[name])
 
 
 def _flipping_features(data: NumeraiData) -> list[str]:

@@ -4,7 +4,9 @@ Numerai-shaped data offline (tutorial step 2A without the internet). Every era h
 stream ``[seed, kind, era]``, so eras do not depend on each other or on the layout; the writers
 (:mod:`nbutils.data.write`) stream the eras into files. docs/data.md explains the model; in short,
 the target of era ``e`` is ``y = s_e(x) / scale + noise * eps`` (see :class:`SyntheticModel`),
-binned per era into 0, 0.25, 0.5, 0.75, 1 at 5/20/50/20/5 percent.
+binned per era into 0, 0.25, 0.5, 0.75, 1 at 5/20/50/20/5 percent. Validation follows train
+with no gap; every named target (``target`` is ``target_ender_20``), the benchmark models and the
+meta model are described in :class:`SyntheticModel`.
 """
 
 from __future__ import annotations
@@ -25,12 +27,13 @@ from nbutils.errors import DataError
 class SyntheticSizes:
     """Sizes of a synthetic dataset (keyword arguments of :func:`make_synthetic_dataset`).
 
-    The default (60 000 train rows x 60 features, 32 000 validation rows) lets the six-notebook
-    chain run in about a minute on two cores; :data:`TINY_SIZES` is what the tests use.
+    The default (60 000 train rows x 60 features, 56 000 validation rows: enough eras to score
+    with the embargo) lets the six-notebook chain run in about a minute on two cores;
+    :data:`TINY_SIZES` is what the tests use.
     """
 
     n_train_eras: int = 30
-    n_validation_eras: int = 16
+    n_validation_eras: int = 28
     n_test_eras: int = 2  # eras after validation without targets ("test" rows)
     rows_per_era: int = 2000
     n_live: int = 2000  # rows of the single live era
@@ -75,17 +78,18 @@ class SyntheticModel:
 
     - nonlinear: ``a_j (1 + weight_drift * u_ej) * (x_j**2 - 1) / sqrt(0.7)`` (U-shaped effects);
     - interactions: ``b_k (1 + weight_drift * u_ek) * x_p * x_q``;
-    - linear: ``linear_weight * c_j (1 + weight_drift * u_ej) * x_j`` (small: a stable linear
-      signal is what neutralization would throw away);
+    - linear: ``linear_weight * c_j (1 + weight_drift * u_ej) * x_j``: a stable linear signal,
+      what full neutralization throws away (so the mean CORR falls clearly at proportion 1);
     - group dispersion: ``group_weight * (+1, -1)`` times the row std of the bins of feature
       groups 0 and 1, standardized within the era (what notebook 02's group ``std`` measures);
     - risky: ``d_j (risk_mean + r_ej) * x_j`` with ``r_ej`` AR(1) regimes over the eras
       (``risk_persistence``, mostly shared: ``risk_shared``), standardized within each split,
       so these features' correlation with the target flips sign between eras (feature risk).
       Their mean weight ``risk_mean`` is small next to the regime's sd of 1: a model that learns
-      them gains a little mean and a lot of era-to-era variance, so neutralization (which removes
-      every linear exposure) lowers the mean a little and raises Sharpe; the nonlinear,
-      interaction and group-dispersion parts survive it.
+      them gains a little mean and a lot of era-to-era variance. Neutralizing part of the linear
+      exposure removes more variance than mean and raises Sharpe; neutralizing all of it also
+      throws away the stable linear signal, and Sharpe falls again (the guide's 0.3-0.5 advice);
+      the nonlinear, interaction and group-dispersion parts survive it.
 
     ``scale`` makes the signal's sd about 1; ``eps`` is standard normal.
     The target is ``y`` binned per era into 0, 0.25, 0.5, 0.75, 1 at 5/20/50/20/5 percent.
@@ -103,9 +107,9 @@ class SyntheticModel:
 
     group_corr: float = 0.3  # share of a feature's latent variance that its group shares
     signal_fraction: float = 0.2  # share of the features the target depends on
-    noise: float = 6.0  # sd of the target's noise relative to the signal's sd
+    noise: float = 8.0  # sd of the target's noise relative to the signal's sd
     weight_drift: float = 0.35  # era-to-era relative sd of the stable weights
-    linear_weight: float = 0.3  # size of the stable linear weights relative to the others
+    linear_weight: float = 0.8  # size of the stable linear weights relative to the others
     risk_weight: float = 2.0  # size of the risky features' weights relative to the others
     group_weight: float = 0.6  # weight of each of the first two groups' row dispersion (02's std)
     risk_mean: float = 0.3  # mean of the risky features' era multiplier (risk_mean + r_e)
@@ -114,12 +118,12 @@ class SyntheticModel:
     target_spread: float = 0.35  # relative sd of another target name's part weights
     aux_noise_corr_20: float = 0.75  # other 20-day targets: noise correlation with target's
     aux_noise_corr_60: float = 0.45  # 60-day targets: the same, lower for the longer horizon
-    meta_noise: float = 2.0  # sd of the meta model's noise relative to the signal's sd
+    meta_noise: float = 1.6  # sd of the meta model's noise relative to the signal's sd
     meta_example_weight: float = 1.0  # weight of the example predictions in the meta model
     example_features: int = 4  # linear and risky features (each) the benchmark models use
-    example_squares: int = 2  # U-shaped features whose square the benchmark models use
+    example_squares: int = 3  # U-shaped features whose square the benchmark models use
     example_pairs: int = 1  # interactions whose product the benchmark models use
-    example_groups: int = 0  # group dispersions (of groups 0 and 1) the benchmark models use
+    example_groups: int = 2  # group dispersions (of groups 0 and 1) the benchmark models use
 
 
 # Era kinds in the random-stream keys: train/validation/test eras share one numbering, live differs.

@@ -164,7 +164,7 @@ def _v5_features_json(plan: Plan, version: str) -> dict[str, Any]:
 
     Sets: small, medium and all; the sets equivalent to older releases; one per feature group
     (the synthetic data has the six 2021 groups); and the version's new sets (v5.3: quantum).
-    Every set lists only the version's columns, in file order.
+    Every set lists only the version's columns, in file order (a group: in its own order).
     """
     names = plan.v5_names
     present = _v5_columns(plan, version)
@@ -184,8 +184,8 @@ def _v5_features_json(plan: Plan, version: str) -> dict[str, Any]:
     ]
     for key in V5_OTHER_SETS:
         sets[key] = listed(shuffled[: max(1, round(_OTHER_SET_SHARES[key] * len(older)))])
-    for group in GROUPS:
-        sets[group] = listed(by_rule[group])
+    for group in GROUPS:  # in the group's own order: feature k of group g is legacy's <g><k>
+        sets[group] = [m for m in by_rule[group] if m in order]
     for key in V5_NEW_SETS.get(version, ()):
         sets[key] = listed(_quantum(plan))
     return {"feature_sets": sets, "targets": [*NAMED_TARGETS, MAIN_TARGET]}
@@ -276,7 +276,8 @@ def _write_v5(plan: Plan, out: Path, version: str) -> None:
         example = np.concatenate([p["blend"] for p in predicted[split]]).astype(np.float32)
         table = _blocks_table(kept.blocks[split], {PREDICTION_COL: example}, pred_schema, False)
         _write_parquet(out / V5_FILES[f"{split}_example_preds"], pred_schema, iter([table]))
-        _write_csv(out / V5_CSV_FILES[f"{split}_example_preds_csv"], iter([table]))
+        csv = table.select(["id", PREDICTION_COL]).replace_schema_metadata(None)
+        _write_csv(out / V5_CSV_FILES[f"{split}_example_preds_csv"], iter([csv]))
     meta_schema = _pandas_schema({"era": "str", "data_type": "str", META_MODEL_COL: "float32"})
     scored = [
         (b, p)
@@ -482,7 +483,7 @@ def make_synthetic_dataset(
     ----------
     data_dir : path
         Parent directory. The dataset goes to ``<data_dir>/seed<seed>-<key>/<version>`` (v5,
-        default ``v5.2``) or ``<data_dir>/seed<seed>-<key>/numerai_dataset_<round>`` (legacy,
+        ``version`` one of :data:`~nbutils.data.layout.V5_VERSIONS`, default ``v5.3``) or ``<data_dir>/seed<seed>-<key>/numerai_dataset_<round>`` (legacy,
         default round 280); ``key`` hashes every input (see the module docstring), so datasets
         of other seeds, sizes, layouts or model knobs never share a file.
     layout : {"v5", "legacy"}
@@ -505,9 +506,12 @@ def make_synthetic_dataset(
 
     Notes
     -----
-    Eras: ``n_train_eras`` train eras, a gap of 4 era numbers, ``n_validation_eras`` validation
-    eras, then (legacy) ``n_test_eras`` test eras, and one live era (v5 labels ``0001``...,
-    legacy ``era1``..., live ``eraX``). Every file is written to a temporary name and renamed;
+    Eras: ``n_train_eras`` train eras, then right after them (no gap, as in Numerai's v5 files)
+    ``n_validation_eras`` validation eras, ``n_test_eras`` test eras without targets (v5: at the
+    end of ``validation.parquet``; legacy: in the tournament file), and one live era (v5 labels
+    ``0001``..., legacy ``era1``..., live ``eraX``). v5 also writes the benchmark models of
+    ``version`` (:func:`~nbutils.data.layout.benchmark_columns`), the example predictions (the
+    ``v5_lgbm_ct_blend`` column) and the meta model (validation eras); docs/data.md. Every file is written to a temporary name and renamed;
     :data:`SYNTHETIC_MARKER` is written last, and a directory whose marker matches is returned
     as it is, without writing anything.
     """
