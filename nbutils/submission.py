@@ -253,12 +253,16 @@ def write_submission(submission: pd.DataFrame | pd.Series, path: str | os.PathLi
     """Write ``id,prediction`` CSV atomically (a reader never sees half a file).
 
     The shape is checked first (:func:`check_shape`); run :func:`validate_submission` with the
-    round's data for the id checks.
+    round's data for the id checks. A run's ``submission.csv`` is written under the run's lock
+    and recorded (:func:`nbutils.run.fingerprints.saving`).
     """
+    from nbutils.run.fingerprints import saving
+
     frame = check_shape(submission)[[ID_COL, PRED_COL]]
     buffer = io.StringIO()
     frame.to_csv(buffer, index=False)
-    return atomic_write_text(path, buffer.getvalue())
+    with saving(path):
+        return atomic_write_text(path, buffer.getvalue())
 
 
 def read_submission(path: str | os.PathLike) -> pd.DataFrame:
@@ -530,7 +534,9 @@ def upload_submission(
     model_name, model_id : str, optional
         Which model to submit for (one of them).
     napi : numerapi.NumerAPI, optional
-        A client to use; by default one is made with the loaded keys.
+        A client to use; by default one is made with the loaded keys whose every request has a
+        timeout (:func:`nbutils.daily.client.make_client`: ``$NBUTILS_NUMERAI_TIMEOUT`` seconds,
+        default 60).
     data : NumeraiData, optional
         The round's data, for the full id checks.
     retries : int
@@ -551,12 +557,10 @@ def upload_submission(
     if model_id is None and model_name is None:
         raise SubmissionError("say which model to submit for: pass model_name=... or model_id=...")
     keys = _keys_for(napi)
-    if napi is None:
-        import numerapi
+    if napi is None:  # numerapi with a timeout on every request ($NBUTILS_NUMERAI_TIMEOUT)
+        from nbutils.daily.client import make_client
 
-        napi = numerapi.NumerAPI(
-            public_id=keys.public_id, secret_key=keys.secret_key, show_progress_bars=False
-        )
+        napi = make_client(keys)
     retry = {"retries": retries, "backoff": backoff, "sleep": sleep}
     with redacted_logging(keys), tempfile.TemporaryDirectory(prefix="nbutils-upload-") as tmp:
         if len(checked) < len(frame):  # unknown ids were dropped: upload the rest only
