@@ -244,8 +244,9 @@ def default_chain(tmp_path_factory):
 
 def test_default_data_teaches_the_guides_neutralization_lesson(default_chain):
     """Issue 9: neutralization (the guide's recipe, and features per era) gives up a little mean
-    for a higher Sharpe, a max drawdown closer to 0 and a lower feature exposure; the
-    diagnostics before it show a mix of statuses; the group stats of 02 help a quick model."""
+    for a lower feature exposure, and against the features per era for a higher Sharpe and a max
+    drawdown closer to 0 (issue 16); the diagnostics before it show a mix of statuses; the group
+    stats of 02 help a quick model."""
     import nbformat
 
     run, _ = default_chain
@@ -264,8 +265,11 @@ def test_default_data_teaches_the_guides_neutralization_lesson(default_chain):
     assert today["sharpe (ddof=0)"] > before["sharpe (ddof=0)"]
     assert before["max drawdown"] < today["max drawdown"] <= 0
     diag = pd.read_csv(run / "diagnostics.csv").set_index("metric")
-    assert {"good", "bad"} <= set(diag["before_status"]), diag["before_status"]
-    assert len(set(diag["before_status"])) >= 3
+    # a mix: some rows good, some not (fair or bad; which ones depends on where in the real
+    # ranges the data falls, issue 16), and the rows the guide does not judge
+    statuses = set(diag["before_status"])
+    assert "good" in statuses and statuses & {"fair", "bad"}, diag["before_status"]
+    assert len(statuses) >= 3
     nb02 = nbformat.read(run / "02_feature_engineering.ipynb", as_version=4)
     printed = "".join(out.get("text", "") for cell in nb02.cells for out in cell.get("outputs", []))
     assert "they help" in printed
