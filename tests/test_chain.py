@@ -232,14 +232,8 @@ def test_rerunning_04_after_01_changed_the_data_is_refused(chain_run, tmp_path):
         )
 
 
-@pytest.fixture(scope="module")
-def default_chain(tmp_path_factory):
-    """The chain on the default synthetic data (sizes and trees as `make run`)."""
-    root = tmp_path_factory.mktemp("chain-default")
-    result = run_pipeline(
-        root / "run", {"data_dir": str(root / "data")}, progress=False, log=lambda *_: None
-    )
-    return root / "run", result
+# default_chain (the chain as `make run` runs it) is in tests/conftest.py: shared by
+# tests/test_learner_reading.py.
 
 
 def test_default_data_teaches_the_guides_neutralization_lesson(default_chain):
