@@ -3,7 +3,7 @@
 - no English sentence in markdown or in what the cells print (stdout, stderr, results, table
   headers), outside code names, file names and quoted English; the few English names the guide
   itself uses are in :data:`ALLOWED`;
-- no status word or verdict in English (:data:`ENGLISH_WORDS`);
+- no status word or verdict in English (:data:`ENGLISH_WORDS`); the guide is always チュートリアル;
 - no hidden file of the run (``.nbutils.lock``, ``.04_evaluation.ipynb.*.tmp.ipynb``);
 - every figure has a non-empty Japanese title, read from its PNG (``Title``, written by
   :class:`nbutils.plots.NotebookFigure`).
@@ -333,3 +333,10 @@ def test_every_figure_has_a_japanese_title(executed, name):
         f"{name}: figures without a Japanese title in their PNG (draw them as "
         f"nbutils.plots.NotebookFigure with a Japanese title): {missing}"
     )
+
+
+@pytest.mark.parametrize("name", NOTEBOOKS)
+def test_the_guide_is_always_called_the_tutorial(executed, name):
+    """Issue 19: the guide was called both ガイド and チュートリアル."""
+    called = [where for where, text in readable_texts(executed[name]) if "ガイド" in text]
+    assert not called, f"{name} calls the guide ガイド (say チュートリアル): {called}"

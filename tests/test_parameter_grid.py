@@ -95,7 +95,7 @@ def test_06_runs_with_every_choice(run_copy, against, per_era, proportion):
     assert (settings["neutralize_against"], settings["per_era"]) == (against, per_era)
     assert settings["proportion"] == proportion
     lesson = json.loads((run_copy / "neutralization_lesson.json").read_text())
-    assert set(lesson) == {"before", "chosen", "today"}
+    assert set(lesson) == {"before", "chosen", "today", "embargo_eras"}
     mean = next(k for k in lesson["before"] if "mean" in k)
     if proportion == 0.0:  # nothing removed: the chosen variant scores as the model itself
         assert lesson["chosen"][mean] == pytest.approx(lesson["before"][mean], abs=1e-12)
