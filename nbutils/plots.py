@@ -229,8 +229,8 @@ def plot_cumulative(
     """One line per model: the running sum of its per-era scores (NaN eras count as 0).
 
     ``scores_by_name`` maps a name to a per-era Series (or is a DataFrame, one column per
-    model); eras are aligned on their labels in the order of the first series. The legend
-    gives each model's final sum and its max drawdown.
+    model); eras are aligned on their labels in the order of the first series. The legend,
+    below the axes, gives each model's final sum and its max drawdown.
     """
     frame = (
         scores_by_name.copy()
@@ -259,7 +259,10 @@ def plot_cumulative(
     ax.set_xlabel(frame.index.name or "era")
     ax.set_ylabel(ylabel)
     ax.grid(alpha=0.3)
-    ax.legend(loc="best", frameon=False, fontsize=9)
+    # below the axes: long Japanese labels inside would cover the curves
+    fig.legend(
+        *ax.get_legend_handles_labels(), loc="outside lower center", frameon=False, fontsize=9
+    )
     return fig
 
 

@@ -380,7 +380,7 @@ INDEX_FILES = {
 _PAGE_STYLE = """body{font-family:"Noto Sans CJK JP","Noto Sans JP",sans-serif;max-width:64em;
 margin:2em auto;padding:0 1em;line-height:1.6}
 table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:.3em .8em}
-td{text-align:right}th{text-align:left}
+td{text-align:right}th{text-align:left}td.text{text-align:left}
 figure{margin:1.5em 0}figure img{max-width:100%;height:auto;border:1px solid #ddd}
 figcaption{color:#444;font-size:.9em}"""
 _NAV_STYLE = (
@@ -440,6 +440,18 @@ def notebook_figures(executed: Sequence[Path], out_dir: Path) -> list[tuple[str,
     return out
 
 
+def _notebook_title(nb_path: Path) -> str:
+    """The first ``# `` heading of an executed notebook ("" if none)."""
+    import nbformat
+
+    for cell in nbformat.read(nb_path, as_version=4).cells:
+        if cell.cell_type == "markdown":
+            for line in cell.source.splitlines():
+                if line.startswith("# "):
+                    return line[2:].strip()
+    return ""
+
+
 def _navigation(stems: Sequence[str], i: int) -> str:
     """Previous / index / next links of notebook page ``i`` (pages are html/<stem>.html)."""
     prev_link = (
@@ -493,7 +505,7 @@ def _status_table(run_dir: Path, summary: Mapping[str, Any]) -> str:
         rows.append(
             f"<tr><th>{escape(name)}</th><td>{v['before']:.4f}</td>"
             f"<td>{escape(st.get('before', ''))}</td><td>{v['after']:.4f}</td>"
-            f"<td>{escape(st.get('after', ''))}</td><td>{escape(guideline)}</td></tr>"
+            f'<td>{escape(st.get("after", ""))}</td><td class="text">{escape(guideline)}</td></tr>'
         )
     if not rows:
         return "<p>診断表（06 の diagnostics.csv）はまだありません。</p>"
@@ -551,11 +563,12 @@ def render_html(
         )
         out = html_dir / (nb_path.stem + ".html")
         atomic_write_text(out, redact(_with_navigation(body, _navigation(stems, i)), keys))
-        items.append((nb_path.stem, f"html/{out.name}", nb_path.name))
+        items.append((nb_path.stem, f"html/{out.name}", nb_path.name, _notebook_title(nb_path)))
     figures = notebook_figures(executed, html_dir / "figures")
     links = "".join(
-        f'<li><a href="{escape(href)}">{escape(stem)}</a>（<a href="{escape(nb)}">ipynb</a>）</li>'
-        for stem, href, nb in items
+        f'<li><a href="{escape(href)}">{escape(title or stem)}</a>'
+        f'（{escape(stem)}、<a href="{escape(nb)}">ipynb</a>）</li>'
+        for stem, href, nb, title in items
     )
     figs = "".join(
         f'<figure><a href="{escape(rel)}" title="原寸で開く"><img src="{escape(rel)}" '
