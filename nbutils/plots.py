@@ -16,8 +16,11 @@ Every PNG a :class:`NotebookFigure` writes carries its title (:func:`figure_titl
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
+from pathlib import Path
 
+import matplotlib
 import numpy as np
 import pandas as pd
 from matplotlib.axes import Axes
@@ -70,10 +73,11 @@ class NotebookFigure(Figure):
     """
 
     def savefig(self, fname, *args, **kwargs):  # type: ignore[override]
-        fmt = kwargs.get("format") or (
-            str(fname).rsplit(".", 1)[-1].lower() if isinstance(fname, str | bytes) else "png"
-        )
-        if fmt == "png" and "metadata" not in kwargs:
+        fmt = kwargs.get("format")
+        if fmt is None and isinstance(fname, str | os.PathLike):
+            suffix = Path(fname).suffix.lstrip(".").lower()
+            fmt = suffix or None
+        if (fmt or matplotlib.rcParams["savefig.format"]) == "png" and "metadata" not in kwargs:
             kwargs["metadata"] = {"Title": figure_title(self)}
         return super().savefig(fname, *args, **kwargs)
 
