@@ -124,6 +124,23 @@ def test_metrics_and_per_era_scores_are_consistent(chain_run):
     assert per_era["numerai_corr"].mean() == pytest.approx(metrics["numerai_corr_mean"], abs=1e-12)
 
 
+def test_validation_scores_leave_out_the_embargo_eras(chain_run):
+    """04 and 06 score without the 4 eras after the last training era (20-day target)."""
+    from nbutils.eras import era_number
+
+    _, root, _ = chain_run
+    run = root / "run"
+    metrics = json.loads((run / "metrics.json").read_text())["validation"]
+    assert metrics["embargo_eras"] == 4
+    assert json.loads((run / "neutralization_lesson.json").read_text())["embargo_eras"] == 4
+    info = json.loads((run / "data.json").read_text())
+    data = load_data(info["dataset_dir"])
+    last = max(era_number(e) for e in data.train["era"].unique())
+    scored = {era_number(e) for e in pd.read_csv(run / "per_era.csv", dtype={"era": str})["era"]}
+    with_target = data.validation.loc[data.validation["target"].notna(), "era"].unique()
+    assert scored == {e for e in map(era_number, with_target) if not 0 < e - last <= 4}
+
+
 def test_no_secret_reaches_any_file_of_the_run(chain_run):
     _, root, _ = chain_run
     for path in (root / "run").rglob("*"):
@@ -232,14 +249,8 @@ def test_rerunning_04_after_01_changed_the_data_is_refused(chain_run, tmp_path):
         )
 
 
-@pytest.fixture(scope="module")
-def default_chain(tmp_path_factory):
-    """The chain on the default synthetic data (sizes and trees as `make run`)."""
-    root = tmp_path_factory.mktemp("chain-default")
-    result = run_pipeline(
-        root / "run", {"data_dir": str(root / "data")}, progress=False, log=lambda *_: None
-    )
-    return root / "run", result
+# default_chain (the chain as `make run` runs it) is in tests/conftest.py: shared by
+# tests/test_learner_reading.py.
 
 
 def test_default_data_teaches_the_guides_neutralization_lesson(default_chain):
@@ -272,7 +283,7 @@ def test_default_data_teaches_the_guides_neutralization_lesson(default_chain):
     assert len(statuses) >= 3
     nb02 = nbformat.read(run / "02_feature_engineering.ipynb", as_version=4)
     printed = "".join(out.get("text", "") for cell in nb02.cells for out in cell.get("outputs", []))
-    assert "they help" in printed
+    assert "役に立っています" in printed
 
 
 def test_each_lesson_check_ran_in_the_default_chain(default_chain):
@@ -293,20 +304,21 @@ def test_each_lesson_check_ran_in_the_default_chain(default_chain):
             "チュートリアルのファイルと一致（tournament ファイルと同じ順番: True）",
         ],
         "02_feature_engineering.ipynb": [
-            "group statistics agree with add_group_stats",
-            "reset_index + concat: every row keeps its own products",
-            "without reset_index",
+            "チュートリアルの計算と add_group_stats が一致しました",
+            "reset_index してから concat: どの行も自分の積の値を持ちます",
+            "reset_index なしの concat は",
         ],
         "04_evaluation.ipynb": [
-            "the tutorial's evaluate and nbutils agree",
-            "feature exposure (std of Spearman, ddof=0)",
-            "numerai corr by hand",
-            "max drawdown:",
+            "チュートリアルの evaluate と nbutils の evaluate は同じ数字です",
+            "Feature Exposure（Spearman 相関の標準偏差、ddof=0）",
+            "手計算の numerai corr",
+            "最大ドローダウン:",
+            "ddof=0 にする: × √(",
         ],
         "06_neutralization.ipynb": [
-            "the tutorial's neutralization (example predictions, 0.3, one block)",
-            "lstsq by hand = neutralize(era_col='era')",
-            "measured against: the meta model",
+            "チュートリアルの中和（サンプルモデル、0.3、全体を 1 かたまり）",
+            "lstsq の手計算 = neutralize(era_col='era')",
+            "MMC と Corr + MMC Sharpe の相手: メタモデル",
         ],
     }
     for name, lines in expected.items():

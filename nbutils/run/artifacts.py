@@ -298,6 +298,16 @@ def adopt_artifact(file: str | os.PathLike, run_dir: str | os.PathLike) -> Path:
 
 
 # -- data.json: how notebook 01 loaded the data, so that 02..06 load exactly the same -------------
+def training_target(run_dir: str | os.PathLike) -> str:
+    """The target column notebook 03 trained on: its ``target`` parameter as recorded with
+    ``predictions.parquet`` in fingerprints.json; ``"target"`` (03's default) when not recorded.
+
+    Notebooks 04 and 06 choose their embargo from it (:func:`nbutils.eras.embargo_eras`).
+    """
+    entry = fingerprints.read_manifest(run_dir).get("predictions.parquet") or {}
+    return str((entry.get("parameters") or {}).get("target", "target"))
+
+
 def save_data_info(
     run_dir: str | os.PathLike,
     data: NumeraiData,
