@@ -12,7 +12,7 @@ their footers (no data page is read). The model (bytes, ``n`` rows kept, ``F`` f
 - load (``load_data``, all three splits resident at the end)::
 
       load = baseline + LOAD_OVERHEAD + READ_BUFFER + n_all * (ROW_BYTES + 8 * n_targets)
-             + n_all * F * s
+             + n_all * F * s + benchmark files (BENCHMARK_ROW_BYTES + 8 per model, a row)
 
   ``ROW_BYTES`` covers the id (pyarrow-backed ``str``), the era and data_type codes
   (categorical) and the one metadata column read at a time as Arrow data; ``READ_BUFFER`` the
@@ -57,6 +57,7 @@ import pyarrow.parquet as pq
 
 from nbutils.checks import check_int
 from nbutils.data.layout import (
+    BENCHMARK_SPLITS,
     V5_FILES,
     V5_GROUP_SETS,
     check_features_json,
@@ -70,6 +71,9 @@ from nbutils.util import read_json
 LOAD_OVERHEAD = 60 * 1024**2
 READ_BUFFER = 64 * 1024**2
 ROW_BYTES = 40
+#: per row of a benchmark-models file (id and era read as strings, not measured since the
+#: loader's change: the former per-row figure, kept on the safe side)
+BENCHMARK_ROW_BYTES = 230
 SAMPLE_BYTES = 10
 BIN_SAMPLE_ROWS = 200_000  # LightGBM's bin_construct_sample_cnt default
 BATCH_ROWS = 4_096  # nbutils.train's float32 batch
@@ -306,6 +310,22 @@ def _footer_rows(path: Path, what: str) -> int:
         raise corrupt(path, err) from None
 
 
+def _benchmark_bytes(path: Path) -> int:
+    """Bytes ``load_data`` holds for the benchmark files present (read whole, every split, float64
+    columns plus id and era): from their footers only."""
+    total = 0
+    for split in BENCHMARK_SPLITS:
+        file = path / V5_FILES[f"{split}_benchmark_models"]
+        if not file.is_file():
+            continue
+        try:
+            meta = pq.ParquetFile(file).metadata
+        except (pa.ArrowException, OSError) as err:
+            raise corrupt(file, err) from None
+        total += meta.num_rows * (BENCHMARK_ROW_BYTES + 8 * max(meta.num_columns - 2, 0))
+    return total
+
+
 def _features(meta: dict, feature_set: str | Sequence[str], source: Path) -> list[str]:
     sets = meta["feature_sets"]
     if isinstance(feature_set, str):
@@ -370,7 +390,7 @@ def plan_memory(
     base = current_rss() if baseline is None else int(baseline)
 
     load = base + LOAD_OVERHEAD + READ_BUFFER + n_all * (ROW_BYTES + 8 * n_targets)
-    load += n_all * f * _ITEMSIZE[dtype]
+    load += _benchmark_bytes(path) + n_all * f * _ITEMSIZE[dtype]
     notes = []
     binned = n_train * (f + e) + 4 * BATCH_ROWS * (f + e)
     if engine == "local":
