@@ -388,7 +388,8 @@ def _read_parquet_series(path: Path, what: str, column: str) -> pd.Series | None
 
 
 def _read_benchmarks(path: Path) -> pd.DataFrame | None:
-    """A ``<split>_benchmark_models.parquet`` by id: ``era`` and every model column (float64);
+    """A ``<split>_benchmark_models.parquet`` by id: ``era`` (categorical) and every model column
+    (float64);
     None when the file is absent."""
     if not path.exists():
         return None
@@ -410,7 +411,7 @@ def _read_benchmarks(path: Path) -> pd.DataFrame | None:
     frame = pd.DataFrame(
         {m: _column_numpy(table, m).astype(np.float64) for m in models}, index=index
     )
-    frame.insert(0, "era", pd.array(_column_numpy(table, "era"), dtype="str"))
+    frame.insert(0, "era", _categorical(table.column("era")))  # as in the splits' frames
     return frame
 
 
