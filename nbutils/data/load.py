@@ -389,8 +389,7 @@ def _read_parquet_series(path: Path, what: str, column: str) -> pd.Series | None
 
 def _read_benchmarks(path: Path) -> pd.DataFrame | None:
     """A ``<split>_benchmark_models.parquet`` by id: ``era`` (categorical) and every model column
-    (float64);
-    None when the file is absent."""
+    (float64); None when the file is absent."""
     if not path.exists():
         return None
     pf = _open_parquet(path, "benchmark models")
