@@ -31,3 +31,7 @@ class PipelineError(NbutilsError):
 
 class ParameterError(NbutilsError, ValueError):
     """A notebook parameter is unknown, of the wrong type or out of its range."""
+
+
+class DependencyError(NbutilsError, ImportError):
+    """An installed dependency is older than nbutils needs (or missing); names the fix."""

@@ -34,6 +34,7 @@ from nbutils.data import NumeraiData
 from nbutils.errors import SubmissionError
 from nbutils.run.keys import PUBLIC_ENV, SECRET_ENV, NumeraiKeys, load_keys, redact
 from nbutils.util import atomic_write_text
+from nbutils.versions import require
 
 logger = logging.getLogger(__name__)
 
@@ -154,6 +155,7 @@ def check_shape(submission: pd.DataFrame | pd.Series) -> pd.DataFrame:
     DataFrame
         The submission with ``id,prediction`` columns.
     """
+    require("numerai-tools")
     from numerai_tools.submissions import validate_headers_numerai
 
     frame = _as_frame(submission)
@@ -212,6 +214,7 @@ def validate_submission(submission: pd.DataFrame | pd.Series, data: NumeraiData)
     DataFrame
         ``id,prediction`` columns, without the dropped unknown ids.
     """
+    require("numerai-tools")
     from numerai_tools.submissions import validate_submission_numerai
 
     frame = check_shape(submission)

@@ -41,8 +41,12 @@ def require_keys() -> NumeraiKeys:
 
 
 def make_client(keys: NumeraiKeys | None) -> Any:
-    """A numerapi client with ``keys`` (anonymous when None)."""
+    """A numerapi client with ``keys`` (anonymous when None); an old numerapi is refused here."""
     import numerapi
+
+    from nbutils.versions import require
+
+    require("numerapi")
 
     if keys is None:
         return numerapi.NumerAPI(show_progress_bars=False)

@@ -43,6 +43,7 @@ from nbutils.data.layout import MANIFEST_NAME, V5_FILES
 from nbutils.data.load import columns_per_read
 from nbutils.errors import DataError, DownloadError
 from nbutils.util import natural_sorted, read_json, release_memory, write_json
+from nbutils.versions import require
 
 #: The v5 files download_numerai_data fetches by default (those Numerai lists for the version).
 V5_DOWNLOAD_FILES: tuple[str, ...] = tuple(V5_FILES.values())
@@ -390,6 +391,7 @@ def _fetch(
 
 def _make_napi(show_progress: bool) -> Any:
     """A real, anonymous ``numerapi.NumerAPI`` (Numerai's datasets are public)."""
+    require("numerapi")
     return numerapi.NumerAPI(verbosity="warning", show_progress_bars=show_progress)
 
 

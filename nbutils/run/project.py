@@ -115,8 +115,8 @@ def badge_line(name: str) -> str:
 _SETUP_CELL = '''\
 # Setup: in Colab or Kaggle, install nbutils. A clone, or any place where nbutils already
 # imports, needs nothing. INSTALL_SOURCE is any pip requirement; the environment variable
-# NBUTILS_INSTALL_SOURCE overrides it (e.g. a wheel added to Kaggle as a dataset:
-# /kaggle/input/<dataset>/nbutils-0.1.0-py3-none-any.whl, or a git URL).
+# NBUTILS_INSTALL_SOURCE overrides it (a git URL, a wheel's path). Kaggle without Internet:
+# add the folder of `make kaggle-dataset` as a dataset; it is found under /kaggle/input.
 INSTALL_SOURCE = "{install_source}"
 
 import importlib.util
@@ -126,12 +126,23 @@ import sys
 IN_COLAB = "google.colab" in sys.modules
 IN_KAGGLE = "KAGGLE_KERNEL_RUN_TYPE" in os.environ
 if (IN_COLAB or IN_KAGGLE) and importlib.util.find_spec("nbutils") is None:
+    import glob
     import subprocess
 
     source = os.environ.get("NBUTILS_INSTALL_SOURCE", "").strip() or INSTALL_SOURCE
+    args = [source]
+    # Kaggle with Internet off: the folder of `make kaggle-dataset` added as a dataset
+    # (nbutils and the wheels of its dependencies) is installed from, with no package index.
+    kaggle_input = os.environ.get("NBUTILS_KAGGLE_INPUT", "/kaggle/input")
+    wheels = glob.glob(f"{{kaggle_input}}/*/nbutils-*.whl") + glob.glob(
+        f"{{kaggle_input}}/*/*/nbutils-*.whl"
+    )
+    if IN_KAGGLE and wheels and not os.environ.get("NBUTILS_INSTALL_SOURCE", "").strip():
+        source = os.path.dirname(sorted(wheels)[-1])
+        args = ["--no-index", "--find-links", source, "nbutils"]
     print("nbutils をインストールします:", source)
     pip = subprocess.run(
-        [sys.executable, "-m", "pip", "install", "-q", source], capture_output=True, text=True
+        [sys.executable, "-m", "pip", "install", *args], capture_output=True, text=True
     )
     if pip.returncode != 0:
 
@@ -143,16 +154,21 @@ if (IN_COLAB or IN_KAGGLE) and importlib.util.find_spec("nbutils") is None:
 
         last = (pip.stderr.strip().splitlines() or ["(pip printed nothing)"])[-1]
         raise SetupFailed(
-            f"nbutils をインストールできませんでした（pip install {{source}}）。\\n"
+            f"nbutils をインストールできませんでした（pip install {{' '.join(args)}}）。\\n"
             f"pip: {{last}}\\n"
             "直し方:\\n"
             "- Kaggle: 右のサイドバーの Session options で Internet をオンにして、もう一度実行します。\\n"
-            "- インターネットなしで: nbutils の wheel (nbutils-*.whl) をデータセットとして追加し、"
-            "このセルの INSTALL_SOURCE か環境変数 NBUTILS_INSTALL_SOURCE をそのパスにします。\\n"
+            "- Kaggle でインターネットなしで: make kaggle-dataset で作ったフォルダ "
+            "(dist/kaggle-dataset) をデータセットとして追加すると、このセルがそこから入れます。\\n"
             "- Colab: ネットワークを確かめて、ランタイムを再起動してからもう一度実行します。"
         )
     importlib.invalidate_caches()
-    print("nbutils をインストールしました")
+    done = [ln for ln in pip.stdout.splitlines() if ln.startswith("Successfully installed")]
+    print("nbutils をインストールしました。", *done[-1:])
+    # a package this kernel has already imported keeps its old version until a restart
+    names = [w.rsplit("-", 1)[0].replace("-", "_").lower() for w in " ".join(done).split()[2:]]
+    if any(name in sys.modules for name in names if name != "nbutils"):
+        print("読み込み済みのパッケージを入れ替えました: ランタイム（カーネル）を再起動してください")
 '''
 
 
