@@ -168,7 +168,7 @@ if (IN_COLAB or IN_KAGGLE) and importlib.util.find_spec("nbutils") is None:
     # a package this kernel has already imported keeps its old version until a restart
     names = [w.rsplit("-", 1)[0].replace("-", "_").lower() for w in " ".join(done).split()[2:]]
     if any(name in sys.modules for name in names if name != "nbutils"):
-        print("読み込み済みのパッケージを入れ替えました: ランタイム（カーネル）を再起動してください")
+        print("読み込み済みのパッケージを入れ替えました: ランタイムを再起動してください")
 '''
 
 
