@@ -23,11 +23,12 @@ import pandas as pd
 from nbutils._era_kernels import exposure_stats, max_exposure_per_era
 from nbutils.checks import (
     as_column_list,
+    check_int,
     check_proportion,
     numeric_matrix,
     require_columns,
 )
-from nbutils.eras import era_groups
+from nbutils.eras import drop_embargo, era_groups
 from nbutils.errors import ScoringError
 from nbutils.metrics import (
     PredCols,
@@ -90,6 +91,9 @@ def evaluate(
     features: Sequence[str] | None = None,
     example_col: str | None = None,
     meta_col: str | None = None,
+    *,
+    embargo_eras: int | None = None,
+    last_train_era: str | int | None = None,
 ) -> pd.Series | pd.DataFrame:
     """The tutorial's model summary (2D) next to Numerai's own numbers.
 
@@ -117,11 +121,25 @@ def evaluate(
       frame), ``max_feature_exposure`` (per era, mean) and ``fnc_mean``;
     - ``meta_col``: ``mmc_mean``;
     - ``example_col``: ``corr_with_example_preds`` (mean per-era Spearman between the
-      predictions and the example predictions).
+      predictions and the example predictions);
+    - ``embargo_eras``: the row ``embargo_eras``, the number of eras after the last training era
+      left out of the scores (:func:`nbutils.eras.embargo_eras` of the target). With
+      ``last_train_era`` the rows of those eras are dropped here
+      (:func:`nbutils.eras.drop_embargo`); without it, ``df`` is taken as already embargoed and
+      the number is only recorded (so that ``metrics.json`` says which protocol was used).
 
     Returns a Series, or a DataFrame (metrics x prediction columns) for a list of columns.
     """
     cols = as_column_list(pred_col, "prediction columns")
+    if last_train_era is not None:
+        if embargo_eras is None:
+            raise ScoringError(
+                "last_train_era is given without embargo_eras: pass "
+                "embargo_eras=nbutils.eras.embargo_eras(target_name) as well."
+            )
+        df = drop_embargo(df, last_train_era, embargo_eras, era_col)
+    elif embargo_eras is not None:
+        check_int(embargo_eras, "embargo_eras", 0)
     held = _HeldWarnings()
     run = held.run
     spear = _as_frame(run(per_era_corr, df, cols, target_col, "spearman", era_col))
@@ -151,6 +169,8 @@ def evaluate(
         ).mean()
     if example_col is not None:
         table["corr_with_example_preds"] = _corr_with_example(df, cols, example_col, era_col, run)
+    if embargo_eras is not None:
+        table["embargo_eras"] = pd.Series(float(embargo_eras), index=cols)
     held.show()
     out = pd.DataFrame(table).T.astype(float)
     out.columns.name = None

@@ -4,10 +4,19 @@ Scores (``nbutils.metrics``), neutralization (``nbutils.neutralize``) and the Da
 by era. They all group rows with :func:`era_groups`: eras in natural order ("era2" before
 "era10"), each row's era as an integer code, and the rows of each era found through one stable
 sort of those codes (skipped when the rows already come grouped by era, as Numerai's files do).
+
+The embargo (issue 16): Numerai's targets look 20 (or 60) trading days ahead, about 4 (or 12)
+weekly eras, so the targets of neighbouring eras overlap. Validation eras right after the last
+training era share part of their target window with the training data; scores leave them out.
+:func:`embargo_eras` gives how many (4 for 20-day targets, as Numerai's example notebooks drop;
+16 for 60-day targets) and :func:`drop_embargo` drops them, comparing era numbers
+(``"0123"`` and ``"era123"`` are era 123), so a model trained on every 4th era still leaves out
+the eras within the true distance of its last training era.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import cached_property
@@ -15,11 +24,98 @@ from functools import cached_property
 import numpy as np
 import pandas as pd
 
-from nbutils.checks import require_columns
-from nbutils.errors import ScoringError
+from nbutils.checks import check_int, require_columns
+from nbutils.errors import DataError, ScoringError
 from nbutils.util import natural_key
 
-__all__ = ["EraGroups", "era_groups"]
+__all__ = [
+    "EMBARGO_BY_HORIZON",
+    "EraGroups",
+    "drop_embargo",
+    "embargo_eras",
+    "era_groups",
+    "era_number",
+]
+
+#: Eras to leave out after the last training era, by the target's horizon in trading days:
+#: 20 days are 4 weekly eras (Numerai's example notebooks drop 4); 60 days are 12 eras, and
+#: 16 leaves the margin Numerai's docs give for 60-day targets.
+EMBARGO_BY_HORIZON: dict[int, int] = {20: 4, 60: 16}
+#: The main target of the v5 files is the 20-day target of the current name (design.md).
+_MAIN_TARGET = "target"
+_HORIZON = re.compile(r"_(\d+)$")
+_ERA_NUMBER = re.compile(r"\D*(\d+)")
+
+
+def embargo_eras(target: str) -> int:
+    """Eras to leave out after the last training era when scoring against ``target``.
+
+    ``"target"`` (Numerai's main target, an alias of a 20-day target) and names ending in ``_20``
+    give 4; names ending in ``_60`` give 16 (:data:`EMBARGO_BY_HORIZON`).
+
+    Raises
+    ------
+    DataError
+        If ``target`` is not a string or its horizon is not one of 20 and 60 days.
+    """
+    if not isinstance(target, str):
+        raise DataError(f"target={target!r} is not a column name: give e.g. 'target'.")
+    if target == _MAIN_TARGET:
+        return EMBARGO_BY_HORIZON[20]
+    match = _HORIZON.search(target)
+    horizon = int(match.group(1)) if match else None
+    if horizon not in EMBARGO_BY_HORIZON:
+        raise DataError(
+            f"target={target!r}: no known horizon, so no embargo can be chosen. Give 'target' or "
+            "a target whose name ends in _20 (20 days: 4 eras) or _60 (60 days: 16 eras), or "
+            "pass the number of eras to drop_embargo yourself."
+        )
+    return EMBARGO_BY_HORIZON[horizon]
+
+
+def era_number(label: object) -> int:
+    """The number of an era label: ``"0123"`` (v5), ``"era123"`` (legacy) or 123 give 123.
+
+    Raises
+    ------
+    DataError
+        For a label without a number (the legacy live era ``"eraX"``) or anything else.
+    """
+    if isinstance(label, bool):
+        raise DataError(f"era {label!r} is not an era label: give e.g. '0123' or 'era123'.")
+    if isinstance(label, int | np.integer):
+        return int(label)
+    match = _ERA_NUMBER.fullmatch(str(label))
+    if match is None:
+        raise DataError(
+            f"era {label!r} has no era number: give labels like '0123' (v5) or 'era123' "
+            "(2021 files); live eras such as 'eraX' have none and are never embargoed."
+        )
+    return int(match.group(1))
+
+
+def drop_embargo(
+    df: pd.DataFrame, last_train_era: str | int, n_eras: int, era_col: str = "era"
+) -> pd.DataFrame:
+    """``df`` without the rows of the ``n_eras`` eras right after ``last_train_era``.
+
+    A row is dropped when ``0 < era_number(row's era) - era_number(last_train_era) <= n_eras``;
+    eras are compared by number, so with every 4th training era kept (``era_step=4``) the
+    distance is still the true one. Earlier eras and later eras are kept as they are.
+
+    Raises
+    ------
+    DataError
+        If ``n_eras`` is not an integer >= 0, ``era_col`` is missing, or an era has no number.
+    """
+    n = check_int(n_eras, "n_eras", 0, error=DataError)
+    require_columns(df, [era_col], "era column", error=DataError)
+    last = era_number(last_train_era)
+    labels = df[era_col]
+    uniques = pd.unique(labels.to_numpy())
+    numbers = pd.Series([era_number(u) for u in uniques], index=uniques, dtype="int64")
+    distance = labels.map(numbers).to_numpy() - last
+    return df[~((distance > 0) & (distance <= n))]
 
 
 @dataclass(frozen=True)
