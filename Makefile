@@ -86,7 +86,7 @@ clean:
 wheel: $(DEV_STAMP)
 	$(BIN)/python -m build --wheel --outdir dist .
 
-# One folder for Kaggle with Internet off (docs/kaggle.md): the nbutils wheel and a wheel of every
+# One folder for Kaggle with Internet off (docs/versions.md): the nbutils wheel and a wheel of every
 # dependency for Kaggle's Python (KAGGLE_PYTHON). Add dist/kaggle-dataset to Kaggle as a dataset;
 # the notebooks' setup cell installs from it with no package index.
 KAGGLE_PYTHON ?= 3.12

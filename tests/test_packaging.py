@@ -274,7 +274,7 @@ def test_a_bare_kaggle_kernel_installs_the_wheel_and_completes_notebook_01(bare,
 
 
 # -- slow: Kaggle with Internet off ---------------------------------------------------------------
-#: What Kaggle's image has that matters here (docs/kaggle.md): its pandas, numpy and nbconvert.
+#: What Kaggle's image has that matters here (docs/versions.md): its pandas, numpy and nbconvert.
 KAGGLE_IMAGE_PINS = ("pandas==2.2.2", "numpy==2.0.2", "nbconvert==6.4.5")
 
 

@@ -186,3 +186,40 @@ def test_the_cell_says_what_pip_installed_and_when_to_restart(monkeypatch, capsy
     pip.stdout = "Successfully installed loaded-pkg-2.2.3 nbutils-0.1.0\n"
     _run_cell(monkeypatch, kaggle=True, importable=False, pip=pip)
     assert "再起動" in capsys.readouterr().out  # loaded_pkg is imported here: restart
+
+
+def test_a_failed_install_stops_with_the_short_message_and_no_traceback(monkeypatch):
+    pip = _Pip(1, "Collecting x\nERROR: Could not find a version that satisfies the requirement")
+    with pytest.raises(Exception) as info:
+        _run_cell(monkeypatch, kaggle=True, importable=False, pip=pip, source="nbutils==99")
+    err = info.value
+    assert type(err).__name__ == "SetupFailed"
+    assert not isinstance(err, subprocess.CalledProcessError)
+    shown = err._render_traceback_()  # what IPython shows instead of a traceback
+    text = "\n".join(shown)
+    assert "nbutils==99" in text and "Could not find a version" in text
+    assert "Internet" in text and "make kaggle-dataset" in text and "Colab" in text
+    assert len(shown) <= 8 and "Traceback" not in text
+
+
+def test_ipython_shows_the_failure_without_a_traceback(monkeypatch, capsys):
+    """IPython (the kernel's shell) prints only the message of the setup cell's error."""
+    from IPython.core.interactiveshell import InteractiveShell
+
+    monkeypatch.setenv("KAGGLE_KERNEL_RUN_TYPE", "Batch")
+    monkeypatch.setenv("NBUTILS_INSTALL_SOURCE", "nbutils==99")
+    monkeypatch.setattr(subprocess, "run", _Pip(1, "ERROR: No matching distribution"))
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda n, *a: None if n == "nbutils" else real_find_spec(n, *a)
+    )
+    shell = InteractiveShell.instance()
+    try:
+        result = shell.run_cell(project.setup_cell_source())
+    finally:
+        InteractiveShell.clear_instance()
+    out = capsys.readouterr()
+    shown = out.out + out.err
+    assert not result.success
+    assert "インストールできませんでした" in shown and "Internet" in shown
+    assert "Traceback" not in shown and "CalledProcessError" not in shown

@@ -7,10 +7,10 @@ Usage::
 
 The folder holds the nbutils wheel (the six notebooks inside) and a wheel of every package it
 depends on, directly or not, for Kaggle's image: CPython ``--python-version`` (default 3.12, see
-docs/kaggle.md) on x86-64 Linux (manylinux). Every runtime dependency is included, also those the
+docs/versions.md) on x86-64 Linux (manylinux). Every runtime dependency is included, also those the
 image already has: pip keeps an installed release that satisfies requirements.txt and takes from
 the folder only what is missing or too old, so the folder works whatever the image's versions are
-(docs/kaggle.md lists what the image had when this was written). Upload the folder as a Kaggle
+(docs/versions.md lists what the image had when this was written). Upload the folder as a Kaggle
 dataset and add it to the notebook; the notebooks' setup cell finds ``nbutils-*.whl`` under
 ``/kaggle/input`` and runs ``pip install --no-index --find-links <folder> nbutils``.
 
@@ -28,7 +28,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-#: Python of Kaggle's image (docs/kaggle.md): the wheels are for this CPython.
+#: Python of Kaggle's image (docs/versions.md): the wheels are for this CPython.
 KAGGLE_PYTHON = "3.12"
 #: glibc of Kaggle's image is 2.35 (Ubuntu 22.04): every manylinux wheel up to it installs.
 MANYLINUX = [f"manylinux_2_{minor}_x86_64" for minor in range(35, 4, -1)] + [
