@@ -50,7 +50,7 @@ $(UV_STAMP): $(BIN)/python
 # `nbutils.versions.main --exact` fails unless every dependency really is at its minimum.
 $(LOWEST_STAMP): $(UV_STAMP) requirements.txt requirements-dev.txt pyproject.toml
 	rm -rf $(LOWEST)
-	$(PYTHON) -m venv --without-pip $(LOWEST)
+	$(PYTHON) -m venv $(LOWEST)
 	$(BIN)/uv pip install -q --python $(LOWEST)/bin/python --resolution lowest-direct -r requirements.txt
 	$(BIN)/uv pip install -q --python $(LOWEST)/bin/python pytest pytest-timeout ruff build
 	$(BIN)/uv pip install -q --python $(LOWEST)/bin/python --no-deps -e .
