@@ -128,3 +128,43 @@ def test_an_old_numerapi_is_not_a_server_error(fake_numerai, monkeypatch, tmp_pa
     assert code == 1, err
     assert "numerapi 2.19.1 is installed" in err and "numerapi>=2.23" in err
     assert "server error" not in err
+
+
+# -- pandas 2 and 3 write the same synthetic files ------------------------------------------------
+def test_the_synthetic_schema_is_the_same_under_pandas_2_and_3(tmp_path):
+    """pandas 2 made the empty ``dtype="str"`` columns of the schema object dtype, which Arrow
+    typed null: writing the eras failed with ``ArrowInvalid: Invalid null value`` (notebook 01 on
+    pandas 2.2/2.3). pandas 3 described them as numpy ``str``. Now both give string columns
+    described as pandas 2 describes strings, as Numerai's files are."""
+    import json
+
+    import pandas as pd
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from nbutils.data.write import _pandas_schema
+
+    schema = _pandas_schema({"era": "str", "target": "float32"})
+    assert [schema.field(n).type for n in ("era", "target", "id")] == [
+        pa.string(),
+        pa.float32(),
+        pa.string(),
+    ]
+    meta = json.loads(schema.metadata[b"pandas"])
+    described = {c["name"]: (c["pandas_type"], c["numpy_type"]) for c in meta["columns"]}
+    assert described == {
+        "era": ("unicode", "object"),
+        "target": ("float32", "float32"),
+        "id": ("unicode", "object"),
+    }
+    assert meta["index_columns"] == ["id"]
+    assert "pandas_version" not in meta and "attributes" not in meta
+    columns = [
+        pa.array(["0001", "0002"]),
+        pa.array([0.25, 0.75], pa.float32()),
+        pa.array(["a", "b"]),
+    ]
+    pq.write_table(pa.Table.from_arrays(columns, schema=schema), tmp_path / "x.parquet")
+    back = pd.read_parquet(tmp_path / "x.parquet")
+    assert back.index.name == "id" and list(back.index) == ["a", "b"]
+    assert list(back["era"]) == ["0001", "0002"] and back["target"].dtype == "float32"
