@@ -50,3 +50,43 @@ def with_nan_targets(df: pd.DataFrame, share: float = 0.1) -> pd.DataFrame:
     for _, rows in holed.groupby("era").groups.items():
         holed.loc[rows[: max(1, int(share * len(rows)))], "target"] = np.nan
     return holed
+
+
+#: Benchmark columns named as in Numerai's v5.2 ``*_benchmark_models.parquet`` files; the
+#: example predictions come from :data:`EXAMPLE_BENCHMARK` (deliberately not the first column).
+BENCHMARK_COLUMNS = ("v52_lgbm_cyrusd20", "v52_lgbm_ender20", "v5_lgbm_ct_blend")
+EXAMPLE_BENCHMARK = "v52_lgbm_ender20"
+
+
+def benchmark_models(example: pd.Series, seed: int = 0) -> pd.DataFrame:
+    """A benchmark-models frame shaped like Numerai's: index ``id``, one float column per
+    benchmark model, no ``prediction`` column; :data:`EXAMPLE_BENCHMARK` equals ``example``,
+    the others are noisy relatives of it (correlation about 0.7)."""
+    rng = np.random.default_rng(seed)
+    values = example.to_numpy(dtype=np.float64)
+    columns = {}
+    for name in BENCHMARK_COLUMNS:
+        if name == EXAMPLE_BENCHMARK:
+            columns[name] = values
+        else:
+            noisy = values + rng.normal(scale=values.std() or 1.0, size=len(values))
+            columns[name] = pd.Series(noisy).rank(pct=True).to_numpy()
+    return pd.DataFrame(columns, index=pd.Index(example.index.astype(str), name="id"))
+
+
+def write_benchmark_models(dataset_dir, seed: int = 0) -> list:
+    """Write ``<split>_benchmark_models.parquet`` beside each ``<split>_example_preds.parquet``
+    of a synthetic dataset that has none (the synthetic data does not make them yet)."""
+    from pathlib import Path
+
+    written = []
+    for split in ("validation", "live"):
+        source = Path(dataset_dir) / f"{split}_example_preds.parquet"
+        target = Path(dataset_dir) / f"{split}_benchmark_models.parquet"
+        if source.is_file() and not target.is_file():
+            example = pd.read_parquet(source)
+            if "id" in example.columns:
+                example = example.set_index("id")
+            benchmark_models(example.iloc[:, 0], seed).to_parquet(target)
+            written.append(target)
+    return written

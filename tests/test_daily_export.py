@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -19,12 +20,19 @@ import pandas as pd
 import pytest
 
 from nbutils.daily.errors import DailyError
-from nbutils.daily.export import check_pickle, export_model, version_warnings
+from nbutils.daily.export import check_pickle, export_model, run_fingerprint
 from nbutils.daily.run import DailySettings
+from nbutils.daily.runner import python_mismatch
 from nbutils.daily.standalone import engineer, neutralize_block
 from nbutils.features import FeatureSpec
 from nbutils.neutralize import neutralize
 from tests import test_daily as base
+from tests.factories import (
+    BENCHMARK_COLUMNS,
+    EXAMPLE_BENCHMARK,
+    benchmark_models,
+    write_benchmark_models,
+)
 from tests.test_daily import (
     MODEL,
     PUBLIC,
@@ -35,8 +43,29 @@ from tests.test_daily import (
     run_cli,
 )
 
-finished_run = base.finished_run  # the module's finished run (a pytest fixture)
 daily = base.daily  # the stand-in with an open round (a pytest fixture)
+HERE = "Python " + ".".join(map(str, sys.version_info[:2]))
+OTHER = "Python 3.12" if HERE != "Python 3.12" else "Python 3.11"
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory):
+    """test_daily's finished run (neutralized 50 % against features per era) on a dataset with
+    ``*_benchmark_models.parquet`` files shaped like Numerai's (tests/factories.py)."""
+    from nbutils.data import TINY_SIZES, make_synthetic_dataset
+
+    root = tmp_path_factory.mktemp("export")
+    dataset = make_synthetic_dataset(root / "data", layout="v5", seed=0, **TINY_SIZES)
+    write_benchmark_models(dataset)
+    run_dir = root / "run"
+    built = build_run(run_dir, dataset, base.NEUTRAL)
+    return {"run_dir": run_dir, "dataset": dataset, **built}
+
+
+def exported_metadata(path: Path) -> dict:
+    import cloudpickle
+
+    return cloudpickle.loads(path.read_bytes()).nbutils_export
 
 
 def test_pickle_runs_without_nbutils_and_equals_the_runs_live_predictions(finished_run, tmp_path):
@@ -92,14 +121,14 @@ def test_check_catches_a_bad_predict(tmp_path, finished_run):
     assert not report.ok and any("outside [0, 1]" in e for e in report.errors)
 
 
-def test_version_warnings_name_the_python_mismatch():
+def test_python_mismatch_names_both_versions():
     here = ".".join(map(str, sys.version_info[:2]))
     other = "3.9" if here != "3.9" else "3.10"
-    warned = version_warnings({"python": f"{here}.0"}, f"Python {other}")
-    assert any(f"Python {here}" in w and other in w for w in warned)
-    assert not any(
-        "cloudpickle's functions" in w for w in version_warnings({"python": here}, f"Python {here}")
-    )
+    message = python_mismatch({"python": here}, f"Python {other}")
+    assert f"Python {here}" in message and f"Python {other}" in message
+    assert python_mismatch({"versions": {"python": f"{here}.1"}}, f"Python {other}") == message
+    assert python_mismatch({"python": here}, f"Python {here}") is None
+    assert python_mismatch({"python": here}, None) is None
 
 
 def test_export_refuses_a_name_without_pkl(finished_run, tmp_path):
@@ -217,8 +246,9 @@ def test_upload_model_refuses_an_unknown_image_with_the_offered_names(
 def test_upload_model_failed_put_is_an_error(daily, finished_run, tmp_path, capsys):
     run_dir = copy_run(finished_run, tmp_path)
     pkl = export_model(run_dir, tmp_path / "given.pkl")
+    daily.docker_images.setdefault(HERE, "44444444-4444-4444-8444-444444444444")
     daily.fail_put = [503]
-    code = run_cli(*_upload_args(run_dir, "--pickle", str(pkl), "--docker-image", "Python 3.11"))
+    code = run_cli(*_upload_args(run_dir, "--pickle", str(pkl), "--docker-image", HERE))
     assert code == 5 and "HTTP 503" in capsys.readouterr().err
     assert not daily.model_uploads and not (run_dir / "model_uploads.log").exists()
 
@@ -255,6 +285,9 @@ def test_pickle_and_submit_agree_with_the_run_for_each_setting(name, finished_ru
     saved = tmp_path / "p.parquet"
     report = check_pickle(pkl, run_dir=run_dir, save_predictions=saved)
     assert report.ok, report.describe()
+    # run as numerai-predict does: the whole live frame, then each era with its benchmark rows
+    assert report.eras == finished_run["data"].live["era"].nunique()
+    assert report.per_era_gap is not None and report.per_era_gap <= 1e-9
     from_pickle = pd.read_parquet(saved)["prediction"]
     assert (
         run_cli(
@@ -269,7 +302,7 @@ def test_pickle_and_submit_agree_with_the_run_for_each_setting(name, finished_ru
         )
         == 0
     )
-    submitted = pd.read_csv(run_dir / "rounds" / "1001" / f"{MODEL}.csv", dtype={"id": str})
+    submitted = pd.read_csv(run_dir / "rounds" / "1001" / "submission.csv", dtype={"id": str})
     submitted = submitted.set_index("id")["prediction"]
     np.testing.assert_allclose(
         from_pickle.to_numpy(), submitted[from_pickle.index].to_numpy(), atol=1e-12
@@ -287,7 +320,8 @@ def test_benchmark_models_are_aligned_by_id_and_must_cover_live(finished_run, tm
     predict = cloudpickle.loads(export_model(run_dir, tmp_path / "m.pkl").read_bytes())
     live = pd.read_parquet(finished_run["dataset"] / "live.parquet")
     features = live[[c for c in live.columns if c.startswith("feature_")]]
-    bench = pd.read_parquet(finished_run["dataset"] / "live_example_preds.parquet")
+    bench = pd.read_parquet(finished_run["dataset"] / "live_benchmark_models.parquet")
+    assert "prediction" not in bench.columns  # Numerai's file has none (issue 16)
     ordered = predict(features, bench)
     shuffled = predict(features, bench.sample(frac=1.0, random_state=1))
     pd.testing.assert_frame_equal(ordered, shuffled)
@@ -295,6 +329,8 @@ def test_benchmark_models_are_aligned_by_id_and_must_cover_live(finished_run, tm
         predict(features, bench.iloc[1:])
     with pytest.raises(ValueError, match="live_benchmark_models"):
         predict(features)
+    with pytest.raises(ValueError, match=EXAMPLE_BENCHMARK):
+        predict(features, bench.drop(columns=[EXAMPLE_BENCHMARK]))
 
 
 def test_the_pickle_holds_no_local_path(finished_run, tmp_path):
@@ -317,3 +353,264 @@ def test_check_catches_the_pickle_of_another_model(finished_run, tmp_path):
         export_model(finished_run["run_dir"], tmp_path / "right.pkl"),
         run_dir=finished_run["run_dir"],
     ).ok
+
+
+# -- the benchmark column (issue 16) -----------------------------------------------------------
+def test_export_neutralizes_against_the_benchmark_model_behind_the_example_predictions(
+    finished_run, tmp_path, capsys
+):
+    """The runner passes live_benchmark_models (no 'prediction' column), never the example
+    predictions: the pickle reads the benchmark column equal to them, by its real name."""
+    run_dir = tmp_path / "run"
+    build_run(run_dir, finished_run["dataset"], VARIANTS["example-predictions"])
+    pkl = export_model(run_dir, tmp_path / "m.pkl")
+    assert f"live_benchmark_models['{EXAMPLE_BENCHMARK}']" in capsys.readouterr().out
+    meta = exported_metadata(pkl)
+    assert meta["benchmark_column"] == EXAMPLE_BENCHMARK and meta["needs_benchmark"]
+    bench = pd.read_parquet(finished_run["dataset"] / "live_benchmark_models.parquet")
+    assert list(bench.columns) == list(BENCHMARK_COLUMNS)
+    report = check_pickle(pkl, run_dir=run_dir)
+    assert report.ok, report.describe()
+    # a features-neutralized run reads no column
+    assert (
+        exported_metadata(export_model(finished_run["run_dir"], tmp_path / "f.pkl"))[
+            "benchmark_column"
+        ]
+        is None
+    )
+
+
+def test_export_refuses_when_no_benchmark_column_is_the_example_model(finished_run, tmp_path):
+    run_dir = tmp_path / "run"
+    build_run(run_dir, finished_run["dataset"], VARIANTS["example-predictions"])
+    bench = pd.read_parquet(finished_run["dataset"] / "live_benchmark_models.parquet")
+    others = tmp_path / "others.parquet"
+    bench.drop(columns=[EXAMPLE_BENCHMARK]).to_parquet(others)
+    with pytest.raises(DailyError, match="no column of .* matches them") as err:
+        export_model(run_dir, tmp_path / "m.pkl", benchmark_models=others)
+    assert "v52_lgbm_cyrusd20" in str(err.value) and "--benchmark-column" in str(err.value)
+    with pytest.raises(DailyError, match=r"'v52_lgbm_ender2' is not a column") as err:
+        export_model(run_dir, tmp_path / "m.pkl", column="v52_lgbm_ender2")
+    assert EXAMPLE_BENCHMARK in str(err.value)
+    with pytest.raises(DailyError, match="download_dataset") as err:
+        export_model(run_dir, tmp_path / "m.pkl", benchmark_models=tmp_path / "none.parquet")
+    assert not (tmp_path / "m.pkl").exists()
+    # a named column that exists is taken as given
+    named = export_model(run_dir, tmp_path / "n.pkl", column="v5_lgbm_ct_blend")
+    assert exported_metadata(named)["benchmark_column"] == "v5_lgbm_ct_blend"
+
+
+def test_benchmark_models_factory_is_shaped_like_numerais():
+    example = pd.Series(np.linspace(0, 1, 50), index=[f"n{i}" for i in range(50)])
+    frame = benchmark_models(example)
+    assert frame.index.name == "id" and "prediction" not in frame.columns
+    np.testing.assert_array_equal(frame[EXAMPLE_BENCHMARK].to_numpy(), example.to_numpy())
+    for name in set(BENCHMARK_COLUMNS) - {EXAMPLE_BENCHMARK}:
+        assert 0.3 < frame[name].corr(example) < 0.95
+
+
+# -- the runner harness: whole frame and per era ---------------------------------------------
+def _multi_era_live(finished_run, tmp_path) -> tuple[Path, Path]:
+    """Validation rows as a live file of several eras, with their benchmark models."""
+    validation = pd.read_parquet(finished_run["dataset"] / "validation.parquet")
+    live = tmp_path / "live.parquet"
+    validation.to_parquet(live)
+    bench = tmp_path / "live_benchmark_models.parquet"
+    shutil.copy(finished_run["dataset"] / "validation_benchmark_models.parquet", bench)
+    return live, bench
+
+
+def test_one_block_runs_say_the_two_calls_differ(finished_run, tmp_path, capsys):
+    run_dir = tmp_path / "run"
+    build_run(run_dir, finished_run["dataset"], VARIANTS["one-block"])
+    pkl = export_model(run_dir, tmp_path / "m.pkl")
+    note = capsys.readouterr().out
+    assert "one block" in note and "live data has 1 era(s)" in note
+    assert exported_metadata(pkl)["calls_differ"]
+    live, bench = _multi_era_live(finished_run, tmp_path)
+    report = check_pickle(pkl, live=live, benchmark=bench, run_dir=run_dir)
+    assert report.ok, report.describe()  # the whole-frame call is submit's
+    assert report.eras > 1 and report.per_era_gap > 1e-3
+    assert any("different predictions" in w for w in report.warnings)
+    # per-era neutralization: the two calls agree, nothing to say
+    per_era = export_model(finished_run["run_dir"], tmp_path / "e.pkl")
+    assert "one block" not in capsys.readouterr().out
+    report = check_pickle(per_era, live=live, benchmark=bench, run_dir=finished_run["run_dir"])
+    assert report.ok and report.per_era_gap <= 1e-9, report.describe()
+    assert not any("different predictions" in w for w in report.warnings)
+
+
+def _pickled(tmp_path, name, func) -> Path:
+    import cloudpickle
+
+    path = tmp_path / f"{name}.pkl"
+    module = sys.modules[__name__]  # the helpers travel by value: no `tests` where it runs
+    cloudpickle.register_pickle_by_value(module)
+    try:
+        path.write_bytes(cloudpickle.dumps(func))
+    finally:
+        cloudpickle.unregister_pickle_by_value(module)
+    return path
+
+
+def _as_frame(live, values):
+    return pd.DataFrame({"prediction": values}, index=live.index)
+
+
+BAD_PREDICTS = {
+    "series": (lambda live, b: _as_frame(live, 0.5)["prediction"], "instead of a pandas DataFrame"),
+    "empty": (lambda live, b: _as_frame(live, 0.5).iloc[:0], "returned 0 predictions"),
+    "nan": (lambda live, b: _as_frame(live, np.nan), "NaN prediction"),
+    "range": (lambda live, b: _as_frame(live, 1.5), r"outside \[0, 1\]"),
+    "lost-id": (lambda live, b: _as_frame(live, 0.5).iloc[1:], "1 live id"),
+    "twice": (lambda live, b: pd.concat([_as_frame(live, 0.5)] * 2), "id\\(s\\) twice"),
+    "none": (lambda live, b: None, "returned None"),
+    "raises": (lambda live, b: live["no_such_column"], "KeyError"),
+    "three": (lambda live, b, c: _as_frame(live, 0.5), "1 or 2 parameters"),
+}
+
+
+@pytest.mark.parametrize("name", list(BAD_PREDICTS))
+def test_harness_applies_the_runners_checks(name, finished_run, tmp_path):
+    func, message = BAD_PREDICTS[name]
+    report = check_pickle(
+        _pickled(tmp_path, name, func), live=finished_run["dataset"] / "live.parquet"
+    )
+    assert not report.ok and any(re.search(message, e) for e in report.errors), report.errors
+
+
+def test_harness_passes_a_one_parameter_predict_and_the_first_column_any_name(
+    finished_run, tmp_path
+):
+    """numerai-predict calls a 1-parameter function with live_features alone and checks the
+    first column, whatever its name."""
+    report = check_pickle(
+        _pickled(tmp_path, "one", lambda live: pd.DataFrame({"p": 0.5}, index=live.index)),
+        live=finished_run["dataset"] / "live.parquet",
+    )
+    assert report.ok, report.describe()
+
+
+def test_harness_catches_a_predict_that_fails_only_per_era(finished_run, tmp_path):
+    def whole_only(live, bench):
+        value = np.nan if live["era"].nunique() == 1 else 0.5
+        return pd.DataFrame({"prediction": value}, index=live.index)
+
+    live, bench = _multi_era_live(finished_run, tmp_path)
+    report = check_pickle(_pickled(tmp_path, "w", whole_only), live=live, benchmark=bench)
+    assert not report.ok
+    assert all(e.startswith("era ") for e in report.errors) and len(report.errors) == report.eras
+
+
+# -- the Python version ------------------------------------------------------------------------
+def test_check_fails_for_another_pythons_image_unless_forced(finished_run, tmp_path, capsys):
+    out = tmp_path / "m.pkl"
+    args = ("export-model", "--run-dir", str(finished_run["run_dir"]), "--out", str(out))
+    assert exported_metadata(export_model(finished_run["run_dir"], out))["python"] == HERE[7:]
+    assert run_cli(*args, "--check", "--docker-image", OTHER) == 1
+    captured = capsys.readouterr()
+    assert f"made with {HERE}" in captured.err and "check FAILED" in captured.err
+    assert run_cli(*args, "--check", "--docker-image", OTHER, "--force") == 0
+    captured = capsys.readouterr().out
+    assert "warning: the pickle was made with" in captured and "check passed" in captured
+    assert run_cli(*args, "--check", "--docker-image", HERE) == 0
+
+
+# -- upload-model checks what it sends (issue 21) ------------------------------------------------
+def _refused(daily, run_dir, capsys, pkl, *extra) -> str:
+    code = run_cli(*_upload_args(run_dir, "--pickle", str(pkl), "--docker-image", HERE, *extra))
+    err = capsys.readouterr().err
+    assert code == 1, err
+    assert not daily.model_uploads and not (run_dir / "model_uploads.log").exists()
+    return err
+
+
+def test_upload_model_refuses_a_truncated_pickle(daily, finished_run, tmp_path, capsys):
+    run_dir = copy_run(finished_run, tmp_path)
+    daily.docker_images.setdefault(HERE, "44444444-4444-4444-8444-444444444444")
+    good = export_model(run_dir, tmp_path / "good.pkl").read_bytes()
+    cut = tmp_path / "cut.pkl"
+    cut.write_bytes(good[: len(good) // 2])
+    err = _refused(daily, run_dir, capsys, cut)
+    assert str(cut) in err and "does not unpickle" in err and "export-model" in err
+
+
+def test_upload_model_refuses_a_csv_renamed_pkl(daily, finished_run, tmp_path, capsys):
+    run_dir = copy_run(finished_run, tmp_path)
+    daily.docker_images.setdefault(HERE, "44444444-4444-4444-8444-444444444444")
+    csv = tmp_path / "predictions.pkl"
+    csv.write_text("id,prediction\nn1,0.5\n", encoding="utf-8")
+    err = _refused(daily, run_dir, capsys, csv)
+    assert str(csv) in err and "does not unpickle" in err and "export-model" in err
+
+
+def test_upload_model_refuses_a_function_of_three_parameters(daily, finished_run, tmp_path, capsys):
+    run_dir = copy_run(finished_run, tmp_path)
+    daily.docker_images.setdefault(HERE, "44444444-4444-4444-8444-444444444444")
+    pkl = _pickled(tmp_path, "three", BAD_PREDICTS["three"][0])
+    err = _refused(daily, run_dir, capsys, pkl)
+    assert str(pkl) in err and "one or two parameters" in err
+
+
+def test_upload_model_refuses_another_runs_export_unless_forced(
+    daily, finished_run, tmp_path, capsys
+):
+    """example-scripts #150: the export of another run is the wrong model."""
+    run_dir = copy_run(finished_run, tmp_path)
+    daily.docker_images.setdefault(HERE, "44444444-4444-4444-8444-444444444444")
+    other = tmp_path / "other"
+    build_run(other, finished_run["dataset"], VARIANTS["ranked"])
+    wrong = export_model(other, tmp_path / "wrong.pkl")
+    assert run_fingerprint(other) != run_fingerprint(run_dir)
+    err = _refused(daily, run_dir, capsys, wrong)
+    assert str(wrong) in err and "another run" in err and "--force" in err
+    # a pickle not made by export-model at all
+    foreign = _pickled(tmp_path, "foreign", lambda live: pd.DataFrame({"p": 0.5}, index=live.index))
+    err = _refused(daily, run_dir, capsys, foreign)
+    assert "not written by export-model" in err
+    # --force sends it (it still passes the runner's checks) and says so
+    args = _upload_args(run_dir, "--pickle", str(wrong), "--docker-image", HERE, "--force")
+    assert run_cli(*args) == 0
+    out = capsys.readouterr().out
+    assert "warning (--force)" in out and "check passed" in out
+    (entry,) = [json.loads(x) for x in (run_dir / "model_uploads.log").read_text().splitlines()]
+    assert entry["forced"] is True and entry["run_fingerprint"] == run_fingerprint(other)
+
+
+def test_upload_model_refuses_another_pythons_image_unless_forced(
+    daily, finished_run, tmp_path, capsys
+):
+    run_dir = copy_run(finished_run, tmp_path)
+    daily.docker_images.setdefault(HERE, "44444444-4444-4444-8444-444444444444")
+    pkl = export_model(run_dir, tmp_path / "m.pkl")
+    code = run_cli(*_upload_args(run_dir, "--pickle", str(pkl), "--docker-image", OTHER))
+    err = capsys.readouterr().err
+    assert code == 1 and f"made with {HERE}" in err and str(pkl) in err
+    assert not daily.model_uploads
+    assert run_cli(*_upload_args(run_dir, "--pickle", str(pkl), "--docker-image", HERE)) == 0
+    assert len(daily.model_uploads) == 1
+    (entry,) = [json.loads(x) for x in (run_dir / "model_uploads.log").read_text().splitlines()]
+    assert entry["run_fingerprint"] == run_fingerprint(run_dir) and entry["forced"] is False
+
+
+def test_upload_model_checks_an_example_predictions_run_with_numerais_benchmark_file(
+    daily, finished_run, tmp_path, capsys
+):
+    run_dir = tmp_path / "run"
+    build_run(run_dir, finished_run["dataset"], VARIANTS["example-predictions"])
+    daily.docker_images.setdefault(HERE, "44444444-4444-4444-8444-444444444444")
+    assert run_cli(*_upload_args(run_dir, "--docker-image", HERE)) == 0
+    out = capsys.readouterr().out
+    assert EXAMPLE_BENCHMARK in out and "check passed" in out
+    assert daily.model_uploads[0]["content"] == (run_dir / "model.pkl").read_bytes()
+
+
+def test_check_runs_with_the_python_it_is_given(finished_run, tmp_path, capsys):
+    """--runner-python: e.g. a venv with the pins of Numerai's image; the report names the
+    versions of the Python that ran it."""
+    out = tmp_path / "m.pkl"
+    args = ("export-model", "--run-dir", str(finished_run["run_dir"]), "--out", str(out), "--check")
+    assert run_cli(*args, "--runner-python", sys.executable) == 0
+    assert f"with python {sys.version.split()[0]}" in capsys.readouterr().out
+    assert run_cli(*args, "--runner-python", str(tmp_path / "no-python")) == 1
+    assert "--runner-python" in capsys.readouterr().err

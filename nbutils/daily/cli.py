@@ -12,7 +12,9 @@ import sys
 import warnings
 from collections.abc import Callable, Sequence
 
+from nbutils.daily.client import numerapi_too_old
 from nbutils.daily.errors import DailyError
+from nbutils.daily.names import check_model_name
 from nbutils.errors import NbutilsError
 from nbutils.run.keys import load_keys, redact
 
@@ -33,7 +35,10 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--run-dir", required=True, help="a finished run (python -m nbutils run)")
     p.add_argument("--model-name", required=True, help="your Numerai model's name")
     p.add_argument(
-        "--data-dir", default=None, help="where the round's files go (default: the run's dataset)"
+        "--data-dir",
+        default=None,
+        help="where the round's files go, under DATA_DIR/<version>/rounds/ (default: the run's "
+        "rounds/<round>/)",
     )
     p.add_argument("--dry-run", action="store_true", help="write the file, upload nothing")
     p.add_argument("--force", action="store_true", help="upload even if this round was submitted")
@@ -47,6 +52,22 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
         default=None,
         help='the image to compare versions with, e.g. "Python 3.11"',
     )
+    p.add_argument(
+        "--benchmark-models",
+        default=None,
+        help="live_benchmark_models.parquet (default: the one in the run's dataset)",
+    )
+    p.add_argument(
+        "--benchmark-column",
+        default=None,
+        help="the benchmark model to neutralize against (default: the example predictions' one)",
+    )
+    p.add_argument("--force", action="store_true", help="a Python mismatch only warns")
+    p.add_argument(
+        "--runner-python",
+        default=None,
+        help="the Python --check runs it with (e.g. a venv with the image's pins)",
+    )
 
     p = sub.add_parser("upload-model", help="upload a pickled model with numerapi's model_upload")
     p.add_argument("--run-dir", required=True)
@@ -54,6 +75,11 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--pickle", default=None, help="default: export and check one first")
     p.add_argument("--docker-image", default=None, help="one of the names Numerai lists")
     p.add_argument("--data-version", default=None, help="one of the names Numerai lists")
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="upload another run's export or another Python's pickle anyway",
+    )
 
     p = sub.add_parser("scores", help="recent round scores of a model (table and plot)")
     p.add_argument("--model-name", required=True)
@@ -72,10 +98,22 @@ def _submit(args: argparse.Namespace) -> int:
 def _export(args: argparse.Namespace) -> int:
     from nbutils.daily.export import check_pickle, export_model
 
-    path = export_model(args.run_dir, args.out)
+    path = export_model(
+        args.run_dir,
+        args.out,
+        benchmark_models=args.benchmark_models,
+        column=args.benchmark_column,
+    )
     print(f"wrote {path}")
     if args.check:
-        report = check_pickle(path, docker_image=args.docker_image, run_dir=args.run_dir)
+        report = check_pickle(
+            path,
+            benchmark=args.benchmark_models,
+            docker_image=args.docker_image,
+            run_dir=args.run_dir,
+            force=args.force,
+            python=args.runner_python,
+        )
         print(report.describe(), file=sys.stdout if report.ok else sys.stderr)
         return 0 if report.ok else 1
     return 0
@@ -84,12 +122,14 @@ def _export(args: argparse.Namespace) -> int:
 def _upload(args: argparse.Namespace) -> int:
     from nbutils.daily.upload_model import upload_model
 
+    check_model_name(args.model_name)
     upload_model(
         args.run_dir,
         args.model_name,
         pickle=args.pickle,
         docker_image=args.docker_image,
         data_version=args.data_version,
+        force=args.force,
     )
     return 0
 
@@ -97,6 +137,7 @@ def _upload(args: argparse.Namespace) -> int:
 def _scores(args: argparse.Namespace) -> int:
     from nbutils.daily.scores import scores_command
 
+    check_model_name(args.model_name)
     scores_command(args.model_name, rounds=args.rounds, out=args.out, stake=args.stake)
     return 0
 
@@ -120,6 +161,12 @@ def dispatch(argv: Sequence[str] | None = None) -> int | None:
         with warnings.catch_warnings():
             warnings.simplefilter("default")
             return HANDLERS[args.command](args)
+    except AttributeError as err:  # an API an old numerapi lacks: say so, never a traceback
+        too_old = numerapi_too_old(err)
+        if too_old is None:
+            raise
+        print(f"error: {too_old}", file=sys.stderr)
+        return too_old.exit_code
     except DailyError as err:
         print(f"error: {redact(str(err), keys)}", file=sys.stderr)
         return err.exit_code

@@ -1,52 +1,173 @@
 """``python -m nbutils export-model``: the run's model as a pickled ``predict`` for Numerai.
 
 Numerai's model upload runs ``predict(live_features, live_benchmark_models)`` from a cloudpickle
-in a container (1 CPU, 4 GB of memory, 10 minutes) where nbutils is not installed. The pickle
-written here is the function of :func:`nbutils.daily.standalone.make_predict`, pickled by value,
-with the LightGBM model as text, the feature lists, the feature-engineering spec and the
-neutralization settings inside it. It needs numpy, pandas and lightgbm only.
+in a container (1 CPU, 4 GB of memory, 10 minutes) where nbutils is not installed (what the
+runner does: :mod:`nbutils.daily.runner`). The pickle written here is the function of
+:func:`nbutils.daily.standalone.make_predict`, pickled by value, with the LightGBM model as text,
+the feature lists, the feature-engineering spec and the neutralization settings inside it. It
+needs numpy, pandas and lightgbm only.
 
-:func:`check_pickle` loads it in a fresh Python whose path has no nbutils, calls it as Numerai's
-runner does (with ``live_benchmark_models``; then with ``live_features`` alone, unless the model
-is neutralized against example predictions and so needs them), checks the answer (a DataFrame with a ``prediction``
-column, indexed like the live rows, no NaN, values in [0, 1]) and reports time and peak memory
-against Numerai's limits, and version differences against the chosen image.
+The runner passes no example predictions, only ``live_benchmark_models``: one column per
+benchmark model (``v52_lgbm_ender20``...). So a run neutralized against the example predictions
+(the guide's recipe) reads the benchmark model they come from: :func:`benchmark_column` finds it
+as the column whose Pearson correlation with ``live_example_preds.parquet`` on the live ids is
+at least :data:`MATCH` (``--benchmark-column`` names it instead), and refuses, naming the
+columns, when none is. Neutralizing on ``[x, 1]`` is unchanged by ``x -> a x + b``, so a column
+that is an affine copy of the example predictions gives exactly ``submit``'s values.
+
+``predict.nbutils_export`` (inside the pickle) records: the run's fingerprint
+(:func:`run_fingerprint`), the Python (major.minor) and library versions, the benchmark column,
+and when the whole-frame call and per-era calls differ (:func:`calls_differ`).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+import math
 import os
-import platform
-import subprocess
 import sys
-import tempfile
 import types
-from dataclasses import dataclass, field
-from importlib import metadata
+from collections.abc import Callable
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 from nbutils.daily.errors import DailyError
 from nbutils.daily.run import RunModel, load_run
+from nbutils.daily.runner import (
+    BENCHMARK_FILE,
+    LIMIT_SECONDS,
+    CheckReport,
+    check_pickle,
+    local_versions,
+    minor,
+    version_warnings,
+)
 from nbutils.util import atomic_path
 
-#: Numerai's limits for an uploaded model.
-LIMIT_SECONDS = 600.0
-LIMIT_MEMORY_MIB = 4096.0
-LIMIT_CPUS = 1
-LIBRARIES = ("numpy", "pandas", "lightgbm", "cloudpickle", "pyarrow")
+__all__ = [
+    "LIMIT_SECONDS",
+    "CheckReport",
+    "benchmark_column",
+    "check_pickle",
+    "export_model",
+    "local_versions",
+    "run_fingerprint",
+    "version_warnings",
+]
+
+#: The smallest Pearson correlation with the example predictions that names their benchmark model.
+MATCH = 0.999
 
 
-def local_versions() -> dict[str, str]:
-    """Python's and the libraries' versions here (what the pickle is made with)."""
-    versions = {"python": platform.python_version()}
-    for name in LIBRARIES:
-        try:
-            versions[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            versions[name] = "not installed"
-    return versions
+def run_fingerprint(run_dir: str | os.PathLike) -> str:
+    """SHA-256 of what makes the run's predictions: ``model.txt``, ``feature_spec.json`` and the
+    neutralization settings (without their ``source``). Copies of a run share it."""
+    run = load_run(run_dir)
+    digest = hashlib.sha256()
+    for name in ("model.txt", "feature_spec.json"):
+        digest.update(hashlib.sha256((run.run_dir / name).read_bytes()).digest())
+    settings = {k: v for k, v in asdict(run.settings).items() if k != "source"}
+    digest.update(json.dumps(settings, sort_keys=True).encode())
+    return digest.hexdigest()
+
+
+def needs_benchmark(run: RunModel) -> bool:
+    """Whether the run neutralizes against the example predictions."""
+    return run.settings.neutralize and run.settings.neutralize_against == "example_predictions"
+
+
+def _read_indexed(path: Path) -> Any:
+    import pandas as pd
+
+    try:
+        frame = pd.read_parquet(path)
+    except Exception as err:
+        raise DailyError(f"cannot read {path}: {err}; download it again.") from None
+    if "id" in frame.columns:
+        frame = frame.set_index("id")
+    frame.index = frame.index.astype(str)
+    return frame
+
+
+def benchmark_column(
+    run: RunModel,
+    benchmark_models: str | os.PathLike | None = None,
+    column: str | None = None,
+) -> str | None:
+    """The ``live_benchmark_models`` column the pickle neutralizes against (None when it reads
+    none): ``column`` when given and present, else the one matching the example predictions."""
+    if not needs_benchmark(run):
+        return None
+    dataset = Path(run.info["dataset_dir"])
+    path = Path(benchmark_models) if benchmark_models else dataset / BENCHMARK_FILE
+    if not path.is_file():
+        raise DailyError(
+            f"the run neutralizes against the example predictions, and Numerai's runner passes "
+            f"them only as a column of {BENCHMARK_FILE}: there is none at {path}. Download it "
+            f"(numerapi: download_dataset('{run.info.get('version') or 'v5.2'}/{BENCHMARK_FILE}')) "
+            "or give it with --benchmark-models FILE."
+        )
+    bench = _read_indexed(path)
+    columns = [str(c) for c in bench.columns]
+    if column is not None:
+        if column not in columns:
+            raise DailyError(
+                f"--benchmark-column {column!r} is not a column of {path}; its columns: {columns}."
+            )
+        return column
+    example_path = dataset / "live_example_preds.parquet"
+    if not example_path.is_file():
+        raise DailyError(
+            f"no {example_path} to find the benchmark model behind the example predictions; "
+            f"name it with --benchmark-column (one of {columns})."
+        )
+    example = _read_indexed(example_path)
+    example = example["prediction"] if "prediction" in example.columns else example.iloc[:, 0]
+    common = example.index.intersection(bench.index)
+    found = {}
+    for name in columns:
+        values = bench.loc[common, name]
+        if len(common) > 2 and values.dtype.kind == "f":
+            r = float(values.corr(example.loc[common]))
+            found[name] = r if math.isfinite(r) else -1.0  # a constant column correlates with none
+    best = max(found, key=found.__getitem__, default=None)
+    if best is None or not found[best] >= MATCH:
+        shown = {n: round(r, 4) for n, r in found.items()}
+        raise DailyError(
+            f"the run neutralizes against the example predictions, but no column of {path} "
+            f"matches them (Pearson correlation on {len(common)} live ids: {shown}; "
+            f"{MATCH} needed). Numerai's runner passes only these columns: {columns}. Name one "
+            "with --benchmark-column, or neutralize against features "
+            "(python -m nbutils run -p neutralize_against features)."
+        )
+    return best
+
+
+def calls_differ(run: RunModel) -> str | None:
+    """Why the whole-frame call and per-era calls can give different predictions, or None."""
+    s = run.settings
+    if s.per_era or not s.neutralize:
+        return None
+    return (
+        "this run neutralizes all the live rows as one block (per_era=False): Numerai's runner "
+        "calls "
+        "predict once on the whole live frame, which gives submit's values; a runner calling it "
+        "once per era would treat each era alone, so on live data of several eras the two give "
+        "different predictions (export-model --check measures the difference)."
+    )
+
+
+def _live_eras(run: RunModel) -> str:
+    """How many eras the run's live data holds ("?" when it cannot be read)."""
+    import pandas as pd
+
+    try:
+        live = pd.read_parquet(Path(run.info["dataset_dir"]) / "live.parquet", columns=["era"])
+    except Exception:  # a missing or unreadable file: the note stands without the count
+        return "?"
+    return str(live["era"].nunique())
 
 
 def bundle_of(run: RunModel) -> dict[str, Any]:
@@ -67,7 +188,7 @@ def bundle_of(run: RunModel) -> dict[str, Any]:
             "neutralize_against": s.neutralize_against,
             "per_era": s.per_era,
             "rank_per_era": s.rank_per_era,
-            "benchmark_column": "prediction",
+            "benchmark_column": None,
         },
     }
 
@@ -81,20 +202,35 @@ def _standalone_module() -> types.ModuleType:
     return module
 
 
-def export_model(run_dir: str | os.PathLike, out: str | os.PathLike) -> Path:
-    """Write the cloudpickle of the run's ``predict`` to ``out`` (a ``.pkl`` file), atomically."""
+def export_model(
+    run_dir: str | os.PathLike,
+    out: str | os.PathLike,
+    *,
+    benchmark_models: str | os.PathLike | None = None,
+    column: str | None = None,
+    say: Callable[[str], None] = print,
+) -> Path:
+    """Write the cloudpickle of the run's ``predict`` to ``out`` (a ``.pkl`` file), atomically.
+
+    ``benchmark_models``/``column``: see :func:`benchmark_column`."""
     import cloudpickle
 
     target = Path(out).expanduser()
     if target.suffix != ".pkl":
         raise DailyError(f"--out {target}: Numerai's model upload needs a file ending in .pkl.")
     run = load_run(run_dir)
+    bundle = bundle_of(run)
+    bundle["settings"]["benchmark_column"] = benchmark_column(run, benchmark_models, column)
     standalone = _standalone_module()
-    predict = standalone.make_predict(bundle_of(run))
+    predict = standalone.make_predict(bundle)
+    versions = local_versions()
     predict.nbutils_export = {
-        "versions": local_versions(),
-        "needs_benchmark": run.settings.neutralize
-        and run.settings.neutralize_against == "example_predictions",
+        "run_fingerprint": run_fingerprint(run.run_dir),
+        "python": minor(versions["python"]),
+        "versions": versions,
+        "needs_benchmark": needs_benchmark(run),
+        "benchmark_column": bundle["settings"]["benchmark_column"],
+        "calls_differ": calls_differ(run),
     }
     sys.modules[standalone.__name__] = standalone
     cloudpickle.register_pickle_by_value(standalone)
@@ -105,243 +241,13 @@ def export_model(run_dir: str | os.PathLike, out: str | os.PathLike) -> Path:
         del sys.modules[standalone.__name__]
     with atomic_path(target) as tmp:
         tmp.write_bytes(payload)
+    export = predict.nbutils_export
+    if export["benchmark_column"]:
+        say(
+            f"neutralizes against live_benchmark_models[{export['benchmark_column']!r}] "
+            "(the benchmark model behind the example predictions)"
+        )
+    if export["calls_differ"]:
+        say(f"note: {export['calls_differ']} The run's live data has {_live_eras(run)} era(s).")
+    say(f"made with Python {export['python']}: upload it for the image 'Python {export['python']}'")
     return target
-
-
-# -- the check ---------------------------------------------------------------------------------
-_CHILD = r"""
-import importlib.abc, importlib.util, json, os, resource, sys, time
-
-# No nbutils on the path: drop the project's entries and the editable-install finders, and
-# refuse the import outright, so the pickle must stand on its own.
-sys.path[:] = [p for p in sys.path if not os.path.isdir(os.path.join(p or ".", "nbutils"))]
-sys.meta_path[:] = [f for f in sys.meta_path if "editable" not in type(f).__module__.lower()]
-class _NoNbutils(importlib.abc.MetaPathFinder):
-    def find_spec(self, name, path=None, target=None):
-        if name == "nbutils" or name.startswith("nbutils."):
-            raise ImportError("nbutils is not installed where Numerai runs the model")
-        return None
-sys.meta_path.insert(0, _NoNbutils())
-
-import cloudpickle, numpy as np, pandas as pd
-
-args = json.loads(sys.argv[1])
-report = {"errors": [], "nbutils_importable": False}
-try:
-    import nbutils  # noqa: F401
-    report["nbutils_importable"] = True
-except ImportError:
-    pass
-start = time.perf_counter()
-with open(args["pickle"], "rb") as handle:
-    predict = cloudpickle.load(handle)
-report["exported_with"] = getattr(predict, "nbutils_export", {}).get("versions", {})
-live = pd.read_parquet(args["live"])
-if "id" in live.columns:
-    live = live.set_index("id")
-features = live[[c for c in live.columns if c.startswith("feature_")]]
-bench = pd.read_parquet(args["benchmark"]) if args.get("benchmark") else None
-if bench is not None and "id" in bench.columns:
-    bench = bench.set_index("id")
-export = getattr(predict, "nbutils_export", {})
-calls = [("two arguments", lambda: predict(features, bench))]
-if not export.get("needs_benchmark"):  # else it cannot work without live_benchmark_models
-    calls.append(("one argument", lambda: predict(features)))
-for label, call in calls:
-    try:
-        out = call()
-    except Exception as err:
-        report["errors"].append(f"{label}: {type(err).__name__}: {err}")
-        continue
-    if not isinstance(out, pd.DataFrame) or "prediction" not in out.columns:
-        report["errors"].append(f"{label}: did not return a DataFrame with a 'prediction' column")
-        continue
-    if not out.index.equals(features.index):
-        report["errors"].append(f"{label}: the index differs from live_features' index")
-    values = out["prediction"].to_numpy(dtype=float)
-    if np.isnan(values).any():
-        report["errors"].append(f"{label}: {int(np.isnan(values).sum())} NaN prediction(s)")
-    elif values.min() < 0 or values.max() > 1:
-        report["errors"].append(f"{label}: values outside [0, 1] ({values.min():.4g}..{values.max():.4g})")
-    if args.get("save") and label == "two arguments":
-        out.to_parquet(args["save"])
-report["seconds"] = time.perf_counter() - start
-report["peak_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-report["rows"] = len(features)
-print("NBUTILS_REPORT " + json.dumps(report))
-"""
-
-
-@dataclass
-class CheckReport:
-    """What :func:`check_pickle` found."""
-
-    seconds: float
-    peak_mib: float
-    rows: int
-    errors: list[str] = field(default_factory=list)
-    warnings: list[str] = field(default_factory=list)
-    nbutils_importable: bool = False
-
-    @property
-    def ok(self) -> bool:
-        return not self.errors
-
-    def describe(self) -> str:
-        lines = [
-            f"check: {self.rows:,} live rows in {self.seconds:.1f} s (limit {LIMIT_SECONDS:.0f} s), "
-            f"peak memory {self.peak_mib:.0f} MiB (limit {LIMIT_MEMORY_MIB:.0f} MiB), 1 CPU",
-            *(f"warning: {w}" for w in self.warnings),
-            *(f"error: {e}" for e in self.errors),
-            "check passed" if self.ok else "check FAILED",
-        ]
-        return "\n".join(lines)
-
-
-def image_python(docker_image: str | None) -> str | None:
-    """``"3.11"`` from an image name such as ``"Python 3.11"``; None when it names none."""
-    import re
-
-    match = re.search(r"(\d+\.\d+)", docker_image or "")
-    return match.group(1) if match else None
-
-
-def version_warnings(exported: dict[str, str], docker_image: str | None) -> list[str]:
-    """Differences that break unpickling on Numerai's side (numerapi #117, example-scripts #141)."""
-    out = []
-    here = local_versions()
-    wanted = image_python(docker_image)
-    made = ".".join((exported.get("python") or here["python"]).split(".")[:2])
-    if wanted and wanted != made:
-        out.append(
-            f"the pickle was made with Python {made} but the image {docker_image!r} runs Python "
-            f"{wanted}: cloudpickle's functions do not load across Python versions. Export with "
-            f"Python {wanted}, or choose the image for Python {made}."
-        )
-    for name in LIBRARIES:
-        if exported.get(name) and exported[name] != here.get(name):
-            out.append(f"{name} {exported[name]} made the pickle, {here.get(name)} loads it here.")
-    if docker_image and not wanted:
-        out.append(f"cannot tell the Python version of image {docker_image!r}.")
-    if exported:
-        made_with = ", ".join(f"{k} {v}" for k, v in exported.items())
-        out.append(
-            f"made with {made_with}: the image must have the same numpy/pandas/lightgbm majors."
-        )
-    return out
-
-
-def check_pickle(
-    pickle_path: str | os.PathLike,
-    live: str | os.PathLike | None = None,
-    benchmark: str | os.PathLike | None = None,
-    docker_image: str | None = None,
-    save_predictions: str | os.PathLike | None = None,
-    run_dir: str | os.PathLike | None = None,
-    timeout: float = LIMIT_SECONDS * 2,
-) -> CheckReport:
-    """Run the pickle in a fresh Python without nbutils, as Numerai's runner would.
-
-    ``live``: a live parquet file (default: ``live.parquet`` of ``run_dir``'s dataset; the pickle
-    holds no local path); ``benchmark``: the live benchmark models
-    (default: ``live_example_preds.parquet`` beside it, when present).
-    """
-    path = Path(pickle_path).resolve()
-    if not path.is_file():
-        raise DailyError(f"no pickle at {path}; write one with export-model.")
-    if live is None:
-        if run_dir is None:
-            raise DailyError("say which live data to check the pickle with (live= or run_dir=).")
-        info = json.loads((Path(run_dir) / "data.json").read_text(encoding="utf-8"))
-        live = Path(info["dataset_dir"]) / "live.parquet"
-    live = Path(live).resolve()
-    if benchmark is None and (live.parent / "live_example_preds.parquet").is_file():
-        benchmark = live.parent / "live_example_preds.parquet"
-    scratch = Path(tempfile.mkdtemp(prefix="nbutils-check-"))
-    if save_predictions is None and run_dir is not None:
-        save_predictions = scratch / "predictions.parquet"
-    args = {
-        "pickle": str(path),
-        "live": str(live),
-        "benchmark": str(benchmark) if benchmark else None,
-        "save": str(Path(save_predictions).resolve()) if save_predictions else None,
-    }
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if k not in ("PYTHONPATH",) and not k.startswith("NUMERAI_")
-    }
-    env.update({"OMP_NUM_THREADS": str(LIMIT_CPUS), "PYTHONNOUSERSITE": "1"})
-    try:
-        report = _run_child(args, env, timeout, docker_image)
-        if run_dir is not None and report.ok:
-            _compare_with_run(report, run_dir, live, benchmark, Path(args["save"]))
-    finally:
-        for leftover in sorted(scratch.rglob("*"), reverse=True):
-            leftover.unlink()
-        scratch.rmdir()
-    return report
-
-
-def _compare_with_run(
-    report: CheckReport, run_dir: str | os.PathLike, live: Path, benchmark: Path | None, saved: Path
-) -> None:
-    """Guard against pickling the wrong model (example-scripts #150): the pickle's predictions
-    must equal what ``submit`` computes from the run for the same live rows."""
-    import numpy as np
-    import pandas as pd
-
-    from nbutils.daily.submit import read_example_predictions, read_live, round_submission
-
-    run = load_run(run_dir)
-    example = read_example_predictions(Path(benchmark)) if benchmark else None
-    expected = round_submission(run, read_live(live, run), example)["prediction"]
-    got = pd.read_parquet(saved)["prediction"]
-    gap = float(np.max(np.abs(got.to_numpy() - expected.reindex(got.index).to_numpy())))
-    if not gap <= 1e-9:
-        report.errors.append(
-            f"the pickle's predictions differ from the run's own (max difference {gap:.3g}): "
-            f"it does not hold the model of {run.run_dir}."
-        )
-
-
-def _run_child(
-    args: dict[str, Any], env: dict[str, str], timeout: float, docker_image: str | None
-) -> CheckReport:
-    with tempfile.TemporaryDirectory(prefix="nbutils-check-") as tmp:
-        script = Path(tmp) / "numerai_runner.py"
-        script.write_text(_CHILD, encoding="utf-8")
-        try:
-            proc = subprocess.run(
-                [sys.executable, str(script), json.dumps(args)],
-                cwd=tmp,
-                env=env,
-                capture_output=True,
-                text=True,
-                timeout=timeout,
-            )
-        except subprocess.TimeoutExpired:
-            raise DailyError(
-                f"the pickle ran more than {timeout:.0f} s; Numerai stops a model after "
-                f"{LIMIT_SECONDS:.0f} s."
-            ) from None
-    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("NBUTILS_REPORT ")]
-    if proc.returncode != 0 or not lines:
-        tail = (proc.stderr or proc.stdout).strip().splitlines()[-3:]
-        raise DailyError(f"the pickle failed in a fresh Python without nbutils: {' | '.join(tail)}")
-    raw = json.loads(lines[-1][len("NBUTILS_REPORT ") :])
-    report = CheckReport(
-        seconds=raw["seconds"],
-        peak_mib=raw["peak_mib"],
-        rows=raw["rows"],
-        errors=raw["errors"],
-        nbutils_importable=raw["nbutils_importable"],
-        warnings=version_warnings(raw.get("exported_with", {}), docker_image),
-    )
-    if report.nbutils_importable:
-        report.errors.append("nbutils was importable in the check; the check is not meaningful.")
-    if report.seconds > LIMIT_SECONDS:
-        report.errors.append(f"took {report.seconds:.0f} s, over Numerai's {LIMIT_SECONDS:.0f} s.")
-    if report.peak_mib > LIMIT_MEMORY_MIB:
-        report.errors.append(f"peak memory {report.peak_mib:.0f} MiB, over Numerai's 4 GB.")
-    return report

@@ -11,8 +11,12 @@ Each step is the one the run took, rewritten without nbutils (tests check both a
    then pairwise products ``a * b`` of the interaction columns, all as float32;
 2. the model: the mean over the LightGBM boosters of ``booster.predict(X.astype(float32))``;
 3. neutralization (``nbutils.neutralize.neutralize``): per era (or the whole frame as one block)
-   ``y - proportion * [X, 1] @ lstsq([X, 1], y, rcond=1e-6)``;
-4. the submission's values: ``(rank - 0.5) / n`` per era, average ranks for ties, in (0, 1).
+   ``y - proportion * [X, 1] @ lstsq([X, 1], y, rcond=1e-6)``, where ``X`` is the raw features or
+   the one column of ``live_benchmark_models`` named by ``settings["benchmark_column"]`` (the
+   benchmark model behind the example predictions; Numerai's runner passes no example
+   predictions);
+4. the submission's values: ``(rank - 0.5) / n`` per era (whatever ``per_era`` says about the
+   neutralization, as ``nbutils.submission.build_submission``), average ranks for ties, in (0, 1).
 """
 
 from __future__ import annotations
@@ -114,20 +118,21 @@ def make_predict(bundle: dict[str, Any]) -> Callable[..., pd.DataFrame]:
         )
         raw = np.mean([b.predict(matrix) for b in boosters()], axis=0)
         values = pd.Series(raw, index=live_features.index, dtype=np.float64)
-        eras = (
-            live_features["era"]
-            if settings["per_era"] and "era" in live_features.columns
-            else pd.Series("live", index=live_features.index)
-        )
+        one_block = pd.Series("live", index=live_features.index)
+        # ranked per era as build_submission does; neutralized per era or as one block
+        eras = live_features["era"] if "era" in live_features.columns else one_block
+        blocks = eras if settings["per_era"] else one_block
         if settings["neutralize"]:
             if settings["neutralize_against"] == "features":
                 neutralizers = live_features[bundle["raw_features"]].to_numpy(np.float64)
             else:
-                column = settings.get("benchmark_column", "prediction")
-                if live_benchmark_models is None or column not in live_benchmark_models.columns:
+                column = settings.get("benchmark_column")
+                given = [] if live_benchmark_models is None else list(live_benchmark_models)
+                if not column or column not in given:
                     raise ValueError(
-                        f"this model is neutralized against example predictions: pass "
-                        f"live_benchmark_models with a {column!r} column."
+                        f"this model is neutralized against the benchmark model {column!r} (the "
+                        f"one behind the example predictions): live_benchmark_models must have "
+                        f"that column; it has {given[:8]}."
                     )
                 bench = live_benchmark_models[column].reindex(live_features.index)
                 if bench.isna().any():
@@ -137,7 +142,7 @@ def make_predict(bundle: dict[str, Any]) -> Callable[..., pd.DataFrame]:
                     )
                 neutralizers = bench.to_numpy(np.float64)[:, None]
             out = values.to_numpy().copy()
-            for _, pos in eras.groupby(eras, sort=False).indices.items():
+            for _, pos in blocks.groupby(blocks, sort=False).indices.items():
                 out[pos] = neutralize_block(
                     values.to_numpy()[pos], neutralizers[pos], settings["proportion"]
                 )

@@ -3,8 +3,11 @@
 Steps: the keys (environment or ``.env``); the image and data-version names Numerai offers
 (numerapi's ``model_upload_docker_images`` and ``model_upload_data_versions``), checked against
 ``--docker-image`` / ``--data-version`` (defaults: the image of this Python, the run's data
-version); without ``--pickle``, export the run and check the pickle first (``export-model
---check``); the model id by name; the upload in numerapi's ``model_upload`` steps
+version); without ``--pickle``, export the run first; then what is sent is checked
+(:func:`check_what_we_send`): the file unpickles with cloudpickle in a fresh Python, holds a
+``predict`` of one or two parameters, was exported from this run (its fingerprint, unless
+``--force``), was made with the image's Python (unless ``--force``), and passes the runner
+harness (:func:`nbutils.daily.runner.check_pickle`) on the run's live data; the model id by name; the upload in numerapi's ``model_upload`` steps
 (:func:`upload_model_checked`: ``computePickleUploadAuth``, PUT with its status checked,
 ``createComputePickleUpload``); one JSON line appended to ``<run>/model_uploads.log``.
 """
@@ -22,8 +25,10 @@ from pathlib import Path
 from typing import Any
 
 from nbutils.daily.errors import DailyError
-from nbutils.daily.export import check_pickle, export_model
+from nbutils.daily.export import export_model, run_fingerprint
+from nbutils.daily.lock import command_lock
 from nbutils.daily.round import api_call, make_client, require_keys
+from nbutils.daily.runner import PickleInfo, check_pickle, inspect_pickle, python_mismatch
 from nbutils.daily.submit import resolve_model_id, sha256_of
 from nbutils.run.keys import NumeraiKeys
 from nbutils.submission import put_checked, redacted_logging, upload_auth
@@ -90,6 +95,7 @@ def upload_model(
     pickle: str | os.PathLike | None = None,
     docker_image: str | None = None,
     data_version: str | None = None,
+    force: bool = False,
     say: Callable[[str], None] = print,
     napi: Any = None,
 ) -> str:
@@ -100,8 +106,52 @@ def upload_model(
         raise DailyError(f"--run-dir {run_path} is not a finished run (no data.json).")
     keys = require_keys()
     napi = napi or make_client(keys)
-    with redacted_logging(keys):
-        return _upload(run_path, model_name, pickle, docker_image, data_version, say, napi, keys)
+    with command_lock(run_path, "upload-model"), redacted_logging(keys):
+        return _upload(
+            run_path, model_name, pickle, docker_image, data_version, force, say, napi, keys
+        )
+
+
+def check_what_we_send(
+    run_path: Path,
+    info: PickleInfo,
+    image: str,
+    force: bool,
+    say: Callable[[str], None],
+) -> None:
+    """Refuse (:class:`DailyError`, naming the file and the fix) a file that Numerai's runner
+    would fail on, or that is not this run's model; ``force`` lets another run's export or
+    another Python's pickle through (with a warning), never a broken file."""
+    path = info.path
+    expected = run_fingerprint(run_path)
+    got = info.export.get("run_fingerprint")
+    foreign = got != expected
+    if foreign:
+        why = (
+            "was not written by export-model (it records no run fingerprint)"
+            if not info.made_by_export
+            else f"was exported from another run (fingerprint {str(got)[:12]}, this run's is "
+            f"{expected[:12]}), or the run changed since"
+        )
+        message = (
+            f"--pickle {path} {why}. Export this run's model: python -m nbutils export-model "
+            f"--run-dir {run_path} --out {path}"
+        )
+        if not force:
+            raise DailyError(f"{message}; or pass --force to upload it anyway. Nothing uploaded.")
+        say(f"warning (--force): {message}.")
+    mismatch = python_mismatch(info.export, image)
+    if mismatch and not force:
+        raise DailyError(f"{path}: {mismatch} Nothing uploaded.")
+    report = check_pickle(
+        path, docker_image=image, run_dir=run_path, force=force, compare=not foreign
+    )
+    say(report.describe())
+    if not report.ok:
+        raise DailyError(
+            f"{path} failed the runner check on the run's live data ({report.errors[0]}); "
+            "nothing uploaded."
+        )
 
 
 def _upload(
@@ -110,10 +160,22 @@ def _upload(
     pickle: str | os.PathLike | None,
     docker_image: str | None,
     data_version: str | None,
+    force: bool,
     say: Callable[[str], None],
     napi: Any,
     keys: NumeraiKeys,
 ) -> str:
+    if pickle is None:
+        path = export_model(run_path, run_path / "model.pkl", say=say)
+        say(f"exported {path}")
+    else:
+        path = Path(pickle).expanduser().resolve()
+        if not path.is_file() or path.suffix != ".pkl":
+            raise DailyError(
+                f"--pickle {path}: no such .pkl file (numerapi uploads .pkl files only)."
+            )
+    # unpickles with cloudpickle in a fresh Python, 1 or 2 parameters: before any network call
+    info = inspect_pickle(path)
     images = api_call("listing the docker images", napi.model_upload_docker_images, keys)
     versions = api_call("listing the data versions", napi.model_upload_data_versions, keys)
     here = "Python " + ".".join(platform.python_version().split(".")[:2])
@@ -123,21 +185,7 @@ def _upload(
     say(
         f"docker image {image!r}, data version {version!r} (offered: {sorted(images)}, {sorted(versions)})"
     )
-    if pickle is None:
-        path = export_model(run_path, run_path / "model.pkl")
-        say(f"exported {path}")
-        report = check_pickle(path, docker_image=image, run_dir=run_path)
-        say(report.describe())
-        if not report.ok:
-            raise DailyError(
-                f"the exported pickle failed its check; nothing uploaded ({report.errors[0]})."
-            )
-    else:
-        path = Path(pickle).expanduser().resolve()
-        if not path.is_file() or path.suffix != ".pkl":
-            raise DailyError(
-                f"--pickle {path}: no such .pkl file (numerapi uploads .pkl files only)."
-            )
+    check_what_we_send(run_path, info, image, force, say)
     model_id = resolve_model_id(napi, model_name, keys)
     # A PUT answering other than 2xx raises UploadHTTPError: api_call makes it exit 5.
     upload_id = api_call(
@@ -155,6 +203,8 @@ def _upload(
         "sha256": sha256_of(path),
         "docker_image": image,
         "data_version": version,
+        "run_fingerprint": info.export.get("run_fingerprint"),
+        "forced": force,
     }
     with open(run_path / LOG_NAME, "a", encoding="utf-8") as handle:
         handle.write(json.dumps(entry, sort_keys=True) + "\n")

@@ -6,7 +6,7 @@ setup cell.
   "Open in Colab" / "Open in Kaggle" badges of the notebooks and the README are built from
   :data:`REPOSITORY` and :data:`BRANCH`, and ``tests/test_setup_cell.py`` checks that all of them
   agree with this module. :func:`sync_notebooks` rewrites the badge line and the setup cell of each
-  notebook from here; run it after changing the constants::
+  notebook from here; run it after changing the constants or the cell's template::
 
       python -c "from nbutils.run.project import sync_notebooks; sync_notebooks('notebooks')"
 
@@ -112,24 +112,34 @@ def badge_line(name: str) -> str:
 
 
 # -- the setup cell ------------------------------------------------------------------------------
-_SETUP_CELL = '''\
-# Setup: in Colab or Kaggle, install nbutils. A clone, or any place where nbutils already
-# imports, needs nothing. INSTALL_SOURCE is any pip requirement; the environment variable
-# NBUTILS_INSTALL_SOURCE overrides it (a git URL, a wheel's path). Kaggle without Internet:
-# add the folder of `make kaggle-dataset` as a dataset; it is found under /kaggle/input.
+#: The install part of the setup cell, delimited so that a change of the install logic touches
+#: only this string: a literal copy of it opens every notebook's setup cell (nbutils is not
+#: importable before it is installed). It defines and calls ``install_nbutils``; outside Colab and
+#: Kaggle, or where nbutils already imports, it installs nothing. On Kaggle, a folder made by
+#: ``make kaggle-dataset`` and added as a dataset (found under /kaggle/input, or
+#: NBUTILS_KAGGLE_INPUT) is installed from with no package index. A failed pip stops with a short
+#: Japanese message and no traceback (IPython shows ``_render_traceback_``).
+_INSTALL_CODE = """\
+# @title ここは実行するだけ（インストール、パラメータの確認、前のノートブックの成果物）
+# any pip requirement; the environment variable NBUTILS_INSTALL_SOURCE overrides it
 INSTALL_SOURCE = "{install_source}"
 
-import importlib.util
-import os
-import sys
 
-IN_COLAB = "google.colab" in sys.modules
-IN_KAGGLE = "KAGGLE_KERNEL_RUN_TYPE" in os.environ
-if (IN_COLAB or IN_KAGGLE) and importlib.util.find_spec("nbutils") is None:
+def install_nbutils(default_source):
+    \"\"\"In Colab or Kaggle, pip-install nbutils unless it already imports.\"\"\"
     import glob
+    import importlib.util
+    import os
     import subprocess
+    import sys
 
-    source = os.environ.get("NBUTILS_INSTALL_SOURCE", "").strip() or INSTALL_SOURCE
+    if importlib.util.find_spec("nbutils") is not None:
+        return print("インストール: nbutils はこの環境にあります")
+    in_kaggle = "KAGGLE_KERNEL_RUN_TYPE" in os.environ
+    if "google.colab" not in sys.modules and not in_kaggle:
+        return print("インストール: nbutils がありません（make setup をしてください）")
+    override = os.environ.get("NBUTILS_INSTALL_SOURCE", "").strip()
+    source = override or default_source
     args = [source]
     # Kaggle with Internet off: the folder of `make kaggle-dataset` added as a dataset
     # (nbutils and the wheels of its dependencies) is installed from, with no package index.
@@ -137,18 +147,15 @@ if (IN_COLAB or IN_KAGGLE) and importlib.util.find_spec("nbutils") is None:
     wheels = glob.glob(f"{{kaggle_input}}/*/nbutils-*.whl") + glob.glob(
         f"{{kaggle_input}}/*/*/nbutils-*.whl"
     )
-    if IN_KAGGLE and wheels and not os.environ.get("NBUTILS_INSTALL_SOURCE", "").strip():
+    if in_kaggle and wheels and not override:
         source = os.path.dirname(sorted(wheels)[-1])
         args = ["--no-index", "--find-links", source, "nbutils"]
-    print("nbutils をインストールします:", source)
     pip = subprocess.run(
         [sys.executable, "-m", "pip", "install", *args], capture_output=True, text=True
     )
     if pip.returncode != 0:
 
         class SetupFailed(Exception):
-            """Shown as its message alone (IPython calls _render_traceback_): no traceback."""
-
             def _render_traceback_(self):
                 return str(self).splitlines()
 
@@ -163,22 +170,44 @@ if (IN_COLAB or IN_KAGGLE) and importlib.util.find_spec("nbutils") is None:
             "- Colab: ネットワークを確かめて、ランタイムを再起動してからもう一度実行します。"
         )
     importlib.invalidate_caches()
+    print(f"インストール: nbutils をインストールしました（{{source}}）")
     done = [ln for ln in pip.stdout.splitlines() if ln.startswith("Successfully installed")]
-    print("nbutils をインストールしました。", *done[-1:])
+    if done:
+        print(done[-1])
     # a package this kernel has already imported keeps its old version until a restart
     names = [w.rsplit("-", 1)[0].replace("-", "_").lower() for w in " ".join(done).split()[2:]]
     if any(name in sys.modules for name in names if name != "nbutils"):
         print("読み込み済みのパッケージを入れ替えました: ランタイムを再起動してください")
-'''
 
 
-def setup_cell_source(install_source: str = INSTALL_SOURCE) -> str:
-    """The source of every notebook's setup cell (its first code cell)."""
+install_nbutils(INSTALL_SOURCE)
+"""
+
+#: The rest of the setup cell: check the parameters and make the missing earlier artifacts
+#: (:func:`nbutils.run.notebook_setup.setup_notebook`), one line each.
+_SETUP_CALL = """
+from nbutils.run.notebook_setup import setup_notebook
+
+setup_notebook("{notebook}", globals())
+"""
+
+
+def install_cell_source(install_source: str = INSTALL_SOURCE) -> str:
+    """The install part of every setup cell (the same in all six notebooks)."""
     if '"' in install_source or "\\" in install_source:
         raise PipelineError(
             f"install source {install_source!r} must not contain quotes or backslashes"
         )
-    return _SETUP_CELL.format(install_source=install_source)
+    return _INSTALL_CODE.format(install_source=install_source)
+
+
+def setup_cell_source(notebook: str, install_source: str = INSTALL_SOURCE) -> str:
+    """The source of notebook ``notebook``'s setup cell (the code cell right after its
+    parameters cell): the install part, then ``setup_notebook``."""
+    name = Path(notebook).name
+    if name not in NOTEBOOK_NAMES:
+        raise PipelineError(f"{name!r} is not one of the six notebooks {NOTEBOOK_NAMES}")
+    return install_cell_source(install_source) + _SETUP_CALL.format(notebook=name)
 
 
 def _source(cell: dict) -> str:
@@ -186,8 +215,13 @@ def _source(cell: dict) -> str:
     return "".join(src) if isinstance(src, list) else src
 
 
+def _is_parameters(cell: dict) -> bool:
+    return "parameters" in cell.get("metadata", {}).get("tags", [])
+
+
 def notebook_problems(path: str | os.PathLike) -> list[str]:
-    """What in notebook ``path`` disagrees with this module (badge line, setup cell); [] if none."""
+    """What in notebook ``path`` disagrees with this module (badge line, the order of the first
+    code cells, the setup cell); [] if none."""
     path = Path(path)
     nb = json.loads(path.read_text(encoding="utf-8"))
     problems = []
@@ -197,16 +231,20 @@ def notebook_problems(path: str | os.PathLike) -> list[str]:
         problems.append(
             f"{path.name}: the first markdown cell lacks the line {badge_line(path.name)!r}"
         )
-    if not code or _source(code[0]) != setup_cell_source().rstrip("\n"):
+    if not code or not _is_parameters(code[0]):
+        problems.append(f"{path.name}: the first code cell is not the cell tagged 'parameters'")
+    if len(code) < 2 or _source(code[1]) != setup_cell_source(path.name).rstrip("\n"):
         problems.append(
-            f"{path.name}: the first code cell is not nbutils.run.project.setup_cell_source()"
+            f"{path.name}: the code cell after the parameters cell is not "
+            "nbutils.run.project.setup_cell_source()"
         )
     return problems
 
 
 def sync_notebook(path: str | os.PathLike) -> bool:
-    """Rewrite the badge line (second line of the first markdown cell) and the setup cell (first
-    code cell) of notebook ``path`` from this module. Returns whether the file changed."""
+    """Rewrite the badge line (second line of the first markdown cell) and the setup cell (the
+    code cell right after the parameters cell, which must be the first code cell) of notebook
+    ``path`` from this module. Returns whether the file changed."""
     path = Path(path)
     text = path.read_text(encoding="utf-8")
     nb = json.loads(text)
@@ -218,8 +256,15 @@ def sync_notebook(path: str | os.PathLike) -> bool:
         rest = rest[1:]
     md = "\n".join([title, "", badge_line(path.name), "", *rest])
     first_md["source"] = _as_lines(md)
-    first_code = next(c for c in nb["cells"] if c["cell_type"] == "code")
-    first_code["source"] = _as_lines(setup_cell_source().rstrip("\n"))
+    code = [c for c in nb["cells"] if c["cell_type"] == "code"]
+    if not code or not _is_parameters(code[0]) or len(code) < 2:
+        raise PipelineError(
+            f"{path.name}: the first code cell must be the parameters cell, the second the "
+            "setup cell"
+        )
+    setup = code[1]
+    setup["source"] = _as_lines(setup_cell_source(path.name).rstrip("\n"))
+    setup["metadata"] = {**setup.get("metadata", {}), "cellView": "form"}  # Colab: a form
     new = json.dumps(nb, ensure_ascii=False, indent=1) + "\n"
     if new != text:
         path.write_text(new, encoding="utf-8")
