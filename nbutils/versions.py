@@ -46,6 +46,7 @@ MINIMUMS: dict[str, tuple[str, str]] = {
     "nbconvert": ("6.4.5", "the HTML pages of a run; Kaggle's image pins 6.4.5"),
     "ipykernel": ("6.17.1", "the notebooks' kernel; Colab's image has 6.17.1"),
     "ipywidgets": ("7.7.1", "progress bars in notebooks; Colab's image has 7.7.1"),
+    "python-dotenv": ("1.0", "the lowest release tested"),
 }
 
 
