@@ -269,9 +269,10 @@ def write_submission(submission: pd.DataFrame | pd.Series, path: str | os.PathLi
 
 
 def read_submission(path: str | os.PathLike) -> pd.DataFrame:
-    """Read a submission CSV (ids as strings)."""
+    """Read a submission CSV (ids as strings; predictions exactly as written: pandas < 3 parses
+    floats to the nearest double only with ``float_precision="round_trip"``)."""
     try:
-        return pd.read_csv(path, dtype={ID_COL: str})
+        return pd.read_csv(path, dtype={ID_COL: str}, float_precision="round_trip")
     except (OSError, ValueError) as err:
         raise SubmissionError(f"cannot read submission {path}: {err}") from None
 
