@@ -57,7 +57,7 @@ $(LOWEST_STAMP): $(UV_STAMP) requirements.txt requirements-dev.txt pyproject.tom
 	$(LOWEST)/bin/python -c "import sys; from nbutils.versions import main; sys.exit(main(['--exact']))"
 	touch $@
 
-# The test suite at the lowest versions requirements.txt allows (CI runs it after `make test`).
+# The test suite at the lowest versions requirements.txt allows (docs/versions.md).
 test-lowest: $(LOWEST_STAMP)
 	$(LOWEST)/bin/python -c "import sys; from nbutils.versions import main; sys.exit(main(['--exact']))"
 	$(LOWEST)/bin/python -m pytest -q $(LOWEST_TESTS)
