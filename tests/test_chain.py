@@ -254,10 +254,15 @@ def test_default_data_teaches_the_guides_neutralization_lesson(default_chain):
     for name in ("chosen", "today"):  # chosen: the guide's recipe (06's defaults)
         after = lesson[name]
         assert 0.6 * before["mean"] < after["mean"] < before["mean"], name
-        assert after["sharpe (ddof=0)"] > before["sharpe (ddof=0)"], name
-        assert before["max drawdown"] < after["max drawdown"] <= 0, name
         assert after["feature exposure"] < before["feature exposure"], name
         assert after["max feature exposure"] < before["max feature exposure"], name
+    # Against every feature, era by era, half of the linear part: a higher Sharpe and a smaller
+    # drawdown. (The guide's recipe, 30 % of the example predictions' direction, is not asserted
+    # to raise Sharpe: with a correlation with the example predictions in the real 0.5-0.8, the
+    # example model shares the model's stable signal; 06 prints what it does. Issue 16.)
+    today = lesson["today"]
+    assert today["sharpe (ddof=0)"] > before["sharpe (ddof=0)"]
+    assert before["max drawdown"] < today["max drawdown"] <= 0
     diag = pd.read_csv(run / "diagnostics.csv").set_index("metric")
     assert {"good", "bad"} <= set(diag["before_status"]), diag["before_status"]
     assert len(set(diag["before_status"])) >= 3
@@ -324,3 +329,47 @@ def test_training_shows_one_progress_line_and_nothing_on_stderr(default_chain):
     ]
     assert len(lines) == 2  # the tutorial check and the model
     assert all("ラウンドの学習が終わりました" in line and "\n" not in line for line in lines)
+
+
+def _embargoed_validation(run):
+    """The run's validation rows with a target and its predictions, without the 4 eras after the
+    last training era (the embargo of the 20-day main target)."""
+    from nbutils.eras import drop_embargo, embargo_eras
+    from nbutils.run.artifacts import load_predictions, load_run_data
+
+    data, _ = load_run_data(run)
+    predictions = load_predictions(run)
+    valid = data.validation[["era", "target", *data.features]].join(
+        predictions["prediction"], how="inner"
+    )
+    valid = valid[valid["target"].notna()]
+    last_train_era = data.train["era"].iloc[-1]
+    return data, drop_embargo(valid, last_train_era, embargo_eras("target"))
+
+
+def test_default_data_is_in_the_real_ranges(default_chain):
+    """Issue 16: on the default synthetic data the default model scores like a first model on
+    Numerai's real data (docs/data.md, "Today's release": hello_numerai prints CORR 0.013 and MMC
+    0.005; the guide's healthy correlation with the example predictions is 0.5-0.8), and 06's
+    sweep shows the guide's trade-off: partial neutralization raises Sharpe, full
+    neutralization costs a clear part of the mean."""
+    from nbutils.diagnostics import neutralization_sweep
+
+    run, _ = default_chain
+    metrics = json.loads((run / "metrics.json").read_text())["validation"]
+    assert 0.01 <= metrics["numerai_corr_mean"] <= 0.03, metrics["numerai_corr_mean"]
+    assert 0.002 <= metrics["mmc_mean"] <= 0.01, metrics["mmc_mean"]
+    assert 0.5 <= metrics["corr_with_example_preds"] <= 0.8, metrics["corr_with_example_preds"]
+    diag = pd.read_csv(run / "diagnostics.csv").set_index("metric")["before"]
+    assert 0.01 <= diag["Validation Mean"] <= 0.03
+    assert 0.002 <= diag["MMC Mean"] <= 0.01
+    assert 0.5 <= diag["Corr with Example Preds"] <= 0.8
+    data, valid = _embargoed_validation(run)
+    sweep = neutralization_sweep(
+        valid, "prediction", data.features, proportions=[0.0, 0.25, 0.5, 1.0], era_col="era"
+    )
+    assert 0.01 <= sweep.loc[0.0, "corr_mean"] <= 0.03  # the embargoed score is in range too
+    best_partial = sweep.loc[[0.25, 0.5], "corr_sharpe"].max()
+    assert best_partial > sweep.loc[0.0, "corr_sharpe"], sweep
+    assert best_partial > sweep.loc[1.0, "corr_sharpe"], sweep
+    assert sweep.loc[1.0, "corr_mean"] < 0.85 * sweep.loc[0.0, "corr_mean"], sweep
