@@ -132,6 +132,26 @@ SCHEMAS: dict[str, tuple[Param, ...]] = {
             high=1.0,
         ),
     ),
+    "07_benchmark_models.ipynb": (
+        _RUN_DIR,
+        _p("n_riskiest", int, 10, "riskiest features to neutralize against", low=1),
+        _p("risk_by", str, "half_change", "rank features by", choices=("half_change", "std")),
+        _p("proportion", float, 0.5, "neutralization proportion", low=0.0, high=1.0),
+    ),
+    "08_target_ensemble.ipynb": (
+        _RUN_DIR,
+        _p(
+            "ensemble_targets",
+            list,
+            ["target", "target_cyrusd_20", "target_teager2b_20", "target_agnes_20"],
+            "one small model per target",
+            item=str,
+            min_items=1,
+        ),
+        _p("weights", list, [], "one weight per target; [] averages equally", item=float, low=0.0),
+        _p("n_estimators", int, 60, "trees of each small model", low=1, high=100_000),
+        _p("learning_rate", float, 0.1, "their learning rate", low=1e-6, high=1.0),
+    ),
 }
 
 

@@ -44,6 +44,8 @@ NOTEBOOK_NAMES: tuple[str, ...] = (
     "04_evaluation.ipynb",
     "05_submission.ipynb",
     "06_neutralization.ipynb",
+    "07_benchmark_models.ipynb",
+    "08_target_ensemble.ipynb",
 )
 
 
