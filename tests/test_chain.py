@@ -304,6 +304,16 @@ def test_each_lesson_check_ran_in_the_default_chain(default_chain):
             "lstsq by hand = neutralize(era_col='era')",
             "measured against: the meta model",
         ],
+        "07_benchmark_models.ipynb": [
+            "Spearman with each benchmark by hand = per_era_corr(method='spearman')",
+            "MMC and BMC by hand = per_era_mmc and per_era_bmc",
+            "per-era corr mean and half_change by hand = feature_risk",
+        ],
+        "08_target_ensemble.ipynb": [
+            "Pearson with target over all rows by hand = target_correlations",
+            "ranked weighted average by hand = target_ensemble",
+            "ensemble_submission.csv",
+        ],
     }
     for name, lines in expected.items():
         nb = nbformat.read(run / name, as_version=4)
