@@ -442,9 +442,13 @@ def render_html(
         for n in (
             "submission.csv",
             "neutralized_submission.csv",
+            "ensemble_submission.csv",
             "metrics.json",
             "per_era.csv",
             "diagnostics.csv",
+            "benchmark_scores.csv",
+            "feature_risk.csv",
+            "ensemble_scores.csv",
             "model.txt",
             "summary.json",
         )
