@@ -124,6 +124,23 @@ def test_metrics_and_per_era_scores_are_consistent(chain_run):
     assert per_era["numerai_corr"].mean() == pytest.approx(metrics["numerai_corr_mean"], abs=1e-12)
 
 
+def test_validation_scores_leave_out_the_embargo_eras(chain_run):
+    """04 and 06 score without the 4 eras after the last training era (20-day target)."""
+    from nbutils.eras import era_number
+
+    _, root, _ = chain_run
+    run = root / "run"
+    metrics = json.loads((run / "metrics.json").read_text())["validation"]
+    assert metrics["embargo_eras"] == 4
+    assert json.loads((run / "neutralization_lesson.json").read_text())["embargo_eras"] == 4
+    info = json.loads((run / "data.json").read_text())
+    data = load_data(info["dataset_dir"])
+    last = max(era_number(e) for e in data.train["era"].unique())
+    scored = {era_number(e) for e in pd.read_csv(run / "per_era.csv", dtype={"era": str})["era"]}
+    with_target = data.validation.loc[data.validation["target"].notna(), "era"].unique()
+    assert scored == {e for e in map(era_number, with_target) if not 0 < e - last <= 4}
+
+
 def test_no_secret_reaches_any_file_of_the_run(chain_run):
     _, root, _ = chain_run
     for path in (root / "run").rglob("*"):
@@ -232,20 +249,15 @@ def test_rerunning_04_after_01_changed_the_data_is_refused(chain_run, tmp_path):
         )
 
 
-@pytest.fixture(scope="module")
-def default_chain(tmp_path_factory):
-    """The chain on the default synthetic data (sizes and trees as `make run`)."""
-    root = tmp_path_factory.mktemp("chain-default")
-    result = run_pipeline(
-        root / "run", {"data_dir": str(root / "data")}, progress=False, log=lambda *_: None
-    )
-    return root / "run", result
+# default_chain (the chain as `make run` runs it) is in tests/conftest.py: shared by
+# tests/test_learner_reading.py.
 
 
 def test_default_data_teaches_the_guides_neutralization_lesson(default_chain):
     """Issue 9: neutralization (the guide's recipe, and features per era) gives up a little mean
-    for a higher Sharpe, a max drawdown closer to 0 and a lower feature exposure; the
-    diagnostics before it show a mix of statuses; the group stats of 02 help a quick model."""
+    for a lower feature exposure, and against the features per era for a higher Sharpe and a max
+    drawdown closer to 0 (issue 16); the diagnostics before it show a mix of statuses; the group
+    stats of 02 help a quick model."""
     import nbformat
 
     run, _ = default_chain
@@ -264,11 +276,14 @@ def test_default_data_teaches_the_guides_neutralization_lesson(default_chain):
     assert today["sharpe (ddof=0)"] > before["sharpe (ddof=0)"]
     assert before["max drawdown"] < today["max drawdown"] <= 0
     diag = pd.read_csv(run / "diagnostics.csv").set_index("metric")
-    assert {"good", "bad"} <= set(diag["before_status"]), diag["before_status"]
-    assert len(set(diag["before_status"])) >= 3
+    # a mix: some rows good, some not (fair or bad; which ones depends on where in the real
+    # ranges the data falls, issue 16), and the rows the guide does not judge
+    statuses = set(diag["before_status"])
+    assert "good" in statuses and statuses & {"fair", "bad"}, diag["before_status"]
+    assert len(statuses) >= 3
     nb02 = nbformat.read(run / "02_feature_engineering.ipynb", as_version=4)
     printed = "".join(out.get("text", "") for cell in nb02.cells for out in cell.get("outputs", []))
-    assert "they help" in printed
+    assert "役に立っています" in printed
 
 
 def test_each_lesson_check_ran_in_the_default_chain(default_chain):
@@ -289,20 +304,21 @@ def test_each_lesson_check_ran_in_the_default_chain(default_chain):
             "チュートリアルのファイルと一致（tournament ファイルと同じ順番: True）",
         ],
         "02_feature_engineering.ipynb": [
-            "group statistics agree with add_group_stats",
-            "reset_index + concat: every row keeps its own products",
-            "without reset_index",
+            "チュートリアルの計算と add_group_stats が一致しました",
+            "reset_index してから concat: どの行も自分の積の値を持ちます",
+            "reset_index なしの concat は",
         ],
         "04_evaluation.ipynb": [
-            "the tutorial's evaluate and nbutils agree",
-            "feature exposure (std of Spearman, ddof=0)",
-            "numerai corr by hand",
-            "max drawdown:",
+            "チュートリアルの evaluate と nbutils の evaluate は同じ数字です",
+            "Feature Exposure（Spearman 相関の標準偏差、ddof=0）",
+            "手計算の numerai corr",
+            "最大ドローダウン:",
+            "ddof=0 にする: × √(",
         ],
         "06_neutralization.ipynb": [
-            "the tutorial's neutralization (example predictions, 0.3, one block)",
-            "lstsq by hand = neutralize(era_col='era')",
-            "measured against: the meta model",
+            "チュートリアルの中和（サンプルモデル、0.3、全体を 1 かたまり）",
+            "lstsq の手計算 = neutralize(era_col='era')",
+            "MMC と Corr + MMC Sharpe の相手: メタモデル",
         ],
         "07_benchmark_models.ipynb": [
             "Spearman with each benchmark by hand = per_era_corr(method='spearman')",
@@ -322,23 +338,6 @@ def test_each_lesson_check_ran_in_the_default_chain(default_chain):
         )
         for line in lines:
             assert line in printed, (name, line)
-
-
-def test_training_shows_one_progress_line_and_nothing_on_stderr(default_chain):
-    """03's LightGBM progress is one line per training (its last state), not a stderr bar."""
-    import nbformat
-
-    run, _ = default_chain
-    nb = nbformat.read(run / "03_training.ipynb", as_version=4)
-    outputs = [out for cell in nb.cells for out in cell.get("outputs", [])]
-    assert not [o for o in outputs if o.get("name") == "stderr"]
-    lines = [
-        o["data"]["text/plain"]
-        for o in outputs
-        if o["output_type"] == "display_data" and "LightGBM" in o["data"].get("text/plain", "")
-    ]
-    assert len(lines) == 2  # the tutorial check and the model
-    assert all("ラウンドの学習が終わりました" in line and "\n" not in line for line in lines)
 
 
 def _embargoed_validation(run):
@@ -383,3 +382,20 @@ def test_default_data_is_in_the_real_ranges(default_chain):
     assert best_partial > sweep.loc[0.0, "corr_sharpe"], sweep
     assert best_partial > sweep.loc[1.0, "corr_sharpe"], sweep
     assert sweep.loc[1.0, "corr_mean"] < 0.85 * sweep.loc[0.0, "corr_mean"], sweep
+
+
+def test_training_shows_one_progress_line_and_nothing_on_stderr(default_chain):
+    """03's LightGBM progress is one line per training (its last state), not a stderr bar."""
+    import nbformat
+
+    run, _ = default_chain
+    nb = nbformat.read(run / "03_training.ipynb", as_version=4)
+    outputs = [out for cell in nb.cells for out in cell.get("outputs", [])]
+    assert not [o for o in outputs if o.get("name") == "stderr"]
+    lines = [
+        o["data"]["text/plain"]
+        for o in outputs
+        if o["output_type"] == "display_data" and "LightGBM" in o["data"].get("text/plain", "")
+    ]
+    assert len(lines) == 2  # the tutorial check and the model
+    assert all("ラウンドの学習が終わりました" in line and "\n" not in line for line in lines)

@@ -90,6 +90,9 @@ def test_step_03_predictions_are_the_saved_models_on_validation_and_live(made_ru
     preds = load_predictions(run_dir)
     ids = pd.Index(list(data.validation.index) + list(data.live.index))
     assert preds.index.equals(ids)
+    # v5's validation split holds the test eras at the end of validation.parquet (issue 16): the
+    # predictions' check counts them as validation rows, not live ones
+    assert set(preds.loc[data.validation.index, "data_type"]) == {"validation", "test"}
     model = load_model(run_dir / "model.txt")
     assert len(model.boosters) == 1 and model.boosters[0].num_trees() == 10
     spec = FeatureSpec.load(run_dir / "feature_spec.json")
@@ -101,7 +104,8 @@ def test_only_the_first_missing_step_and_the_later_ones_are_remade(tmp_path, mad
     run_dir, _, _ = made_run
     copy = tmp_path / "run"
     copy.mkdir()
-    for name in ("data.json", "model.txt", "predictions.parquet"):  # 02's spec is missing
+    # 02's spec is missing; the fingerprints come along (files copied without them are refused)
+    for name in ("data.json", "model.txt", "predictions.parquet", "fingerprints.json"):
         (copy / name).write_bytes((run_dir / name).read_bytes())
     data_json = (copy / "data.json").read_bytes()
     lines: list[str] = []

@@ -107,11 +107,11 @@ class SyntheticModel:
 
     group_corr: float = 0.3  # share of a feature's latent variance that its group shares
     signal_fraction: float = 0.2  # share of the features the target depends on
-    noise: float = 8.0  # sd of the target's noise relative to the signal's sd
+    noise: float = 8.5  # sd of the target's noise relative to the signal's sd
     weight_drift: float = 0.35  # era-to-era relative sd of the stable weights
     linear_weight: float = 0.8  # size of the stable linear weights relative to the others
     risk_weight: float = 2.0  # size of the risky features' weights relative to the others
-    group_weight: float = 0.6  # weight of each of the first two groups' row dispersion (02's std)
+    group_weight: float = 0.75  # weight of each of the first two groups' row dispersion (02's std)
     risk_mean: float = 0.3  # mean of the risky features' era multiplier (risk_mean + r_e)
     risk_persistence: float = 0.7  # AR(1) coefficient of the regime r_e from era to era
     risk_shared: float = 0.8  # share of the regime shocks common to all risky features
