@@ -178,6 +178,7 @@ def test_figures_are_shown_inside_the_executed_notebooks(chain_run):
         "03_training.ipynb": 1,
         "04_evaluation.ipynb": 3,
         "06_neutralization.ipynb": 4,
+        "07_benchmark_models.ipynb": 4,
     }
     for name, least in expected.items():
         nb = nbformat.read(root / "run" / name, as_version=4)
@@ -321,13 +322,13 @@ def test_each_lesson_check_ran_in_the_default_chain(default_chain):
             "MMC と Corr + MMC Sharpe の相手: メタモデル",
         ],
         "07_benchmark_models.ipynb": [
-            "Spearman with each benchmark by hand = per_era_corr(method='spearman')",
-            "MMC and BMC by hand = per_era_mmc and per_era_bmc",
-            "per-era corr mean and half_change by hand = feature_risk",
+            "各ベンチマークとの Spearman の手計算 = per_era_corr(method='spearman')",
+            "MMC と BMC の手計算 = per_era_mmc と per_era_bmc",
+            "era ごとの相関の平均と half_change の手計算 = feature_risk",
         ],
         "08_target_ensemble.ipynb": [
-            "Pearson with target over all rows by hand = target_correlations",
-            "ranked weighted average by hand = target_ensemble",
+            "全行での target との Pearson 相関の手計算 = target_correlations",
+            "順位の重みつき平均の手計算 = target_ensemble",
             "ensemble_submission.csv",
         ],
     }
