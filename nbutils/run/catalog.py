@@ -20,6 +20,9 @@ PRODUCERS: dict[str, str] = {
     "neutralized_submission.csv": "06_neutralization.ipynb",
     "diagnostics.csv": "06_neutralization.ipynb",
     "neutralization.json": "06_neutralization.ipynb",
+    "walk_forward_per_era.csv": "09_validation.ipynb",
+    "param_search.csv": "09_validation.ipynb",
+    "validation.json": "09_validation.ipynb",
 }
 
 

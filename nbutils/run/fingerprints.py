@@ -43,6 +43,7 @@ READS: dict[str, tuple[str, ...]] = {
     "04_evaluation.ipynb": ("data.json", "predictions.parquet"),
     "05_submission.ipynb": ("data.json", "predictions.parquet"),
     "06_neutralization.ipynb": ("data.json", "predictions.parquet"),
+    "09_validation.ipynb": ("data.json", "feature_spec.json", "predictions.parquet"),
 }
 
 _TAIL = 1 << 20

@@ -445,6 +445,8 @@ def render_html(
             "metrics.json",
             "per_era.csv",
             "diagnostics.csv",
+            "validation.json",
+            "param_search.csv",
             "model.txt",
             "summary.json",
         )

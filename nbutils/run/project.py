@@ -44,6 +44,7 @@ NOTEBOOK_NAMES: tuple[str, ...] = (
     "04_evaluation.ipynb",
     "05_submission.ipynb",
     "06_neutralization.ipynb",
+    "09_validation.ipynb",
 )
 
 
