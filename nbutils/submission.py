@@ -530,7 +530,9 @@ def upload_submission(
     model_name, model_id : str, optional
         Which model to submit for (one of them).
     napi : numerapi.NumerAPI, optional
-        A client to use; by default one is made with the loaded keys.
+        A client to use; by default one is made with the loaded keys whose every request has a
+        timeout (:func:`nbutils.daily.client.make_client`: ``$NBUTILS_NUMERAI_TIMEOUT`` seconds,
+        default 60).
     data : NumeraiData, optional
         The round's data, for the full id checks.
     retries : int
@@ -551,12 +553,10 @@ def upload_submission(
     if model_id is None and model_name is None:
         raise SubmissionError("say which model to submit for: pass model_name=... or model_id=...")
     keys = _keys_for(napi)
-    if napi is None:
-        import numerapi
+    if napi is None:  # numerapi with a timeout on every request ($NBUTILS_NUMERAI_TIMEOUT)
+        from nbutils.daily.client import make_client
 
-        napi = numerapi.NumerAPI(
-            public_id=keys.public_id, secret_key=keys.secret_key, show_progress_bars=False
-        )
+        napi = make_client(keys)
     retry = {"retries": retries, "backoff": backoff, "sleep": sleep}
     with redacted_logging(keys), tempfile.TemporaryDirectory(prefix="nbutils-upload-") as tmp:
         if len(checked) < len(frame):  # unknown ids were dropped: upload the rest only

@@ -7,7 +7,8 @@ participant needs every week, without changing that model:
 - optional early stopping on a validation frame;
 - optional era-wise time-series cross-validation with an embargo of eras between training and
   validation (:func:`era_splits`);
-- a tqdm progress bar (text, so that an executed notebook keeps it);
+- progress: one line updated in place in a notebook (:class:`NotebookProgress`), tqdm's text
+  bar in a terminal;
 - a lean LightGBM ``Dataset``: the int8 feature matrix is never converted as a whole. LightGBM's
   own ``lgb.Dataset(numpy_int8)`` would first make a float32 copy of everything (and
   ``df[features].astype(float)`` a float64 copy). Here the bin boundaries are found from a row
@@ -20,6 +21,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,7 +31,7 @@ import lightgbm as lgb
 import numpy as np
 import pandas as pd
 from numerai_tools.scoring import numerai_corr
-from tqdm.std import tqdm  # a text bar: the executed notebook and its HTML show it (no widget)
+from tqdm.std import tqdm  # a text bar for terminals; notebooks get NotebookProgress
 
 from nbutils._lgb_dataset import (
     BATCH_ROWS,
@@ -283,8 +285,75 @@ def _fold_score(valid: pd.DataFrame, pred: np.ndarray, target: str, era_col: str
     return float(np.nanmean(scores))
 
 
+# -- progress ----------------------------------------------------------------------------------
+class NotebookProgress:
+    """A progress line for a Jupyter kernel: one line of text, updated in place.
+
+    It is an IPython display with a ``display_id``: Jupyter and Colab redraw it while training
+    runs, and a saved notebook (papermill, nbclient) keeps only its last state, so an executed
+    notebook shows one line (tqdm's text bar would leave one line per update, on stderr).
+    Updated every ``every`` rounds and at the end; the last line gives the elapsed time.
+    """
+
+    def __init__(self, total: int, every: int, desc: str = "LightGBM") -> None:
+        from IPython.display import display
+
+        self.total, self.every, self.desc, self.n = int(total), max(1, int(every)), desc, 0
+        self._start = time.perf_counter()
+        self._handle = display({"text/plain": self.text()}, raw=True, display_id=True)
+
+    def text(self, done: bool = False) -> str:
+        """The line: rounds done of the total, or at the end the elapsed seconds."""
+        if done:
+            seconds = time.perf_counter() - self._start
+            return f"{self.desc}: {self.n} ラウンドの学習が終わりました（{seconds:.1f} 秒）"
+        percent = 100 * self.n // max(self.total, 1)
+        return f"{self.desc}: {self.n} / {self.total} ラウンド（{percent}%）"
+
+    def update(self, k: int = 1) -> None:
+        """Count ``k`` more rounds; redraw when a multiple of ``every`` is passed."""
+        before = self.n // self.every
+        self.n += int(k)
+        if self.n // self.every != before and self._handle is not None:
+            self._handle.update({"text/plain": self.text()}, raw=True)
+
+    def __enter__(self) -> NotebookProgress:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._handle is not None:
+            self._handle.update({"text/plain": self.text(done=exc[0] is None)}, raw=True)
+
+
+def _in_kernel() -> bool:
+    """Whether this runs in a Jupyter kernel (a notebook, papermill, Colab, Kaggle)."""
+    try:
+        from IPython import get_ipython
+    except ImportError:  # pragma: no cover - IPython comes with the notebooks' requirements
+        return False
+    shell = get_ipython()
+    return shell is not None and getattr(shell, "kernel", None) is not None
+
+
+def _progress_bar(total: int, enabled: bool) -> NotebookProgress | tqdm:
+    """The progress of ``train_lgbm``: :class:`NotebookProgress` in a Jupyter kernel, else
+    tqdm's text bar on stderr (a terminal redraws it in place); both update every 10 %."""
+    every = max(1, total // 10)
+    if enabled and _in_kernel():
+        return NotebookProgress(total, every)
+    # maxinterval=inf: tqdm's monitor thread would otherwise drop miniters to 1 on a slow run
+    return tqdm(
+        total=total,
+        desc="LightGBM",
+        unit="round",
+        disable=not enabled,
+        miniters=every,
+        maxinterval=float("inf"),
+    )
+
+
 # -- training ----------------------------------------------------------------------------------
-def _progress_callback(bar: tqdm) -> Callable[[Any], None]:
+def _progress_callback(bar: tqdm | NotebookProgress) -> Callable[[Any], None]:
     def callback(env: Any) -> None:
         bar.update(1)
 
@@ -329,7 +398,7 @@ def _fit_seeds(
     params: dict[str, Any],
     seeds: Sequence[int],
     early_stopping_rounds: int | None,
-    bar: tqdm,
+    bar: tqdm | NotebookProgress,
 ) -> list[lgb.Booster]:
     boosters = []
     for seed in seeds:
@@ -431,17 +500,7 @@ def train_lgbm(
     folds = era_splits(train_df[era_col], cv_folds, embargo_eras) if cv_folds else []
     total = rounds * len(seeds) * (len(folds) + 1)
     cv_rows = []
-    # A text bar updated every 10 %: an executed notebook keeps about ten lines of it
-    # (maxinterval=inf: tqdm's monitor thread would otherwise drop miniters to 1 on a slow run).
-    every = max(1, total // 10)
-    with tqdm(
-        total=total,
-        desc="LightGBM",
-        unit="round",
-        disable=not progress,
-        miniters=every,
-        maxinterval=float("inf"),
-    ) as bar:
+    with _progress_bar(total, progress) as bar:
         eras = train_df[era_col].astype(str).to_numpy() if folds else None
         for k, (train_eras, valid_eras) in enumerate(folds):
             fold_valid = _labelled_rows(train_df, target, np.isin(eras, valid_eras))

@@ -23,7 +23,8 @@ with open/close times (``open_round`` / ``close_round``), an account with models
 API keys checked on every authorized call, prediction upload (``submission_upload_auth``, PUT,
 ``create_submission``), model upload (``computePickleUploadAuth``, PUT,
 ``createComputePickleUpload``), ``computePickleDataVersions``, ``computePickleDockerImages``,
-``submissionScores`` and ``roundScoreConfigs`` with the round's payout multipliers.
+``submissionScores`` and ``roundScoreConfigs`` with the round's payout multipliers,
+``submissions`` (numerapi's ``submission_ids``).
 Knob: ``server.daily.fail_put`` (status codes for the next PUTs, whatever the path).
 """
 
@@ -416,6 +417,7 @@ class DailyState:
                 "computePickleDataVersions": self._named(self.data_versions),
                 "computePickleDockerImages": self._named(self.docker_images),
                 "submissionScores": self._submission_scores,
+                "submissions": self._submission_list,
             }
         )
 
@@ -467,9 +469,20 @@ class DailyState:
                 "round": number,
                 "content": content,
                 "filename": variables["filename"],
+                "insertedAt": _iso(datetime.now(UTC)),
             }
         )
         return {"id": sub_id}
+
+    def _submission_list(self, variables: dict, headers: dict) -> list[dict[str, Any]]:
+        """numerapi's ``submission_ids``: the model's submissions (id, filename, insertedAt)."""
+        self._authorize(headers)
+        model_id = self._model_id(variables)
+        return [
+            {"id": s["id"], "filename": s["filename"], "insertedAt": s["insertedAt"]}
+            for s in self.submissions
+            if s["model_id"] == model_id
+        ]
 
     def _create_model_upload(self, variables: dict, headers: dict) -> dict[str, str]:
         self._authorize(headers)

@@ -272,6 +272,17 @@ def test_each_lesson_check_ran_in_the_default_chain(default_chain):
 
     run, _ = default_chain
     expected = {
+        "01_load_data.ipynb": [
+            "train: 720 行、21 列がチュートリアルのコードと一致",
+            "（値は 4 倍で一致）",
+        ],
+        "03_training.ipynb": [
+            "行の予測がチュートリアルのコードと一致",
+            "検証の CORR の平均（エンバーゴ付き）",
+        ],
+        "05_submission.ipynb": [
+            "チュートリアルのファイルと一致（tournament ファイルと同じ順番: True）",
+        ],
         "02_feature_engineering.ipynb": [
             "group statistics agree with add_group_stats",
             "reset_index + concat: every row keeps its own products",
@@ -296,3 +307,20 @@ def test_each_lesson_check_ran_in_the_default_chain(default_chain):
         )
         for line in lines:
             assert line in printed, (name, line)
+
+
+def test_training_shows_one_progress_line_and_nothing_on_stderr(default_chain):
+    """03's LightGBM progress is one line per training (its last state), not a stderr bar."""
+    import nbformat
+
+    run, _ = default_chain
+    nb = nbformat.read(run / "03_training.ipynb", as_version=4)
+    outputs = [out for cell in nb.cells for out in cell.get("outputs", [])]
+    assert not [o for o in outputs if o.get("name") == "stderr"]
+    lines = [
+        o["data"]["text/plain"]
+        for o in outputs
+        if o["output_type"] == "display_data" and "LightGBM" in o["data"].get("text/plain", "")
+    ]
+    assert len(lines) == 2  # the tutorial check and the model
+    assert all("ラウンドの学習が終わりました" in line and "\n" not in line for line in lines)

@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+import nbutils.daily.client
 from nbutils.daily.errors import DailyError, KeysError, NumeraiUnavailableError, RoundClosedError
 from nbutils.daily.run import DailySettings, load_settings, notebook_parameters, save_settings
 from nbutils.daily.submit import LOG_NAME, read_log
@@ -117,6 +118,7 @@ def daily(fake_numerai, monkeypatch, finished_run, tmp_path):
     for path in finished_run["dataset"].iterdir():
         server.files[f"v5.2/{path.name}"] = path.read_bytes()
     monkeypatch.setattr(numerapi.utils, "time", types.SimpleNamespace(sleep=lambda s: None))
+    monkeypatch.setattr(nbutils.daily.client, "sleep", lambda s: None)  # our client's retries
     monkeypatch.setenv("NUMERAI_PUBLIC_ID", PUBLIC)
     monkeypatch.setenv("NUMERAI_SECRET_KEY", SECRET)
     monkeypatch.chdir(tmp_path)  # no project .env in reach
@@ -139,6 +141,11 @@ def assert_no_keys_anywhere(*texts: str, dirs: tuple[Path, ...] = ()) -> None:
                 blob = path.read_bytes()
                 for form in key_forms():
                     assert form.encode() not in blob, path
+
+
+def confirmed(run_dir: Path) -> list[dict]:
+    """The log's confirmed uploads (each follows its pending line)."""
+    return [e for e in read_log(run_dir) if e.get("status") == "confirmed"]
 
 
 def run_cli(*args: str) -> int:
@@ -179,7 +186,9 @@ def test_submit_once_then_nothing_then_force(daily, finished_run, tmp_path, caps
         uploaded.set_index("id")["prediction"], expected.loc[live_ids, "prediction"], atol=1e-9
     )
     assert list(uploaded["id"]) == list(live_ids)
-    (entry,) = read_log(run_dir)
+    pending, entry = read_log(run_dir)  # logged pending before the upload, confirmed after
+    assert pending["status"] == "pending" and "submission_id" not in pending
+    assert entry["status"] == "confirmed" and entry["sha256"] == pending["sha256"]
     assert entry["round"] == 1001 and entry["model"] == MODEL
     assert entry["submission_id"] == "submission-1"
     import hashlib
@@ -198,15 +207,15 @@ def test_submit_once_then_nothing_then_force(daily, finished_run, tmp_path, caps
     # --force uploads again, and the log keeps both lines
     assert run_cli(*args, "--force") == 0
     assert len(daily.submissions) == 2
-    assert [e["submission_id"] for e in read_log(run_dir)] == ["submission-1", "submission-2"]
-    assert read_log(run_dir)[1]["forced"] is True
+    assert [e["submission_id"] for e in confirmed(run_dir)] == ["submission-1", "submission-2"]
+    assert confirmed(run_dir)[1]["forced"] is True
 
     # the next round: a new live file is downloaded, features.json only compared
     daily.open_round(1002)
     assert run_cli(*args) == 0
     out = capsys.readouterr().out
     assert "features.json unchanged" in out and "downloaded" in out
-    assert [e["round"] for e in read_log(run_dir)] == [1001, 1001, 1002]
+    assert [e["round"] for e in confirmed(run_dir)] == [1001, 1001, 1002]
     assert_no_keys_anywhere(out, caplog.text, dirs=(run_dir, data_dir))
 
 
@@ -227,7 +236,7 @@ def test_dry_run_writes_the_file_and_uploads_nothing(daily, finished_run, tmp_pa
     run_dir = copy_run(finished_run, tmp_path)
     code = submit(run_dir, tmp_path, "--dry-run")
     assert code == 0
-    assert (run_dir / "rounds" / "1001" / f"{MODEL}.csv").is_file()
+    assert (run_dir / "rounds" / "1001" / "submission.csv").is_file()
     assert not daily.submissions and not (run_dir / LOG_NAME).exists()
     assert not [r for r in daily._server.requests if r["method"] == "PUT"]
     assert "nothing uploaded" in capsys.readouterr().out
@@ -242,9 +251,15 @@ def test_failed_put_is_an_error_not_a_success(daily, finished_run, tmp_path, cap
     assert "HTTP 500" in captured.err
     assert not daily.submissions  # create_submission never called
     assert not daily._server.graphql_requests("create_submission")
-    assert not (run_dir / LOG_NAME).exists()
+    assert [e["status"] for e in read_log(run_dir)] == ["pending"]  # nothing confirmed
+    assert "pending line" in captured.err
     assert "submission id" not in captured.out
     assert_no_keys_anywhere(captured.out, captured.err, caplog.text, dirs=(run_dir,))
+    # the rerun asks Numerai, which never got the file, and uploads it once
+    assert submit(run_dir, tmp_path) == 0
+    assert "never reached Numerai" in capsys.readouterr().out
+    assert len(daily.submissions) == 1 and daily._server.graphql_requests("submissions")
+    assert [e["status"] for e in read_log(run_dir)] == ["pending", "pending", "confirmed"]
 
 
 def test_rejected_keys_exit_4_without_showing_them(

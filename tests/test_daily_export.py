@@ -302,7 +302,7 @@ def test_pickle_and_submit_agree_with_the_run_for_each_setting(name, finished_ru
         )
         == 0
     )
-    submitted = pd.read_csv(run_dir / "rounds" / "1001" / f"{MODEL}.csv", dtype={"id": str})
+    submitted = pd.read_csv(run_dir / "rounds" / "1001" / "submission.csv", dtype={"id": str})
     submitted = submitted.set_index("id")["prediction"]
     np.testing.assert_allclose(
         from_pickle.to_numpy(), submitted[from_pickle.index].to_numpy(), atol=1e-12

@@ -71,3 +71,12 @@ def test_scores_need_keys(fake_numerai, tmp_path, monkeypatch, capsys):
 def test_scores_refuse_a_plot_name_that_is_not_png(scored, tmp_path, capsys):
     assert main(["scores", "--model-name", "my_model", "--out", str(tmp_path / "x.jpg")]) == 1
     assert ".png" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("stake", ["nan", "inf", "-inf", "-1"])
+def test_scores_refuse_a_stake_that_is_not_a_finite_amount(scored, tmp_path, capsys, stake):
+    out = tmp_path / "s.png"
+    code = main(["scores", "--model-name", "my_model", "--out", str(out), f"--stake={stake}"])
+    captured = capsys.readouterr()
+    assert code == 1 and "--stake must be a finite number of NMR, 0 or more" in captured.err
+    assert "nan" not in captured.out.lower() and not out.exists()

@@ -34,7 +34,12 @@ def _source(cell: dict) -> str:
 @pytest.mark.parametrize("name", project.NOTEBOOK_NAMES)
 def test_notebook_badges_and_setup_cell_agree_with_the_constant(name):
     assert project.notebook_problems(NOTEBOOKS / name) == []
-    setup = _source(next(c for c in _cells(name) if c["cell_type"] == "code"))
+    code = [c for c in _cells(name) if c["cell_type"] == "code"]
+    assert "parameters" in code[0]["metadata"]["tags"]  # the parameters cell, then the setup cell
+    setup = _source(code[1])
+    assert setup == project.setup_cell_source(name).rstrip("\n")
+    assert setup.endswith(f'setup_notebook("{name}", globals())')
+    assert code[1]["metadata"].get("cellView") == "form"  # Colab shows it as a titled form
     # exactly one place in the notebook sets the install source, and it is the constant
     assigned = re.findall(r'^INSTALL_SOURCE = "([^"]*)"$', setup, flags=re.MULTILINE)
     assert assigned == [project.INSTALL_SOURCE]
@@ -77,7 +82,34 @@ def test_a_drifted_copy_is_found_and_sync_repairs_it(tmp_path):
 
 def test_install_source_with_a_quote_is_refused():
     with pytest.raises(PipelineError, match="quotes"):
-        project.setup_cell_source('x" ; import os')
+        project.install_cell_source('x" ; import os')
+    with pytest.raises(PipelineError, match="quotes"):
+        project.setup_cell_source("01_load_data.ipynb", 'x" ; import os')
+
+
+def test_a_setup_cell_for_an_unknown_notebook_is_refused():
+    with pytest.raises(PipelineError, match="not one of the six notebooks"):
+        project.setup_cell_source("07_extra.ipynb")
+
+
+def test_every_setup_cell_shares_one_install_part():
+    install = project.install_cell_source()
+    for name in project.NOTEBOOK_NAMES:
+        cell = project.setup_cell_source(name)
+        assert cell.startswith(install) and cell.count("install_nbutils(INSTALL_SOURCE)") == 1
+
+
+def test_a_setup_cell_before_the_parameters_cell_is_found_and_sync_refuses(tmp_path):
+    path = tmp_path / "02_feature_engineering.ipynb"
+    nb = json.loads((NOTEBOOKS / path.name).read_text(encoding="utf-8"))
+    code = [i for i, c in enumerate(nb["cells"]) if c["cell_type"] == "code"]
+    nb["cells"][code[0]], nb["cells"][code[1]] = nb["cells"][code[1]], nb["cells"][code[0]]
+    path.write_text(json.dumps(nb, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
+    problems = project.notebook_problems(path)
+    assert any("first code cell is not the cell tagged 'parameters'" in p for p in problems)
+    assert any("after the parameters cell" in p for p in problems)
+    with pytest.raises(PipelineError, match="must be the parameters cell"):
+        project.sync_notebook(path)
 
 
 # -- the cell's behaviour ------------------------------------------------------------------------
@@ -109,19 +141,23 @@ def _run_cell(monkeypatch, *, kaggle: bool, importable: bool, pip: _Pip, source:
         lambda name, *a: real_find_spec(name, *a) if importable or name != "nbutils" else None,
     )
     monkeypatch.setattr(subprocess, "run", pip)
-    exec(compile(project.setup_cell_source(), "setup-cell", "exec"), {})
+    exec(compile(project.install_cell_source(), "setup-cell", "exec"), {})
 
 
-def test_outside_colab_and_kaggle_the_cell_installs_nothing(monkeypatch):
+def test_outside_colab_and_kaggle_the_cell_installs_nothing(monkeypatch, capsys):
     pip = _Pip()
     _run_cell(monkeypatch, kaggle=False, importable=False, pip=pip)
     assert pip.calls == []
+    assert capsys.readouterr().out == (
+        "インストール: nbutils がありません（make setup をしてください）\n"
+    )
 
 
-def test_in_kaggle_with_nbutils_importable_the_cell_installs_nothing(monkeypatch):
+def test_in_kaggle_with_nbutils_importable_the_cell_installs_nothing(monkeypatch, capsys):
     pip = _Pip()
     _run_cell(monkeypatch, kaggle=True, importable=True, pip=pip)
     assert pip.calls == []
+    assert capsys.readouterr().out == "インストール: nbutils はこの環境にあります\n"
 
 
 def test_in_kaggle_the_cell_installs_the_constant_or_the_override(monkeypatch, capsys):
@@ -131,7 +167,11 @@ def test_in_kaggle_the_cell_installs_the_constant_or_the_override(monkeypatch, c
     wheel = "/kaggle/input/nbutils/nbutils-0.1.0-py3-none-any.whl"
     _run_cell(monkeypatch, kaggle=True, importable=False, pip=pip, source=wheel)
     assert pip.calls[-1][-3:] == ["install", "-q", wheel]
-    assert "インストールしました" in capsys.readouterr().out
+    out = capsys.readouterr().out.splitlines()
+    assert out == [
+        f"インストール: nbutils をインストールしました（{project.INSTALL_SOURCE}）",
+        f"インストール: nbutils をインストールしました（{wheel}）",
+    ]  # one line per install
 
 
 def test_a_failed_install_stops_with_the_short_message_and_no_traceback(monkeypatch):
@@ -161,7 +201,7 @@ def test_ipython_shows_the_failure_without_a_traceback(monkeypatch, capsys):
     )
     shell = InteractiveShell.instance()
     try:
-        result = shell.run_cell(project.setup_cell_source())
+        result = shell.run_cell(project.setup_cell_source("03_training.ipynb"))
     finally:
         InteractiveShell.clear_instance()
     out = capsys.readouterr()

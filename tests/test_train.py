@@ -6,6 +6,7 @@ import json
 import subprocess
 import sys
 import tracemalloc
+from pathlib import Path
 
 import lightgbm as lgb
 import numpy as np
@@ -367,3 +368,74 @@ def test_progress_is_a_text_bar_of_about_ten_updates(capsys):
     err = capsys.readouterr().err
     assert "LightGBM" in err and "50/50" in err
     assert 2 <= err.count("\r") <= 12
+
+
+# -- progress ------------------------------------------------------------------------------------
+def _executed_progress_outputs(tmp_path, monkeypatch, progress: bool) -> list[dict]:
+    """Run one cell that trains with ``progress`` in a real Jupyter kernel (nbclient, as
+    papermill does); return that cell's saved outputs."""
+    import nbformat
+    from nbclient import NotebookClient
+
+    from nbutils.run.pipeline import KERNEL_NAME, kernel_spec_dir
+
+    monkeypatch.setenv("JUPYTER_PATH", str(kernel_spec_dir()))
+    source = (
+        "import sys\n"
+        f"sys.path.insert(0, {str(Path(__file__).parent)!r})\n"
+        "from test_train import FAST, make_frame\n"
+        "from nbutils.train import train_lgbm\n"
+        "df, features = make_frame()\n"
+        f"model = train_lgbm(df, features, params=FAST, seeds=(0, 1), progress={progress})"
+    )
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(source)])
+    resources = {"metadata": {"path": str(tmp_path)}}  # the kernel's working directory
+    NotebookClient(nb, kernel_name=KERNEL_NAME, timeout=120, resources=resources).execute()
+    return nb.cells[0].outputs
+
+
+def test_in_a_notebook_the_progress_is_one_line_on_stdout_kept_as_its_last_state(
+    tmp_path, monkeypatch
+):
+    outputs = _executed_progress_outputs(tmp_path, monkeypatch, progress=True)
+    assert [o["output_type"] for o in outputs] == ["display_data"]  # no stream, no stderr
+    text = outputs[0]["data"]["text/plain"]
+    assert len(text.splitlines()) == 1
+    assert text.startswith("LightGBM: 60 ラウンドの学習が終わりました（")  # 2 seeds x 30 rounds
+    assert outputs == outputs[:1] and not any(o.get("name") == "stderr" for o in outputs)
+    assert _executed_progress_outputs(tmp_path, monkeypatch, progress=False) == []
+
+
+def test_outside_a_notebook_the_progress_is_tqdm_text_every_tenth(capsys):
+    df, features = make_frame()
+    train_lgbm(df, features, params=FAST, progress=True)
+    err = capsys.readouterr().err
+    assert "LightGBM" in err and "30/30" in err
+    assert err.count("\r") <= 12  # about ten redraws, not one per round
+
+
+def test_the_notebook_line_counts_rounds_and_redraws_every_step(monkeypatch):
+    shown: list[str] = []
+
+    class Handle:
+        def update(self, obj, raw):
+            shown.append(obj["text/plain"])
+
+    import IPython.display
+
+    monkeypatch.setattr(
+        IPython.display,
+        "display",
+        lambda obj, raw, display_id: shown.append(obj["text/plain"]) or Handle(),
+    )
+    with train_mod.NotebookProgress(total=20, every=5) as bar:
+        for _ in range(20):
+            bar.update(1)
+    assert shown[:5] == [
+        "LightGBM: 0 / 20 ラウンド（0%）",
+        "LightGBM: 5 / 20 ラウンド（25%）",
+        "LightGBM: 10 / 20 ラウンド（50%）",
+        "LightGBM: 15 / 20 ラウンド（75%）",
+        "LightGBM: 20 / 20 ラウンド（100%）",
+    ]
+    assert len(shown) == 6 and shown[-1].startswith("LightGBM: 20 ラウンドの学習が終わりました")

@@ -12,7 +12,9 @@ import sys
 import warnings
 from collections.abc import Callable, Sequence
 
+from nbutils.daily.client import numerapi_too_old
 from nbutils.daily.errors import DailyError
+from nbutils.daily.names import check_model_name
 from nbutils.errors import NbutilsError
 from nbutils.run.keys import load_keys, redact
 
@@ -33,7 +35,10 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--run-dir", required=True, help="a finished run (python -m nbutils run)")
     p.add_argument("--model-name", required=True, help="your Numerai model's name")
     p.add_argument(
-        "--data-dir", default=None, help="where the round's files go (default: the run's dataset)"
+        "--data-dir",
+        default=None,
+        help="where the round's files go, under DATA_DIR/<version>/rounds/ (default: the run's "
+        "rounds/<round>/)",
     )
     p.add_argument("--dry-run", action="store_true", help="write the file, upload nothing")
     p.add_argument("--force", action="store_true", help="upload even if this round was submitted")
@@ -117,6 +122,7 @@ def _export(args: argparse.Namespace) -> int:
 def _upload(args: argparse.Namespace) -> int:
     from nbutils.daily.upload_model import upload_model
 
+    check_model_name(args.model_name)
     upload_model(
         args.run_dir,
         args.model_name,
@@ -131,6 +137,7 @@ def _upload(args: argparse.Namespace) -> int:
 def _scores(args: argparse.Namespace) -> int:
     from nbutils.daily.scores import scores_command
 
+    check_model_name(args.model_name)
     scores_command(args.model_name, rounds=args.rounds, out=args.out, stake=args.stake)
     return 0
 
@@ -154,6 +161,12 @@ def dispatch(argv: Sequence[str] | None = None) -> int | None:
         with warnings.catch_warnings():
             warnings.simplefilter("default")
             return HANDLERS[args.command](args)
+    except AttributeError as err:  # an API an old numerapi lacks: say so, never a traceback
+        too_old = numerapi_too_old(err)
+        if too_old is None:
+            raise
+        print(f"error: {too_old}", file=sys.stderr)
+        return too_old.exit_code
     except DailyError as err:
         print(f"error: {redact(str(err), keys)}", file=sys.stderr)
         return err.exit_code

@@ -7,7 +7,9 @@ is not used). Between rounds Numerai may answer "Current round not open for subm
 the upcoming round (``list_rounds(status="upcoming")``) says when the next one opens.
 
 Every call goes through :func:`api_call`, which turns numerapi's failures into the errors of
-:mod:`nbutils.daily.errors` with the keys redacted. The uploads themselves are
+:mod:`nbutils.daily.errors` with the keys redacted (an API an old numerapi lacks: "numerapi too
+old", exit 1, never a server error). The client (:func:`nbutils.daily.client.make_client`) has a
+timeout on every request. The uploads themselves are
 :mod:`nbutils.submission`'s checked steps (a failed file PUT, which numerapi ignores, raises
 ``UploadHTTPError``, which :func:`api_call` makes a :class:`NumeraiUnavailableError`, exit 5).
 """
@@ -20,6 +22,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from nbutils.daily.client import make_client as make_client  # re-exported
+from nbutils.daily.client import numerapi_too_old
 from nbutils.daily.errors import DailyError, KeysError, NumeraiUnavailableError
 from nbutils.run.keys import PUBLIC_ENV, SECRET_ENV, NumeraiKeys, load_keys, redact
 
@@ -40,31 +44,30 @@ def require_keys() -> NumeraiKeys:
     return keys
 
 
-def make_client(keys: NumeraiKeys | None) -> Any:
-    """A numerapi client with ``keys`` (anonymous when None)."""
-    import numerapi
-
-    if keys is None:
-        return numerapi.NumerAPI(show_progress_bars=False)
-    return numerapi.NumerAPI(keys.public_id, keys.secret_key, show_progress_bars=False)
-
-
 def api_call(what: str, call: Callable[[], Any], keys: NumeraiKeys | None) -> Any:
     """``call()``; numerapi's failures become DailyErrors whose text never holds the keys.
 
     numerapi raises ValueError for an error answer (bad keys, unknown model, closed round),
     answers a server error or no answer with an empty dict (so the caller fails with
-    KeyError/TypeError), and lets requests' exceptions through.
+    KeyError/TypeError), and lets requests' exceptions through; our client's ``raw_query``
+    raises requests' exceptions and NumeraiUnavailableError on a timeout. An AttributeError of
+    a numerapi object (an API an old numerapi lacks) says which numerapi is needed.
     """
-    refused = failed = None
+    refused = failed = too_old = None
     try:
         return call()
     except DailyError:
         raise
+    except AttributeError as err:  # an API this numerapi lacks, or a bug: never "server error"
+        too_old = numerapi_too_old(err)
+        if too_old is None:
+            raise
     except ValueError as err:
         refused = redact(str(err), keys)
     except Exception as err:  # KeyError, TypeError, requests.RequestException
         failed = f"{type(err).__name__}: {redact(str(err), keys)}"
+    if too_old is not None:
+        raise too_old
     if refused is not None:
         if any(word in refused.lower() for word in _AUTH_WORDS):
             raise KeysError(
@@ -73,12 +76,11 @@ def api_call(what: str, call: Callable[[], Any], keys: NumeraiKeys | None) -> An
             )
         raise DailyError(f"Numerai refused {what}: {refused}")
     raise NumeraiUnavailableError(
-        f"{what} failed ({failed}): Numerai had a server error or did not answer. "
-        "Nothing was recorded; try again later."
+        f"{what} failed ({failed}): Numerai had a server error or did not answer. Try again later."
     )
 
 
-def _parse_time(value: Any) -> dt.datetime | None:
+def parse_time(value: Any) -> dt.datetime | None:
     if value is None or isinstance(value, dt.datetime):
         return value
     text = str(value).replace("Z", "+00:00")
@@ -129,8 +131,8 @@ def round_status(
     now = now or dt.datetime.now(dt.UTC)
     current = _current_round(napi, keys)
     if current:
-        opens = _parse_time(current.get("openTime"))
-        closes = _parse_time(current.get("closeStakingTime") or current.get("closeTime"))
+        opens = parse_time(current.get("openTime"))
+        closes = parse_time(current.get("closeStakingTime") or current.get("closeTime"))
         factor = current.get("payoutFactor")
         if opens and closes and opens <= now < closes:
             return RoundStatus(
@@ -145,12 +147,12 @@ def round_status(
     upcoming = None
     with contextlib.suppress(Exception):
         nxt = napi.list_rounds(status="upcoming", limit=1)
-        upcoming = _parse_time(nxt[0].get("openTime")) if nxt else None
+        upcoming = parse_time(nxt[0].get("openTime")) if nxt else None
     return RoundStatus(
         current["number"] if current else None,
         False,
-        _parse_time(current.get("openTime")) if current else None,
-        _parse_time(current.get("closeStakingTime")) if current else None,
+        parse_time(current.get("openTime")) if current else None,
+        parse_time(current.get("closeStakingTime")) if current else None,
         next_open=upcoming,
     )
 

@@ -12,6 +12,7 @@ With no ``--stake`` the payout is shown per NMR staked (stake = 1).
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -39,6 +40,15 @@ def _pick(columns: list[str], preferred: tuple[str, ...], word: str) -> str | No
             return lowered[name]
     found = [c for c in columns if word in c.lower()]
     return found[0] if found else None
+
+
+def check_stake(stake: float) -> float:
+    """``stake`` when it is a finite number of NMR, 0 or more; else DailyError naming --stake."""
+    if not isinstance(stake, int | float) or not math.isfinite(stake) or stake < 0:
+        raise DailyError(
+            f"--stake must be a finite number of NMR, 0 or more (e.g. --stake 100), got {stake}."
+        )
+    return float(stake)
 
 
 def scores_table(
@@ -107,8 +117,7 @@ def recent_scores(
     """The scores table of ``model_name``'s last ``rounds`` rounds."""
     if rounds < 1:
         raise DailyError(f"--rounds must be 1 or more, got {rounds}.")
-    if stake < 0:
-        raise DailyError(f"--stake must be 0 or more NMR, got {stake}.")
+    check_stake(stake)
     model_id = resolve_model_id(napi, model_name, keys)
     rows = api_call(
         "reading the scores",
@@ -136,6 +145,8 @@ def scores_command(
     """Print the table and save the plot to ``out``."""
     from nbutils.run.artifacts import save_figure
 
+    if stake is not None:
+        check_stake(stake)
     path = Path(out).expanduser()
     if path.suffix.lower() != ".png":
         raise DailyError(f"--out {path}: the plot is saved as PNG; give a name ending in .png.")

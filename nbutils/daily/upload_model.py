@@ -26,6 +26,7 @@ from typing import Any
 
 from nbutils.daily.errors import DailyError
 from nbutils.daily.export import export_model, run_fingerprint
+from nbutils.daily.lock import command_lock
 from nbutils.daily.round import api_call, make_client, require_keys
 from nbutils.daily.runner import PickleInfo, check_pickle, inspect_pickle, python_mismatch
 from nbutils.daily.submit import resolve_model_id, sha256_of
@@ -105,7 +106,7 @@ def upload_model(
         raise DailyError(f"--run-dir {run_path} is not a finished run (no data.json).")
     keys = require_keys()
     napi = napi or make_client(keys)
-    with redacted_logging(keys):
+    with command_lock(run_path, "upload-model"), redacted_logging(keys):
         return _upload(
             run_path, model_name, pickle, docker_image, data_version, force, say, napi, keys
         )

@@ -388,6 +388,22 @@ def _fetch(
             p.unlink(missing_ok=True)
 
 
+def download_file(
+    napi: Any, remote: str, final: str | os.PathLike, timeout: float | tuple[float, float]
+) -> Path:
+    """Download one file ``remote`` (e.g. ``"v5.2/live.parquet"``) to ``final``, verified.
+
+    The steps of :func:`_fetch`: its address through ``napi.raw_query``, the body streamed with
+    ``timeout`` (seconds, or (connect, read) seconds), its length and announced checksum
+    checked, the whole file verified, then renamed. Used by the daily ``submit`` for the round's
+    files; raises :class:`~nbutils.errors.DownloadError`.
+    """
+    final = Path(final)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    _fetch(napi, remote, final, _check_timeout(timeout), show_progress=False)
+    return final
+
+
 def _make_napi(show_progress: bool) -> Any:
     """A real, anonymous ``numerapi.NumerAPI`` (Numerai's datasets are public)."""
     return numerapi.NumerAPI(verbosity="warning", show_progress_bars=show_progress)

@@ -3,6 +3,7 @@
 - :mod:`.pipeline`: the papermill chain, the HTML index and the command line (``python -m nbutils``);
 - :mod:`.parameters`: each notebook's parameter schema and the checks of its parameters cell;
 - :mod:`.steps`: a notebook opened alone makes the earlier steps' artifacts with the library;
+- :mod:`.notebook_setup`: what each notebook's setup cell does (check the parameters, make what is missing);
 - :mod:`.artifacts`: the run directory (where each artifact lives, reading and writing them);
 - :mod:`.catalog`: which notebook writes which artifact (a leaf every other module may use);
 - :mod:`.fingerprints`: each artifact's fingerprint, so that runs never mix;

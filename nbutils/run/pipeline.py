@@ -480,6 +480,14 @@ def _parse_value(text: str) -> Any:
         return text
 
 
+def _non_empty(text: str) -> str:
+    """``--run-dir``'s value, refused when empty (an unset shell variable would write the run into
+    the working directory)."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("is empty (an unset variable?); give a directory")
+    return text
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m nbutils",
@@ -490,6 +498,7 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="execute the six notebooks with papermill")
     run.add_argument(
         "--run-dir",
+        type=_non_empty,
         default="runs/latest",
         help="where artifacts and executed notebooks go (relative: to the working directory)",
     )

@@ -6,7 +6,7 @@ setup cell.
   "Open in Colab" / "Open in Kaggle" badges of the notebooks and the README are built from
   :data:`REPOSITORY` and :data:`BRANCH`, and ``tests/test_setup_cell.py`` checks that all of them
   agree with this module. :func:`sync_notebooks` rewrites the badge line and the setup cell of each
-  notebook from here; run it after changing the constants::
+  notebook from here; run it after changing the constants or the cell's template::
 
       python -c "from nbutils.run.project import sync_notebooks; sync_notebooks('notebooks')"
 
@@ -113,32 +113,35 @@ def badge_line(name: str) -> str:
 
 
 # -- the setup cell ------------------------------------------------------------------------------
-_SETUP_CELL = '''\
-# Setup: in Colab or Kaggle, install nbutils. A clone, or any place where nbutils already
-# imports, needs nothing. INSTALL_SOURCE is any pip requirement; the environment variable
-# NBUTILS_INSTALL_SOURCE overrides it (e.g. a wheel added to Kaggle as a dataset:
-# /kaggle/input/<dataset>/nbutils-0.1.0-py3-none-any.whl, or a git URL).
+#: The install part of the setup cell, delimited so that a change of the install logic touches
+#: only this string: a literal copy of it opens every notebook's setup cell (nbutils is not
+#: importable before it is installed). It defines and calls ``install_nbutils``; outside Colab and
+#: Kaggle, or where nbutils already imports, it installs nothing. A failed pip stops with a short
+#: Japanese message and no traceback (IPython shows ``_render_traceback_``).
+_INSTALL_CODE = """\
+# @title ここは実行するだけ（インストール、パラメータの確認、前のノートブックの成果物）
+# any pip requirement; the environment variable NBUTILS_INSTALL_SOURCE overrides it
 INSTALL_SOURCE = "{install_source}"
 
-import importlib.util
-import os
-import sys
 
-IN_COLAB = "google.colab" in sys.modules
-IN_KAGGLE = "KAGGLE_KERNEL_RUN_TYPE" in os.environ
-if (IN_COLAB or IN_KAGGLE) and importlib.util.find_spec("nbutils") is None:
+def install_nbutils(default_source):
+    \"\"\"In Colab or Kaggle, pip-install nbutils unless it already imports.\"\"\"
+    import importlib.util
+    import os
     import subprocess
+    import sys
 
-    source = os.environ.get("NBUTILS_INSTALL_SOURCE", "").strip() or INSTALL_SOURCE
-    print("nbutils をインストールします:", source)
+    if importlib.util.find_spec("nbutils") is not None:
+        return print("インストール: nbutils はこの環境にあります")
+    if "google.colab" not in sys.modules and "KAGGLE_KERNEL_RUN_TYPE" not in os.environ:
+        return print("インストール: nbutils がありません（make setup をしてください）")
+    source = os.environ.get("NBUTILS_INSTALL_SOURCE", "").strip() or default_source
     pip = subprocess.run(
         [sys.executable, "-m", "pip", "install", "-q", source], capture_output=True, text=True
     )
     if pip.returncode != 0:
 
         class SetupFailed(Exception):
-            """Shown as its message alone (IPython calls _render_traceback_): no traceback."""
-
             def _render_traceback_(self):
                 return str(self).splitlines()
 
@@ -153,17 +156,37 @@ if (IN_COLAB or IN_KAGGLE) and importlib.util.find_spec("nbutils") is None:
             "- Colab: ネットワークを確かめて、ランタイムを再起動してからもう一度実行します。"
         )
     importlib.invalidate_caches()
-    print("nbutils をインストールしました")
-'''
+    print(f"インストール: nbutils をインストールしました（{{source}}）")
 
 
-def setup_cell_source(install_source: str = INSTALL_SOURCE) -> str:
-    """The source of every notebook's setup cell (its first code cell)."""
+install_nbutils(INSTALL_SOURCE)
+"""
+
+#: The rest of the setup cell: check the parameters and make the missing earlier artifacts
+#: (:func:`nbutils.run.notebook_setup.setup_notebook`), one line each.
+_SETUP_CALL = """
+from nbutils.run.notebook_setup import setup_notebook
+
+setup_notebook("{notebook}", globals())
+"""
+
+
+def install_cell_source(install_source: str = INSTALL_SOURCE) -> str:
+    """The install part of every setup cell (the same in all six notebooks)."""
     if '"' in install_source or "\\" in install_source:
         raise PipelineError(
             f"install source {install_source!r} must not contain quotes or backslashes"
         )
-    return _SETUP_CELL.format(install_source=install_source)
+    return _INSTALL_CODE.format(install_source=install_source)
+
+
+def setup_cell_source(notebook: str, install_source: str = INSTALL_SOURCE) -> str:
+    """The source of notebook ``notebook``'s setup cell (the code cell right after its
+    parameters cell): the install part, then ``setup_notebook``."""
+    name = Path(notebook).name
+    if name not in NOTEBOOK_NAMES:
+        raise PipelineError(f"{name!r} is not one of the six notebooks {NOTEBOOK_NAMES}")
+    return install_cell_source(install_source) + _SETUP_CALL.format(notebook=name)
 
 
 def _source(cell: dict) -> str:
@@ -171,8 +194,13 @@ def _source(cell: dict) -> str:
     return "".join(src) if isinstance(src, list) else src
 
 
+def _is_parameters(cell: dict) -> bool:
+    return "parameters" in cell.get("metadata", {}).get("tags", [])
+
+
 def notebook_problems(path: str | os.PathLike) -> list[str]:
-    """What in notebook ``path`` disagrees with this module (badge line, setup cell); [] if none."""
+    """What in notebook ``path`` disagrees with this module (badge line, the order of the first
+    code cells, the setup cell); [] if none."""
     path = Path(path)
     nb = json.loads(path.read_text(encoding="utf-8"))
     problems = []
@@ -182,16 +210,20 @@ def notebook_problems(path: str | os.PathLike) -> list[str]:
         problems.append(
             f"{path.name}: the first markdown cell lacks the line {badge_line(path.name)!r}"
         )
-    if not code or _source(code[0]) != setup_cell_source().rstrip("\n"):
+    if not code or not _is_parameters(code[0]):
+        problems.append(f"{path.name}: the first code cell is not the cell tagged 'parameters'")
+    if len(code) < 2 or _source(code[1]) != setup_cell_source(path.name).rstrip("\n"):
         problems.append(
-            f"{path.name}: the first code cell is not nbutils.run.project.setup_cell_source()"
+            f"{path.name}: the code cell after the parameters cell is not "
+            "nbutils.run.project.setup_cell_source()"
         )
     return problems
 
 
 def sync_notebook(path: str | os.PathLike) -> bool:
-    """Rewrite the badge line (second line of the first markdown cell) and the setup cell (first
-    code cell) of notebook ``path`` from this module. Returns whether the file changed."""
+    """Rewrite the badge line (second line of the first markdown cell) and the setup cell (the
+    code cell right after the parameters cell, which must be the first code cell) of notebook
+    ``path`` from this module. Returns whether the file changed."""
     path = Path(path)
     text = path.read_text(encoding="utf-8")
     nb = json.loads(text)
@@ -203,8 +235,15 @@ def sync_notebook(path: str | os.PathLike) -> bool:
         rest = rest[1:]
     md = "\n".join([title, "", badge_line(path.name), "", *rest])
     first_md["source"] = _as_lines(md)
-    first_code = next(c for c in nb["cells"] if c["cell_type"] == "code")
-    first_code["source"] = _as_lines(setup_cell_source().rstrip("\n"))
+    code = [c for c in nb["cells"] if c["cell_type"] == "code"]
+    if not code or not _is_parameters(code[0]) or len(code) < 2:
+        raise PipelineError(
+            f"{path.name}: the first code cell must be the parameters cell, the second the "
+            "setup cell"
+        )
+    setup = code[1]
+    setup["source"] = _as_lines(setup_cell_source(path.name).rstrip("\n"))
+    setup["metadata"] = {**setup.get("metadata", {}), "cellView": "form"}  # Colab: a form
     new = json.dumps(nb, ensure_ascii=False, indent=1) + "\n"
     if new != text:
         path.write_text(new, encoding="utf-8")
