@@ -28,12 +28,11 @@ from __future__ import annotations
 import difflib
 import itertools
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import lightgbm as lgb
 import numpy as np
 import pandas as pd
-from tqdm.std import tqdm  # a text bar: the executed notebook and its HTML show it (no widget)
 
 from nbutils._lgb_dataset import (
     BATCH_ROWS,
@@ -49,13 +48,18 @@ from nbutils.errors import DataError
 from nbutils.metrics import per_era_corr, sharpe
 from nbutils.train import (
     SEED_PARAMS,
+    NotebookProgress,
     SeedAveragedModel,
     _fit_seeds,
     _labelled_dataset,
     _labelled_rows,
+    _progress_bar,
     lgb_params,
 )
 from nbutils.util import natural_sorted, release_memory
+
+if TYPE_CHECKING:
+    from tqdm.std import tqdm
 
 __all__ = [
     "NUMERAI_CHUNK",
@@ -168,7 +172,7 @@ def _fit_rows(
     params: Mapping[str, Any],
     seeds: Sequence[int],
     mask: np.ndarray,
-    bar: tqdm,
+    bar: NotebookProgress | tqdm,
     batch_rows: int,
 ) -> SeedAveragedModel:
     """One seed-averaged model trained on the rows of ``df`` where ``mask`` holds (and the target
@@ -206,18 +210,6 @@ def _per_era(
         }
     )
     return per_era_corr(frame)
-
-
-def _bar(total: int, desc: str, progress: bool) -> tqdm:
-    """A text bar updated every 10 % (an executed notebook keeps about ten lines of it)."""
-    return tqdm(
-        total=total,
-        desc=desc,
-        unit="round",
-        disable=not progress,
-        miniters=max(1, total // 10),
-        maxinterval=float("inf"),
-    )
 
 
 def _check_seeds(seeds: Sequence[int]) -> list[int]:
@@ -261,7 +253,7 @@ def walk_forward_predict(
     seeds : sequence of int
     era_col : str
     progress : bool
-        A text bar counting boosting rounds over all chunks.
+        Show the progress, counting boosting rounds over all chunks (one line in a notebook).
     batch_rows : int
         Rows converted to float32 at a time.
 
@@ -285,7 +277,7 @@ def walk_forward_predict(
     _, rounds = lgb_params(params, seeds[0])
     fold = np.zeros(len(df), dtype=np.int64)
     pred = np.full(len(df), np.nan)
-    with _bar(rounds * len(seeds) * len(splits), "walk-forward", progress) as bar:
+    with _progress_bar(rounds * len(seeds) * len(splits), progress, "walk-forward") as bar:
         for k, (train_eras, predict_eras) in enumerate(splits, start=1):
             model = _fit_rows(
                 df, features, target, params, seeds, np.isin(eras, train_eras), bar, batch_rows
@@ -382,7 +374,7 @@ def era_boost(
     run_params.update({k: full.params[k] for k in DATASET_KEYS if k in full.params})
     booster = lgb.Booster(params=run_params, train_set=full)
     history, fitted_on, current, previous = [], len(np.unique(eras[labelled])), full, None
-    with _bar(n_rounds * trees_per_round, "era boosting", progress) as bar:
+    with _progress_bar(n_rounds * trees_per_round, progress, "era boosting") as bar:
         for k in range(1, n_rounds + 1):
             for _ in range(trees_per_round):
                 booster.update(train_set=current)
@@ -502,7 +494,7 @@ def search_params(
     combos = [dict(zip(grid, values, strict=True)) for values in itertools.product(*grid.values())]
     rounds = sum(lgb_params({**base, **c}, seeds[0])[1] for c in combos)
     rows = []
-    with _bar(rounds * len(seeds) * len(folds), "search", progress) as bar:
+    with _progress_bar(rounds * len(seeds) * len(folds), progress, "search") as bar:
         for combo in combos:
             per_fold, all_scores = {}, []
             for k, (train_eras, held_out) in enumerate(folds, start=1):
