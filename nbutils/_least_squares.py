@@ -1,36 +1,73 @@
 """The fast least-squares path behind :func:`nbutils.neutralize.fit_by_era` (private).
 
 ``fit_block(y, x)`` is ``[x, 1] @ lstsq([x, 1], y, rcond=1e-6)``, numerai-tools' neutralization
-step for one era, computed faster where that is safe:
+step for one era, computed through the normal equations where that gives the same numbers:
 
 1. neutralizer columns constant in the block are dropped (they lie in the span of the constant
    column and do not change the projection);
-2. the Gram matrix ``A'A`` of ``A = [x, 1]`` (one BLAS call; exactly through float32 when the
-   features are small integers, see :func:`exact_float32_scale`), scaled to unit diagonal;
-3. its Cholesky factor, and a condition estimate: when ``A`` is close to rank deficient
-   (collinear neutralizers, fewer rows than columns, a condition number near numerai-tools'
-   ``rcond=1e-6`` cut-off) the block falls back to numerai-tools' own ``np.linalg.lstsq`` call;
-4. the normal equations solved, then two steps of iterative refinement with residuals computed
-   from ``x`` itself, which brings the result to the accuracy of the SVD (about 1e-12 in tests).
+2. the constant column is taken out by centering: the fit is ``mean(y) + Xc b`` with ``Xc`` the
+   centered neutralizers and ``S b = Xc' yc``, ``S = Xc' Xc``. For small-integer features (int8
+   0..4, or the legacy 0, 0.25, ..., 1) ``S`` is exact: the Gram matrix ``[x, 1]' [x, 1]`` is
+   one float32 BLAS ``syrk`` with integer sums below 2**24 (see :func:`exact_float32_scale`),
+   and ``m S = m X'X - s s'`` is an integer below 2**53. Other values are centered in float64
+   first. Only the era's rows are converted to float, never the whole feature matrix;
+3. ``S`` scaled to unit diagonal (``C``) and factored by Cholesky. The products with ``x`` run
+   on blocks of rows converted to float64 while they sit in the CPU cache;
+4. when ``C``'s estimated condition number is above :data:`REFINE_ABOVE`, two steps of
+   iterative refinement with residuals computed from ``x`` itself.
 
-For a well-conditioned ``A`` the least-squares projection is unique, so both paths give the
-same fit.
+**When the block falls back to numerai-tools' own ``np.linalg.lstsq`` call.** lstsq zeroes the
+singular values of ``A = [x, 1]`` below ``1e-6 * s_max``; where it zeroes none, the projection
+is unique and both paths agree. The fast path is taken only when ``cond2(A) <=``
+:data:`MAX_COND` (``1e5``, ten times below that cut-off). Its test: ``G = A'A`` has the
+Cholesky factor ``R = [[sqrt(m), s'/sqrt(m)], [0, R_S]]`` (constant column first), assembled
+from ``S``'s factor at no cost, and LAPACK's ``dpocon`` estimates ``cond1(G) = |G|_1 |G^-1|_1``
+from it. For a symmetric matrix the 2-norm is at most the 1-norm, so ``cond2(A)**2 =
+cond2(G) <= cond1(G)``. The estimate of ``|G^-1|_1`` is a lower bound, in practice within a
+factor 3 of the truth; allowing a factor :data:`ESTIMATE_SLACK` (10), the fast path needs
+``cond1_estimate(G) <= MAX_COND**2 / ESTIMATE_SLACK = 1e9``. (``|G|_1`` is taken over every
+column, constant ones included, so the bound also covers what lstsq sees.) Fewer rows than
+columns, collinear or duplicated neutralizers, a failed Cholesky or a larger estimate fall back.
+The bound used before (``10 n (max diag / min diag) / rcond``) multiplied the estimate by the
+matrix size and the diagonal spread, and sent well-conditioned int8 eras (``cond2(A)`` about
+2e3 at 705 features) to lstsq.
+
+:data:`PATH_COUNTS` counts the blocks that took each path (``"cholesky"``, ``"lstsq"``,
+``"constant"``); the tests read it.
 """
 
 from __future__ import annotations
 
+from collections import Counter
+from collections.abc import Callable
+
 import numpy as np
-import scipy.linalg
 from scipy.linalg import lapack
 
-__all__ = ["LSTSQ_RCOND", "exact_float32_scale", "fit_block"]
+__all__ = [
+    "ESTIMATE_SLACK",
+    "LSTSQ_RCOND",
+    "MAX_COND",
+    "PATH_COUNTS",
+    "REFINE_ABOVE",
+    "exact_float32_scale",
+    "fit_block",
+]
 
 #: numerai-tools' ``rcond`` for ``np.linalg.lstsq``.
 LSTSQ_RCOND = 1e-6
-#: Smallest ratio s_min / s_max of ``[X, 1]`` for which we trust the Cholesky path. Ten times the
-#: numerai-tools cut-off, so the two paths can only disagree on matrices lstsq would not truncate.
-_FAST_PATH_MIN_SV_RATIO = 10 * LSTSQ_RCOND
+#: Largest ``cond2([x, 1])`` the Cholesky path accepts: ten times below lstsq's cut-off.
+MAX_COND = 0.1 / LSTSQ_RCOND
+#: Allowed underestimate of LAPACK's 1-norm estimate of ``|G^-1|_1`` (Higham: almost always < 3).
+ESTIMATE_SLACK = 10.0
+#: Refine the solution when the scaled centered Gram matrix's estimated condition exceeds this.
+REFINE_ABOVE = 1e4
 _REFINEMENT_STEPS = 2
+#: Bytes of float64 rows converted at a time for the products with ``x`` (fits in L2 cache).
+_CHUNK_BYTES = 1 << 20
+
+#: Blocks fitted by each path since import (tests reset it).
+PATH_COUNTS: Counter[str] = Counter()
 
 
 def exact_float32_scale(x: np.ndarray, max_rows: int) -> float | None:
@@ -39,41 +76,44 @@ def exact_float32_scale(x: np.ndarray, max_rows: int) -> float | None:
     That holds when every ``s * x`` is an integer and every sum of ``max_rows`` products stays
     below 2**24 (float32 represents integers exactly up to there). Numerai's features (int8
     0..4, or the legacy 0, 0.25, ..., 1 with ``s = 4``) qualify, which halves the cost of the
-    Gram matrix, the bulk of the work. Returns None when no such ``s`` exists.
+    Gram matrix, the bulk of the work. Returns None when no such ``s`` exists. Float values are
+    checked a block of rows at a time (no full-size temporary).
     """
     if x.size == 0 or max_rows == 0:
         return None
-    candidates = (1.0,) if np.issubdtype(x.dtype, np.integer) else (1.0, 2.0, 4.0, 8.0)
-    for s in candidates:
-        if np.issubdtype(x.dtype, np.integer):
-            integral = True
-        else:
-            scaled = x * s
-            integral = bool(np.all(scaled == np.round(scaled)))
-        if integral:
-            biggest = float(np.abs(x).max()) * s
-            return s if biggest * biggest * max_rows < 2.0**24 else None
-    return None
+    biggest = max(abs(float(x.max())), abs(float(x.min())))
+    if np.issubdtype(x.dtype, np.integer):
+        s: float | None = 1.0
+    else:
+        s = next((c for c in (1.0, 2.0, 4.0, 8.0) if _all_integral(x, c)), None)
+    if s is None:
+        return None
+    return s if (biggest * s) ** 2 * max_rows < 2.0**24 else None
+
+
+def _all_integral(x: np.ndarray, s: float) -> bool:
+    """Whether every ``s * x`` is an integer (checked a block of rows at a time)."""
+    chunks = _row_chunks(*x.shape)
+    for i in chunks:
+        scaled = x[i : i + chunks.step] * s
+        if not np.all(scaled == np.round(scaled)):
+            return False
+    return True
 
 
 def fit_block(y: np.ndarray, x: np.ndarray, gram_scale: float | None = None) -> np.ndarray:
-    """``[x, 1] @ lstsq([x, 1], y, rcond=1e-6)`` for one block (one era).
+    """``[x, 1] @ lstsq([x, 1], y, rcond=1e-6)`` for one block (one era), all columns of ``y``.
 
-    Uses the Cholesky factor of the Gram matrix with iterative refinement when ``[x, 1]`` is
-    well conditioned, else numerai-tools' own ``np.linalg.lstsq`` call (see the module notes).
-    ``gram_scale`` (from :func:`exact_float32_scale`) lets the Gram matrix be computed exactly
-    in float32.
+    Through the normal equations when ``[x, 1]`` is well conditioned, else numerai-tools' own
+    ``np.linalg.lstsq`` call (see the module notes). ``gram_scale`` (from
+    :func:`exact_float32_scale`) says the Gram matrix can be computed exactly in float32.
     """
     m = x.shape[0]
-    keep = x.max(axis=0) != x.min(axis=0) if m > 1 else np.zeros(x.shape[1], dtype=bool)
-    xk = x[:, keep] if not keep.all() else x
-    k = xk.shape[1]
-    if k == 0:  # only constants: the fit is the column mean
-        return np.broadcast_to(y.mean(axis=0), y.shape).copy()
-    if m > k + 1:
-        fit = _fit_cholesky(y, xk, gram_scale)
+    if m > 1:
+        fit = _fit_normal_equations(y, x, gram_scale)
         if fit is not None:
             return fit
+    PATH_COUNTS["lstsq"] += 1
     return _fit_lstsq(y, np.asarray(x, dtype=np.float64))
 
 
@@ -84,56 +124,157 @@ def _fit_lstsq(y: np.ndarray, x: np.ndarray) -> np.ndarray:
     return a @ coef
 
 
-def _gram(x: np.ndarray, gram_scale: float | None) -> np.ndarray:
-    """``x' x`` in float64; exactly through float32 when ``gram_scale`` allows it."""
-    if gram_scale is None:
+def _row_chunks(m: int, k: int) -> range:
+    return range(0, m, max(16, _CHUNK_BYTES // (8 * max(k, 1))))
+
+
+def _xt_dot(x: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """``x' v`` in float64, converting ``x`` a cache-sized block of rows at a time."""
+    out = np.zeros((x.shape[1], v.shape[1]))
+    step = _row_chunks(*x.shape).step
+    for i in range(0, x.shape[0], step):
+        out += x[i : i + step].astype(np.float64).T @ v[i : i + step]
+    return out
+
+
+def _x_dot(x: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``x b`` in float64, converting ``x`` a cache-sized block of rows at a time."""
+    out = np.empty((x.shape[0], b.shape[1]))
+    step = _row_chunks(*x.shape).step
+    for i in range(0, x.shape[0], step):
+        out[i : i + step] = x[i : i + step].astype(np.float64) @ b
+    return out
+
+
+class _Centered:
+    """One block's centered Gram matrix ``S = Xc' Xc = num / factor``, its column sums,
+    ``|[x, 1]' [x, 1]|_1``, and products with ``Xc`` (the centered ``x``)."""
+
+    def __init__(self, x: np.ndarray, gram_scale: float | None) -> None:
+        m, k = x.shape
+        self.m = m
+        self.centered_x = gram_scale is None
+        if gram_scale is not None:
+            self._exact(x, gram_scale)
+        else:
+            self._general(x)
+
+    def _exact(self, x: np.ndarray, gs: float) -> None:
+        """Small integers (after scaling by ``gs``): one float32 ``syrk`` of ``[gs x, 1]``,
+        exact, then ``num = m (gs x)'(gs x) - (gs s)(gs s)'``, also exact (integers < 2**53)."""
+        m, k = x.shape
+        x32 = np.empty((m, k + 1), dtype=np.float32)
+        if gs == 1.0:
+            x32[:, :k] = x
+        else:
+            np.multiply(x, gs, out=x32[:, :k], casting="unsafe")
+        x32[:, k] = 1.0
+        g32 = x32.T @ x32  # numpy calls BLAS syrk for a matrix times its own transpose
+        del x32
+        unscale = np.full(k + 1, 1.0 / gs)
+        unscale[k] = 1.0
+        self.g_norm1 = float(((np.abs(g32) @ unscale) * unscale).max())
+        gs_sums = g32[:k, k].astype(np.float64)
+        num = np.multiply(g32[:k, :k], float(m), dtype=np.float64)
+        del g32
+        num -= np.multiply.outer(gs_sums, gs_sums)
+        self.num, self.factor = num, m * gs * gs
+        self.constant = np.diag(num) == 0  # exact integers: 0 only for a constant column
+        self.sums = gs_sums / gs
+        self.means = self.sums / m
+        self.x = x
+
+    def _general(self, x: np.ndarray) -> None:
+        """Any values: centered in float64 first, then ``S = Xc' Xc``."""
+        m, k = x.shape
         x64 = np.asarray(x, dtype=np.float64)
-        return x64.T @ x64
-    x32 = np.asarray(x * gram_scale if gram_scale != 1.0 else x, dtype=np.float32)
-    return (x32.T @ x32).astype(np.float64) / (gram_scale * gram_scale)
+        self.means = x64.mean(axis=0)
+        self.sums = self.means * m
+        self.x = x64 - self.means
+        self.num, self.factor = self.x.T @ self.x, 1.0
+        xtx = self.num + np.multiply.outer(self.sums, self.means)
+        col_norms = np.abs(xtx).sum(axis=0) + np.abs(self.sums)
+        self.g_norm1 = float(max(col_norms.max(), m + np.abs(self.sums).sum()))
+        self.constant = x.max(axis=0) == x.min(axis=0)
+
+    def xt(self, w: np.ndarray) -> np.ndarray:
+        """``Xc' w`` for a centered ``w`` (equal to ``X' w`` since ``1' w = 0``)."""
+        return _xt_dot(self.x, w)
+
+    def x_dot(self, b: np.ndarray) -> np.ndarray:
+        """``Xc b``."""
+        if self.centered_x:
+            return _x_dot(self.x, b)
+        return _x_dot(self.x, b) - self.means @ b
 
 
-def _fit_cholesky(
-    y: np.ndarray, x: np.ndarray, gram_scale: float | None = None
+def _fit_normal_equations(
+    y: np.ndarray, x: np.ndarray, gram_scale: float | None
 ) -> np.ndarray | None:
-    """Fit through the normal equations of ``[x, 1]``; None if they are too ill conditioned."""
+    """The fit through the Cholesky factor of ``C``; None when the block must go to lstsq."""
     m, k = x.shape
-    x64 = np.asarray(x, dtype=np.float64)
-    gram = np.empty((k + 1, k + 1))
-    gram[:k, :k] = _gram(x, gram_scale)
-    sums = x64.sum(axis=0)
-    gram[:k, k] = sums
-    gram[k, :k] = sums
-    gram[k, k] = m
-    # Scale to unit diagonal: better conditioned Cholesky, same least-squares solution.
-    diag = np.diag(gram).copy()
-    scale = 1.0 / np.sqrt(diag)
-    gram_s = gram * scale[:, None] * scale[None, :]
-    chol, info = lapack.dpotrf(gram_s, lower=False, clean=True)
+    cen = _Centered(x, gram_scale)
+    keep = ~cen.constant
+    k_kept = int(keep.sum())
+    y_mean = y.mean(axis=0)
+    if k_kept == 0:  # only constants: the fit is the column mean
+        PATH_COUNTS["constant"] += 1
+        return np.broadcast_to(y_mean, y.shape).copy()
+    if m <= k_kept + 1:
+        return None
+    # C = S scaled to unit diagonal: C = S / (scale scale'), scale = sqrt(diag(S)).
+    c = cen.num[np.ix_(keep, keep)] if k_kept < k else cen.num
+    diag = np.diag(c).copy()
+    inv_root = 1.0 / np.sqrt(diag)
+    c *= np.multiply.outer(inv_root, inv_root)
+    scale = np.sqrt(diag / cen.factor)
+    c_norm1 = float(np.abs(c).sum(axis=0).max())
+    # c is symmetric: its transpose is the same matrix in Fortran order, factored in place.
+    chol, info = lapack.dpotrf(c.T, lower=False, clean=True, overwrite_a=True)
     if info != 0:
         return None
-    # cond(gram) <= cond(gram_s) * max(diag) / min(diag): check that cheap bound first, and
-    # the unscaled matrix (what lstsq sees) only when the bound is not good enough.
-    if not _well_conditioned(chol, gram_s, k + 1, diag.max() / diag.min()):
-        chol_u, info = lapack.dpotrf(gram, lower=False, clean=True)
-        if info != 0 or not _well_conditioned(chol_u, gram, k + 1, 1.0):
-            return None
-    coef = np.zeros((k + 1, y.shape[1]))
-    resid = y
-    for _ in range(_REFINEMENT_STEPS + 1):
-        rhs = np.vstack((x64.T @ resid, resid.sum(axis=0, keepdims=True)))
-        step = scipy.linalg.cho_solve((chol, False), rhs * scale[:, None]) * scale[:, None]
-        coef = coef + step
-        resid = y - (x64 @ coef[:k] + coef[k])
-    return y - resid
+    rcond_c, info_c = lapack.dpocon(chol, c_norm1)
+    if not _cond_a_within_bound(chol, scale, cen.sums[keep], m, cen.g_norm1):
+        return None
+    solve = _scaled_solver(chol, scale)
+    y_c = y - y_mean
+    coef = np.zeros((k, y.shape[1]))
+    coef[keep] = solve(cen.xt(y_c)[keep])
+    fitted = cen.x_dot(coef)
+    if info_c != 0 or not rcond_c > 1.0 / REFINE_ABOVE:
+        for _ in range(_REFINEMENT_STEPS):
+            coef[keep] += solve(cen.xt(y_c - fitted)[keep])
+            fitted = cen.x_dot(coef)
+    PATH_COUNTS["cholesky"] += 1
+    return fitted + y_mean
 
 
-def _well_conditioned(chol: np.ndarray, gram: np.ndarray, n: int, factor: float) -> bool:
-    """Whether ``factor * cond2(gram)`` is safely below the lstsq cut-off (squared)."""
-    anorm = np.abs(gram).sum(axis=0).max()
-    rcond, info = lapack.dpocon(chol, anorm)
+def _scaled_solver(chol: np.ndarray, scale: np.ndarray) -> Callable[[np.ndarray], np.ndarray]:
+    """``b -> S^-1 b`` with ``S = D C D``, ``D = diag(scale)`` and ``C = chol' chol``."""
+
+    def solve(b: np.ndarray) -> np.ndarray:
+        z, info = lapack.dpotrs(chol, b / scale[:, None], lower=False)
+        if info != 0:  # pragma: no cover - dpotrs fails only on invalid arguments
+            raise RuntimeError(f"dpotrs failed ({info})")
+        return z / scale[:, None]
+
+    return solve
+
+
+def _cond_a_within_bound(
+    chol_c: np.ndarray, scale: np.ndarray, sums: np.ndarray, m: int, g_norm1: float
+) -> bool:
+    """Whether ``cond2([x, 1]) <= MAX_COND``, judged by ``dpocon`` on ``G = A'A``.
+
+    ``G``'s Cholesky factor (constant column first) is ``[[sqrt(m), s'/sqrt(m)], [0, R_S]]``
+    with ``R_S = chol_c * diag(scale)`` the factor of ``S`` (see the module notes).
+    """
+    n = len(scale) + 1
+    r = np.empty((n, n), order="F")  # dpocon reads the upper triangle only
+    r[0, 0] = np.sqrt(m)
+    r[0, 1:] = sums / np.sqrt(m)
+    np.multiply(chol_c, scale[None, :], out=r[1:, 1:])
+    rcond, info = lapack.dpocon(r, g_norm1)
     if info != 0 or not np.isfinite(rcond) or rcond <= 0:
         return False
-    # cond2(gram) <= n * cond1(gram); the 1-norm estimate may be low by a small factor (10).
-    cond2_bound = 10.0 * n * factor / rcond
-    return cond2_bound < _FAST_PATH_MIN_SV_RATIO**-2
+    return 1.0 / rcond <= MAX_COND**2 / ESTIMATE_SLACK

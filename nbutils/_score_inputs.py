@@ -10,7 +10,8 @@ columns are NaN.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from functools import cached_property
 
 import numpy as np
 import pandas as pd
@@ -21,6 +22,10 @@ from nbutils.eras import EraGroups, era_groups
 from nbutils.errors import ScoringError
 
 PredCols = str | Sequence[str]
+#: Largest float64 block of prediction columns built at once by :meth:`ScoreFrame.pred_blocks`.
+PRED_BLOCK_BYTES = 64 << 20
+#: Up to this many prediction columns are checked (NaN, type) before anything else.
+_EAGER_CHECK_COLUMNS = 32
 
 
 def known_values(df: pd.DataFrame, col: str) -> np.ndarray:
@@ -58,7 +63,8 @@ class ScoreFrame:
     groups : EraGroups
         The eras of every row of ``df``.
     preds_all : np.ndarray
-        ``(n_pred_cols, n_rows)`` predictions of every row, in era order.
+        ``(n_pred_cols, n_rows)`` predictions of every row, in era order (built on first use;
+        :meth:`pred_blocks` gives them a block of columns at a time instead).
     keep : np.ndarray
         Which rows (in era order) have every target-like column known.
     starts : np.ndarray
@@ -80,9 +86,10 @@ class ScoreFrame:
         self.pred_cols = as_column_list(pred_col, "prediction columns")
         self.is_list = not isinstance(pred_col, str)
         require_columns(df, [*self.pred_cols, *required, *droppable, era_col], "columns")
+        self._df = df
         self.groups: EraGroups = era_groups(df, era_col)
-        preds = numeric_matrix(df, self.pred_cols, "predictions")
-        self.preds_all = self.groups.to_era_order(preds.T.astype(np.float64, order="C"), axis=1)
+        if len(self.pred_cols) <= _EAGER_CHECK_COLUMNS:  # report bad predictions first
+            numeric_matrix(df, self.pred_cols, "predictions")
         keep = np.ones(len(df), dtype=bool)
         self.left_out: dict[str, int] = {}
         values: dict[str, np.ndarray] = {}
@@ -93,16 +100,44 @@ class ScoreFrame:
             keep &= ~missing
             values[col] = arr
         self.keep = keep
-        if keep.all():  # nothing left out: share the arrays and the era offsets
+        self.all_kept = bool(keep.all())
+        if self.all_kept:  # nothing left out: share the era offsets
             self.starts = self.groups.starts
-            self.preds, self.kept = self.preds_all, values
+            self.kept = values
         else:
             counts = era_sums(keep.astype(np.float64), self.groups.starts).astype(np.int64)
             self.starts = np.concatenate(([0], np.cumsum(counts))).astype(np.int64)
-            self.preds = self.preds_all[:, keep]
             self.kept = {col: arr[keep] for col, arr in values.items()}
         self.counts = np.diff(self.starts)
         self._warn_left_out()
+
+    def _era_ordered(self, cols: list[str]) -> np.ndarray:
+        """``(len(cols), n_rows)`` float64 predictions of every row, in era order."""
+        preds = numeric_matrix(self._df, cols, "predictions")
+        return self.groups.to_era_order(preds.T.astype(np.float64, order="C"), axis=1)
+
+    @cached_property
+    def preds_all(self) -> np.ndarray:
+        """``(n_pred_cols, n_rows)`` predictions of every row, in era order."""
+        return self._era_ordered(self.pred_cols)
+
+    @cached_property
+    def preds(self) -> np.ndarray:
+        """Predictions of the kept rows, in era order."""
+        return self.preds_all if self.all_kept else self.preds_all[:, self.keep]
+
+    def pred_blocks(self, max_bytes: int | None = None) -> Iterator[tuple[int, np.ndarray]]:
+        """``(first column number, predictions of the kept rows)`` a block of columns at a time.
+
+        Each block holds at most ``max_bytes`` of float64 (default :data:`PRED_BLOCK_BYTES`, at
+        least one column): scoring every feature as a prediction (notebook 02) never builds a
+        float64 array of features x rows.
+        """
+        limit = PRED_BLOCK_BYTES if max_bytes is None else max_bytes
+        width = max(1, limit // (8 * max(len(self.keep), 1)))
+        for first in range(0, len(self.pred_cols), width):
+            block = self._era_ordered(self.pred_cols[first : first + width])
+            yield first, block if self.all_kept else block[:, self.keep]
 
     @property
     def rows_left_out(self) -> int:

@@ -99,14 +99,18 @@ def numeric_matrix(df: pd.DataFrame, columns: list[str], what: str) -> np.ndarra
     """
     require_columns(df, columns, what)
     sub = df[columns]
-    bad_type = [c for c in columns if not pd.api.types.is_numeric_dtype(sub[c].dtype)]
-    bad_type += [c for c in columns if pd.api.types.is_bool_dtype(sub[c].dtype)]
+    dtypes = list(sub.dtypes)  # one lookup, not one column access per name (2,376 features)
+    bad_type = [
+        c
+        for c, dt in zip(columns, dtypes, strict=True)
+        if not pd.api.types.is_numeric_dtype(dt) or pd.api.types.is_bool_dtype(dt)
+    ]
     if bad_type:
         raise ScoringError(
             f"{what.capitalize()} must be numeric; not numeric: {sorted(set(bad_type))[:10]}. "
             "Convert them with pd.to_numeric or pass other columns."
         )
-    if all(isinstance(dt, np.dtype) for dt in sub.dtypes):
+    if all(isinstance(dt, np.dtype) for dt in dtypes):
         arr = sub.to_numpy()
     else:  # pandas extension dtypes (Float64, Int8, ...): pd.NA becomes NaN
         arr = sub.to_numpy(dtype=np.float64, na_value=np.nan)

@@ -221,9 +221,9 @@ def era_groups(df: pd.DataFrame, era_col: str | None) -> EraGroups:
             f"Column {era_col!r} has {int(eras.isna().sum())} missing era labels; "
             "fill or drop those rows before scoring."
         )
-    grouped = _grouped_codes(eras)
-    if grouped is not None:  # rows already come grouped by era (Numerai's files)
-        codes, uniques = grouped
+    runs = _runs(eras)
+    if runs is not None:  # rows already come grouped by era (Numerai's files)
+        lengths, uniques = runs
     else:
         codes, uniques = pd.factorize(eras, sort=True)  # remapped to natural order below
     values = list(uniques)
@@ -231,19 +231,27 @@ def era_groups(df: pd.DataFrame, era_col: str | None) -> EraGroups:
     new_code = np.empty(len(values), dtype=np.int64)
     new_code[natural] = np.arange(len(values))
     labels = pd.Index([values[i] for i in natural], name=era_col)
-    return EraGroups(codes=new_code[codes].astype(np.int64), labels=labels)
+    if runs is None:
+        return EraGroups(codes=new_code[codes].astype(np.int64), labels=labels)
+    groups = EraGroups(codes=np.repeat(new_code, lengths), labels=labels)
+    # Known from the runs: no pass over the rows to count them or to check their order.
+    counts = np.zeros(len(values), dtype=np.int64)
+    counts[new_code] = lengths
+    groups.__dict__["counts"] = counts
+    groups.__dict__["is_sorted"] = bool(np.all(np.diff(new_code) > 0))
+    return groups
 
 
 #: More runs of equal labels than this: the rows are not grouped by era, factorize instead.
 _MAX_RUNS = 100_000
 
 
-def _grouped_codes(eras: pd.Series) -> tuple[np.ndarray, pd.Index] | None:
-    """``(codes, labels)`` by comparing neighbours, when each era is one run of rows; else None.
+def _runs(eras: pd.Series) -> tuple[np.ndarray, pd.Index] | None:
+    """``(run lengths, labels)`` by comparing neighbours, when each era is one run of rows.
 
     One vectorized comparison of each label with the next (cheap even for Arrow strings) finds
-    the runs; if no label starts two runs, each run is an era. About five times faster than
-    ``pd.factorize`` on a million era strings.
+    the runs; if no label starts two runs, each run is an era (None otherwise). About five times
+    faster than ``pd.factorize`` on a million era strings.
     """
     values = eras.array
     if len(values) < 2:
@@ -255,5 +263,4 @@ def _grouped_codes(eras: pd.Series) -> tuple[np.ndarray, pd.Index] | None:
     labels = pd.Index(eras.iloc[run_starts].to_numpy())
     if not labels.is_unique:
         return None
-    lengths = np.diff(np.append(run_starts, len(values)))
-    return np.repeat(np.arange(len(labels), dtype=np.int64), lengths), labels
+    return np.diff(np.append(run_starts, len(values))), labels

@@ -31,3 +31,15 @@ class PipelineError(NbutilsError):
 
 class ParameterError(NbutilsError, ValueError):
     """A notebook parameter is unknown, of the wrong type or out of its range."""
+
+
+class KeysFileError(NbutilsError, ValueError):
+    """A ``.env`` file meant to hold the Numerai keys cannot be read as text."""
+
+
+class FileWriteError(NbutilsError, OSError):
+    """A file or directory could not be written: a full or read-only disk, a directory where a
+    file should go, a file where a directory should go. The message names the real target."""
+
+    def __str__(self) -> str:  # OSError's own would show "[Errno n] None: <file>"
+        return str(self.args[0]) if self.args else ""

@@ -263,11 +263,17 @@ class FeatureSpec:
     interactions: list[str] = field(default_factory=list)
 
     def save(self, path: str | os.PathLike) -> Path:
-        """Write the spec as JSON (atomically); a directory gets ``feature_spec.json`` inside."""
+        """Write the spec as JSON (atomically); a directory gets ``feature_spec.json`` inside.
+
+        Written into a run directory, it is written under the run's lock and its fingerprint is
+        recorded (:func:`nbutils.run.fingerprints.saving`), as notebook 02 in the chain does."""
+        from nbutils.run.fingerprints import saving
+
         target = Path(path)
         if target.is_dir():
             target = target / FEATURE_SPEC_NAME
-        return write_json(target, asdict(self))
+        with saving(target):
+            return write_json(target, asdict(self))
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> FeatureSpec:

@@ -178,15 +178,17 @@ def per_era_corr(
     target_t = _target_transform(target, starts, method)
     target_const = era_constant(target, starts)
     scores, invalid = {}, {}
-    for j, col in enumerate(frame.pred_cols):
-        # 2. The predictions: ranked, gaussianized and accentuated (numerai), ranked, or as is.
-        pred_t, distinct = _prediction_transform(frame.preds[j], starts, method)
-        # 3. Pearson correlation per era.
-        scores[col] = era_pearson(pred_t, target_t, starts)
-        invalid[col] = invalid_eras(
-            frame.counts,
-            [(distinct == 1, f"constant {col!r}"), (target_const, "constant target")],
-        )
+    for first, block in frame.pred_blocks():  # bounded memory however many columns
+        for j, values in enumerate(block):
+            col = frame.pred_cols[first + j]
+            # 2. The predictions: ranked, gaussianized and accentuated (numerai), ranked, or as is.
+            pred_t, distinct = _prediction_transform(values, starts, method)
+            # 3. Pearson correlation per era.
+            scores[col] = era_pearson(pred_t, target_t, starts)
+            invalid[col] = invalid_eras(
+                frame.counts,
+                [(distinct == 1, f"constant {col!r}"), (target_const, "constant target")],
+            )
     return frame.output(scores, invalid)
 
 
@@ -224,21 +226,25 @@ def per_era_mmc(
     outside = era_sums(((target < 0) | (target > 1)).astype(np.float64), starts) > 0
     target_c = center(target * np.repeat(np.where(outside, 1.0, 4.0), counts), starts)
     _warn_constant_target_mmc(era_constant(target, starts) & (counts > 1), frame)
+    tm = era_sums(target_c * m, starts)
     scores, invalid = {}, {}
-    for j, col in enumerate(frame.pred_cols):
-        # 3. The predictions: rank and gaussianize.
-        p, distinct = era_ranks(frame.preds[j], starts, gaussian=True)
-        # 4. Orthogonalize to the meta model.
-        with np.errstate(invalid="ignore", divide="ignore"):
-            beta = era_sums(p * m, starts) / mm
-        p_orth = p - m * np.repeat(beta, counts)
-        # 5. Covariance with the target.
-        with np.errstate(invalid="ignore", divide="ignore"):
-            scores[col] = era_sums(target_c * p_orth, starts) / counts
-        invalid[col] = invalid_eras(
-            counts,
-            [(distinct == 1, f"constant {col!r}"), (meta_distinct == 1, f"constant {meta_col!r}")],
-        )
+    for first, block in frame.pred_blocks():
+        for j, values in enumerate(block):
+            col = frame.pred_cols[first + j]
+            # 3. The predictions: rank and gaussianize.
+            p, distinct = era_ranks(values, starts, gaussian=True)
+            # 4. Orthogonalize to the meta model: p - beta m, beta = (p . m) / (m . m);
+            # 5. its covariance with the target: (t . p - beta (t . m)) / n.
+            with np.errstate(invalid="ignore", divide="ignore"):
+                beta = era_sums(p * m, starts) / mm
+                scores[col] = (era_sums(target_c * p, starts) - beta * tm) / counts
+            invalid[col] = invalid_eras(
+                counts,
+                [
+                    (distinct == 1, f"constant {col!r}"),
+                    (meta_distinct == 1, f"constant {meta_col!r}"),
+                ],
+            )
     return frame.output(scores, invalid)
 
 

@@ -10,15 +10,18 @@ ranking and gaussianizing steps of ``numerai_tools.scoring.feature_neutral_corr`
 How it is computed, and why it equals numerai-tools. numerai-tools calls
 ``np.linalg.lstsq([X, 1], y, rcond=1e-6)`` (an SVD per era). For every era whose matrix
 ``A = [X, 1]`` is well conditioned the least-squares projection is unique, so we compute the same
-projection faster: the Gram matrix ``A'A`` once per era (a BLAS ``syrk``), its Cholesky factor,
-then two steps of iterative refinement with residuals computed from ``X`` itself, which brings the
-result to the accuracy of the SVD (agreement to about 1e-12 in tests). When ``A`` is close to
-rank deficient (duplicated or collinear neutralizers, fewer rows than columns, a condition number
-near the ``rcond=1e-6`` cut-off of numerai-tools) that era falls back to exactly numerai-tools'
-``lstsq`` call. Neutralizer columns that are constant within an era lie in the span of the
-constant column, so they do not change the projection; they are dropped from the fast path.
-That fast path, the readable part of which is this module's :func:`fit_by_era` loop, lives in
-the private module :mod:`nbutils._least_squares` beside it.
+projection faster, through the normal equations: the constant column is taken out by centering,
+the centered Gram matrix ``Xc'Xc`` (exact, from one float32 BLAS ``syrk``, for int8 features) is
+scaled to unit diagonal and factored by Cholesky, all prediction columns are solved at once, and
+iterative refinement runs where the scaled matrix is ill conditioned (agreement to about 1e-13 in
+tests). Only the era's rows are converted to float, never the whole feature matrix. An era goes
+to exactly numerai-tools' ``lstsq`` call unless ``cond2(A) <= 1e5`` (ten times below lstsq's
+cut-off) is established by LAPACK's condition estimate of ``A'A``: duplicated or collinear
+neutralizers, fewer rows than columns, a condition number near ``rcond=1e-6``. Neutralizer
+columns that are constant within an era lie in the span of the constant column, so they do not
+change the projection; they are dropped from the fast path. That fast path, the readable part of
+which is this module's :func:`fit_by_era` loop, lives in the private module
+:mod:`nbutils._least_squares` beside it (its notes give the condition bound in full).
 
 Eras are grouped by :mod:`nbutils.eras` and inputs checked by :mod:`nbutils.checks`, as
 everywhere in nbutils.
@@ -27,7 +30,7 @@ everywhere in nbutils.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 import numpy as np
 import pandas as pd
@@ -144,11 +147,11 @@ def fit_by_era(
     counts = groups.counts
     gram_scale = exact_float32_scale(x, int(counts.max()) if len(counts) else 0)
     constant_eras: dict[int, list] = {}
-    for g, rows in groups.iter_rows():
-        if len(rows) == 0:
+    for g, rows in _era_rows(groups):
+        if _n_rows(rows) == 0:
             continue
         yg = y[rows]
-        constant = _constant_columns(yg) if len(rows) > 1 else np.zeros(y.shape[1], dtype=bool)
+        constant = _constant_columns(yg) if len(yg) > 1 else np.zeros(y.shape[1], dtype=bool)
         if not constant.all():
             fit = np.full_like(yg, np.nan)
             fit[:, ~constant] = fit_block(yg[:, ~constant], x[rows], gram_scale)
@@ -165,6 +168,19 @@ def fit_by_era(
             stacklevel=3,
         )
     return fitted
+
+
+def _era_rows(groups: EraGroups) -> Iterator[tuple[int, slice | np.ndarray]]:
+    """Each era's rows: a slice (a view, no copy) when the rows come grouped by era."""
+    if groups.is_sorted:
+        for g in range(groups.n_groups):
+            yield g, slice(int(groups.starts[g]), int(groups.starts[g + 1]))
+    else:
+        yield from groups.iter_rows()
+
+
+def _n_rows(rows: slice | np.ndarray) -> int:
+    return rows.stop - rows.start if isinstance(rows, slice) else len(rows)
 
 
 def _constant_columns(y: np.ndarray) -> np.ndarray:

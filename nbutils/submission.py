@@ -253,12 +253,16 @@ def write_submission(submission: pd.DataFrame | pd.Series, path: str | os.PathLi
     """Write ``id,prediction`` CSV atomically (a reader never sees half a file).
 
     The shape is checked first (:func:`check_shape`); run :func:`validate_submission` with the
-    round's data for the id checks.
+    round's data for the id checks. A run's ``submission.csv`` is written under the run's lock
+    and recorded (:func:`nbutils.run.fingerprints.saving`).
     """
+    from nbutils.run.fingerprints import saving
+
     frame = check_shape(submission)[[ID_COL, PRED_COL]]
     buffer = io.StringIO()
     frame.to_csv(buffer, index=False)
-    return atomic_write_text(path, buffer.getvalue())
+    with saving(path):
+        return atomic_write_text(path, buffer.getvalue())
 
 
 def read_submission(path: str | os.PathLike) -> pd.DataFrame:

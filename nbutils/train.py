@@ -581,18 +581,28 @@ def save_model(model: SeedAveragedModel, path: str | os.PathLike) -> Path:
     reads it). Several boosters: the first line is ``nbutils-seed-averaged-model`` followed by
     a JSON header (format version, features, seeds, the character length of each booster's
     text, the CV scores), then the boosters' LightGBM texts one after another.
+
+    Saved as a run's ``model.txt``, it is written under the run's lock and its fingerprint is
+    recorded (:func:`nbutils.run.fingerprints.saving`), as notebook 03 in the chain does.
     """
+    from nbutils.run.fingerprints import saving
+
     texts = [b.model_to_string() for b in model.boosters]
     if len(texts) == 1 and model.cv_scores is None:
-        return atomic_write_text(path, texts[0])
-    header = {
-        "format": 1,
-        "features": model.features,
-        "seeds": model.seeds,
-        "lengths": [len(t) for t in texts],
-        "cv_scores": None if model.cv_scores is None else model.cv_scores.to_dict(orient="list"),
-    }
-    return atomic_write_text(path, f"{_MODEL_MAGIC} {json.dumps(header)}\n" + "".join(texts))
+        text = texts[0]
+    else:
+        header = {
+            "format": 1,
+            "features": model.features,
+            "seeds": model.seeds,
+            "lengths": [len(t) for t in texts],
+            "cv_scores": None
+            if model.cv_scores is None
+            else model.cv_scores.to_dict(orient="list"),
+        }
+        text = f"{_MODEL_MAGIC} {json.dumps(header)}\n" + "".join(texts)
+    with saving(path):
+        return atomic_write_text(path, text)
 
 
 def _booster(text: str, source: str) -> lgb.Booster:

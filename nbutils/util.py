@@ -1,6 +1,11 @@
 """Small helpers shared by every module: atomic file writes and natural era order.
 
-Like ``errors``, this module imports nothing else from nbutils, so ``data`` may use it.
+This module imports only :mod:`nbutils.errors` (a leaf), so ``data`` may use it.
+
+Writes fail with a :class:`~nbutils.errors.FileWriteError` naming the file the caller asked for
+(never the temporary file beside it) and the fix: a full disk (``ENOSPC``, ``EDQUOT``), a
+read-only or forbidden directory (``EROFS``, ``EACCES``, ``EPERM``), a directory where the file
+should go, or a file where a directory should go.
 """
 
 from __future__ import annotations
@@ -14,6 +19,8 @@ import secrets
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
+
+from nbutils.errors import FileWriteError
 
 _DIGITS = re.compile(r"(\d+)")
 
@@ -32,6 +39,66 @@ def natural_sorted(labels: Iterable[object]) -> list:
     return sorted(labels, key=natural_key)
 
 
+def _write_errnos() -> frozenset[int]:
+    import errno
+
+    names = ("ENOSPC", "EDQUOT", "EROFS", "EACCES", "EPERM", "EISDIR", "ENOTDIR", "EFBIG")
+    return frozenset(getattr(errno, n) for n in names if hasattr(errno, n))
+
+
+#: errno values that mean "this file cannot be written here" (converted to FileWriteError)
+_WRITE_ERRNOS = _write_errnos()
+
+
+def write_error(target: str | os.PathLike, err: OSError, what: str = "") -> FileWriteError:
+    """``err`` (raised while writing ``target``, perhaps naming a temporary file) as a
+    :class:`FileWriteError` that names ``target`` and the fix."""
+    import errno
+
+    target = Path(target)
+    label = f"{what} {target}" if what else str(target)
+    code = err.errno
+    if code in (errno.ENOSPC, errno.EDQUOT):
+        fix = "the disk is full: free some space, or write to another disk (another run_dir / data_dir)"
+    elif code in (errno.EROFS, errno.EACCES, errno.EPERM):
+        fix = (
+            f"{target.parent} is read-only or not yours to write: choose a writable directory "
+            "(another run_dir / data_dir) or fix its permissions"
+        )
+    elif code == errno.EISDIR or isinstance(err, IsADirectoryError):
+        fix = f"{target} is a directory: remove it or choose another file name"
+    elif code in (errno.ENOTDIR, errno.EEXIST):
+        fix = (
+            f"a part of {target} is an existing file, not a directory: remove that file or "
+            "choose another path"
+        )
+    else:
+        fix = "check the path and the disk, then try again"
+    out = FileWriteError(f"cannot write {label} ({err.strerror or err}): {fix}.")
+    out.errno, out.filename = code, str(target)
+    return out
+
+
+def make_dir(path: str | os.PathLike, what: str = "directory") -> Path:
+    """``path`` created with its parents when missing; a :class:`FileWriteError` naming it when a
+    file is in the way or the disk refuses."""
+    import errno
+
+    directory = Path(path)
+    if directory.exists() and not directory.is_dir():
+        out = FileWriteError(
+            f"{what} {directory} is a file, not a directory: choose another path, or move that "
+            "file away."
+        )
+        out.errno, out.filename = errno.EEXIST, str(directory)
+        raise out
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise write_error(directory, err, what) from None
+    return directory
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; on success rename it onto ``path``.
@@ -41,19 +108,31 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     the process's umask like any ``open()`` (``tempfile.mkstemp`` would force 0600): nbutils
     writes no secret to any file, so none needs tighter modes.
     """
+    import errno
+
     final = Path(path)
-    final.parent.mkdir(parents=True, exist_ok=True)
+    if final.is_dir():
+        raise write_error(final, IsADirectoryError(errno.EISDIR, "is a directory"))
+    make_dir(final.parent)
     while True:
         tmp = final.parent / f".{final.name}.{secrets.token_hex(4)}.tmp"
         try:
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
         except FileExistsError:
             continue
+        except OSError as err:
+            raise write_error(final, err) from None
         os.close(fd)
         break
     try:
         yield tmp
         os.replace(tmp, final)
+    except OSError as err:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+        if isinstance(err, FileWriteError) or err.errno not in _WRITE_ERRNOS:
+            raise
+        raise write_error(final, err) from None
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()

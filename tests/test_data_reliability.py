@@ -239,3 +239,124 @@ def test_legacy_train_without_target_is_refused(tiny_legacy_dir, tmp_path):
 def test_bad_targets(tiny_v5_dir, targets):
     with pytest.raises(DataError, match="targets=.* is invalid"):
         load_data(tiny_v5_dir, targets=targets)
+
+
+# --------------------------------------------------------------------------------------------
+# issue 21: data accepted without a word is refused as a whole (nbutils.data.validate)
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def legacy_copy(tiny_legacy_dir, tmp_path):
+    return shutil.copytree(tiny_legacy_dir, tmp_path / tiny_legacy_dir.name)
+
+
+def test_a_tournament_csv_cut_at_a_line_boundary_is_refused(legacy_copy):
+    """259 of 360 validation rows and none of the test/live rows, as a cut download leaves it."""
+    path = legacy_copy / "numerai_tournament_data.csv"
+    lines = path.read_text().splitlines(keepends=True)
+    types = [line.split(",")[2] for line in lines[1:]]
+    assert types.count("validation") == 360 and types.index("test") == 360  # validation first
+    path.write_text("".join(lines[: 1 + 259]))
+    with pytest.raises(
+        DataError, match=r"numerai_tournament_data.csv holds no live rows \(.*cut\).*Download"
+    ):
+        load_data(legacy_copy)
+
+
+def test_a_training_csv_with_only_its_header_is_refused(legacy_copy):
+    path = legacy_copy / "numerai_training_data.csv"
+    path.write_text(path.read_text().splitlines(keepends=True)[0])
+    with pytest.raises(DataError, match="numerai_training_data.csv holds no train rows"):
+        load_data(legacy_copy)
+
+
+def test_an_empty_live_parquet_is_refused(v5_copy):
+    path = v5_copy / "live.parquet"
+    pq.write_table(pq.read_table(path).slice(0, 0), path)
+    with pytest.raises(DataError, match="live.parquet holds no live rows"):
+        load_data(v5_copy)
+
+
+@pytest.mark.parametrize("scale", [10.0, -1.0])
+def test_targets_outside_0_1_are_refused(v5_copy, scale):
+    path = v5_copy / "train.parquet"
+    values = pq.read_table(path, columns=["target"]).column(0).to_numpy(zero_copy_only=False)
+    _replace_column(path, "target", pa.array(values * scale))
+    with pytest.raises(DataError, match=r"train.parquet, column 'target'.*outside \[0, 1\]"):
+        load_data(v5_copy)
+
+
+def test_targets_in_0_1_with_nan_load(v5_copy):
+    path = v5_copy / "validation.parquet"
+    values = pq.read_table(path, columns=["target"]).column(0).to_pylist()
+    values[:10] = [None] * 10  # unknown targets (the newest validation eras)
+    _replace_column(path, "target", pa.array(values, pa.float64()))
+    assert load_data(v5_copy).validation["target"].isna().sum() == 10
+
+
+def test_an_empty_feature_set_is_refused(v5_copy):
+    path = v5_copy / "features.json"
+    meta = json.loads(path.read_text())
+    meta["feature_sets"]["all"] = []
+    path.write_text(json.dumps(meta))
+    with pytest.raises(DataError, match="features.json: the chosen feature set holds no feature"):
+        load_data(v5_copy)
+
+
+def test_duplicated_ids_are_refused(v5_copy):
+    path = v5_copy / "validation.parquet"
+    ids = pq.read_table(path, columns=["id"]).column(0).to_pylist()
+    _replace_column(path, "id", pa.array([ids[0], ids[0], *ids[2:]], pa.string()))
+    with pytest.raises(
+        DataError, match=rf"validation.parquet: 1 duplicated validation id\(s\), e.g. '{ids[0]}'"
+    ):
+        load_data(v5_copy)
+
+
+def test_ids_shared_by_two_splits_are_refused(v5_copy):
+    validation_id = pq.read_table(v5_copy / "validation.parquet", columns=["id"])[0][0].as_py()
+    path = v5_copy / "live.parquet"
+    ids = pq.read_table(path, columns=["id"]).column(0).to_pylist()
+    _replace_column(path, "id", pa.array([validation_id, *ids[1:]], pa.string()))
+    with pytest.raises(DataError, match=r"live.parquet: 1 live id\(s\) are also validation ids"):
+        load_data(v5_copy)
+
+
+def test_null_eras_are_refused(v5_copy):
+    path = v5_copy / "train.parquet"
+    _replace_column(path, "era", _column_with(path, "era", 5, None, pa.string()))
+    with pytest.raises(DataError, match=r"train.parquet: 1 train row\(s\) without an era"):
+        load_data(v5_copy)
+
+
+def test_example_predictions_are_read_by_their_column_name(v5_copy, legacy_copy):
+    """Another column first (an older benchmark, say) never becomes the example predictions."""
+    path = v5_copy / "validation_example_preds.parquet"
+    frame = pd.read_parquet(path)
+    expected = frame["prediction"].copy()
+    frame.insert(0, "other", 1.0 - frame["prediction"])
+    frame.to_parquet(path)
+    got = load_data(v5_copy).example_predictions.reindex(expected.index)
+    np.testing.assert_array_equal(got.to_numpy(), expected.to_numpy())
+    csv = legacy_copy / "example_predictions.csv"
+    table = pd.read_csv(csv)
+    table.insert(1, "other", 0.5)
+    table.to_csv(csv, index=False)
+    loaded = load_data(legacy_copy).example_predictions
+    np.testing.assert_array_equal(loaded.to_numpy(), table["prediction"].to_numpy())
+
+
+def test_the_daily_round_reads_example_predictions_by_name(tmp_path):
+    from nbutils.daily.errors import DailyError
+    from nbutils.daily.submit import read_example_predictions
+
+    frame = pd.DataFrame(
+        {"id": ["a", "b", "c"], "other": [0.9, 0.1, 0.5], "prediction": [0.25, 0.5, 0.75]}
+    )
+    frame.to_parquet(tmp_path / "live_example_preds.parquet", index=False)
+    got = read_example_predictions(tmp_path / "live_example_preds.parquet")
+    assert got.name == "prediction" and got.to_dict() == {"a": 0.25, "b": 0.5, "c": 0.75}
+    frame.drop(columns="prediction").to_parquet(tmp_path / "bad.parquet", index=False)
+    with pytest.raises(DailyError, match=r"bad.parquet has no column 'prediction'"):
+        read_example_predictions(tmp_path / "bad.parquet")

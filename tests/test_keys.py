@@ -121,3 +121,59 @@ def test_project_dotenv_looks_beside_the_package_not_inside_it():
     from nbutils.run import keys
 
     assert keys.package_parent() == Path(nbutils.__file__).resolve().parent.parent
+
+
+# -- .env through python-dotenv (issue 21) -----------------------------------------------------
+def test_a_windows_notepad_dotenv_with_bom_and_crlf_is_read(tmp_path):
+    path = tmp_path / ".env"
+    path.write_bytes(
+        "\ufeffNUMERAI_PUBLIC_ID=PUBwin1\r\nNUMERAI_SECRET_KEY=SECwin2\r\n".encode("utf-8")
+    )
+    assert load_keys(path) == NumeraiKeys("PUBwin1", "SECwin2")
+
+
+def test_a_utf16_notepad_dotenv_is_read(tmp_path):
+    path = tmp_path / ".env"
+    path.write_bytes("NUMERAI_PUBLIC_ID=PUBu16\r\nNUMERAI_SECRET_KEY=SECu16\r\n".encode("utf-16"))
+    assert load_keys(path) == NumeraiKeys("PUBu16", "SECu16")
+
+
+@pytest.mark.parametrize(
+    ("line", "secret"),
+    [
+        ('NUMERAI_SECRET_KEY="SECq1" # my secret key', "SECq1"),
+        ("NUMERAI_SECRET_KEY='SECq2'   # comment", "SECq2"),
+        ("NUMERAI_SECRET_KEY=SECq3 # comment after an unquoted value", "SECq3"),
+        ("export NUMERAI_SECRET_KEY=SECq4", "SECq4"),
+        ("NUMERAI_SECRET_KEY='SEC#q5'", "SEC#q5"),  # a '#' inside quotes is part of the value
+        ('NUMERAI_SECRET_KEY="SEC\\"q6"', 'SEC"q6'),  # escapes in double quotes
+        ("NUMERAI_SECRET_KEY=SEC${HOME}q7", "SEC${HOME}q7"),  # no expansion: kept as written
+    ],
+)
+def test_dotenv_lines_are_parsed_as_python_dotenv_parses_them(tmp_path, line, secret):
+    from dotenv import dotenv_values
+
+    path = tmp_path / ".env"
+    path.write_text(f"NUMERAI_PUBLIC_ID=PUBq\n{line}\n")
+    assert load_keys(path) == NumeraiKeys("PUBq", secret)
+    # the reference: python-dotenv itself (without ${VAR} expansion)
+    assert dotenv_values(path, interpolate=False)["NUMERAI_SECRET_KEY"] == secret
+
+
+def test_an_undecodable_dotenv_names_the_file_never_its_text(tmp_path):
+    from nbutils.errors import KeysFileError
+
+    path = tmp_path / ".env"
+    path.write_bytes(b"NUMERAI_PUBLIC_ID=PUB\nNUMERAI_SECRET_KEY=SEC\xe9\xff\n")
+    with pytest.raises(KeysFileError, match=r"\.env is not UTF-8 .*save it again as UTF-8") as info:
+        load_keys(path)
+    assert "SEC" not in str(info.value)
+
+
+def test_keys_from_a_notepad_dotenv_are_redacted_like_any_other(tmp_path):
+    path = tmp_path / ".env"
+    path.write_bytes(b'\xef\xbb\xbfNUMERAI_PUBLIC_ID="PUBr1" # id\r\nNUMERAI_SECRET_KEY=SECr2\r\n')
+    keys = load_keys(path)
+    assert keys == NumeraiKeys("PUBr1", "SECr2")
+    assert redact("token PUBr1$SECr2 failed", keys) == "token ***$*** failed"
+    assert "PUBr1" not in repr(keys) and "SECr2" not in str(keys)

@@ -204,3 +204,105 @@ def test_notebook_01s_check_stops_before_loading_when_the_choice_does_not_fit(
 def test_notebook_01s_check_skips_the_legacy_layout(tiny_legacy_dir):
     assert check_memory(tiny_legacy_dir, "all", 1, available=1) == LEGACY_SKIP
     assert "省きます" in LEGACY_SKIP and "skipped" in LEGACY_SKIP
+
+
+# -- the container's limit (issue 21): cgroup v2 and v1, fake files under tmp_path ---------------
+MIB = 1024**2
+
+
+def fake_meminfo(tmp_path, available_mib: int):
+    path = tmp_path / "meminfo"
+    path.write_text(
+        f"MemTotal:       {24 * 1024 * 1024} kB\nMemAvailable:   {available_mib * 1024} kB\n"
+    )
+    return path
+
+
+def fake_cgroup_v2(root, limit: str, current: int, inactive_file: int = 0, sub: str = ""):
+    directory = root / sub.lstrip("/")
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "memory.max").write_text(limit + "\n")
+    (directory / "memory.current").write_text(f"{current}\n")
+    (directory / "memory.stat").write_text(f"anon 1\ninactive_file {inactive_file}\n")
+    return root
+
+
+def fake_cgroup_v1(root, limit: int, usage: int, inactive_file: int = 0, sub: str = ""):
+    directory = root / "memory" / sub.lstrip("/")
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "memory.limit_in_bytes").write_text(f"{limit}\n")
+    (directory / "memory.usage_in_bytes").write_text(f"{usage}\n")
+    (directory / "memory.stat").write_text(f"cache 5\ntotal_inactive_file {inactive_file}\n")
+    return root
+
+
+def headroom(tmp_path, root, proc: str = ""):
+    from nbutils.data import memory_headroom
+
+    proc_cgroup = tmp_path / "proc_self_cgroup"
+    proc_cgroup.write_text(proc)
+    return memory_headroom(fake_meminfo(tmp_path, 20_984), root, proc_cgroup)
+
+
+def test_a_cgroup_v1_limit_below_the_host_is_used_and_named(tmp_path):
+    """The issue's case: a 600 MiB cgroup v1 limit on a host with 20,984 MiB available."""
+    root = fake_cgroup_v1(tmp_path / "cg", 600 * MIB, 100 * MIB)
+    got = headroom(tmp_path, root)
+    assert got.available == 500 * MIB and got.source == "cgroup v1"
+    assert "cgroup v1 limit 600 MiB - used 100 MiB = 500 MiB" in got.detail
+    assert "20,984 MiB" in got.detail
+
+
+def test_a_cgroup_v2_limit_counts_the_droppable_page_cache_as_free(tmp_path):
+    root = fake_cgroup_v2(tmp_path / "cg", str(1000 * MIB), 700 * MIB, inactive_file=200 * MIB)
+    got = headroom(tmp_path, root)
+    assert got.available == 500 * MIB and got.source == "cgroup v2"
+
+
+def test_the_host_is_used_when_it_has_less_or_there_is_no_limit(tmp_path):
+    big = fake_cgroup_v2(tmp_path / "big", str(64 * 1024 * MIB), 0)
+    got = headroom(tmp_path, big)
+    assert got.available == 20_984 * MIB and got.source == "host"
+    assert "smaller than the cgroup v2 limit" in got.detail
+    unlimited_v2 = fake_cgroup_v2(tmp_path / "max", "max", 100 * MIB)
+    assert headroom(tmp_path, unlimited_v2).source == "host"
+    unlimited_v1 = fake_cgroup_v1(tmp_path / "v1max", 9223372036854771712, 100 * MIB)
+    assert headroom(tmp_path, unlimited_v1).source == "host"
+    assert "no container memory limit" in headroom(tmp_path, tmp_path / "none").detail
+
+
+def test_the_process_own_cgroup_is_read_on_a_host(tmp_path):
+    """Outside a container the process's cgroup is a subdirectory named in /proc/self/cgroup."""
+    root = fake_cgroup_v2(tmp_path / "cg", "max", 0)
+    fake_cgroup_v2(root, str(800 * MIB), 300 * MIB, sub="/user.slice/job.scope")
+    got = headroom(tmp_path, root, "0::/user.slice/job.scope\n")
+    assert got.available == 500 * MIB and got.source == "cgroup v2"
+    v1 = fake_cgroup_v1(tmp_path / "v1", 9223372036854771712, 0)
+    fake_cgroup_v1(v1, 700 * MIB, 100 * MIB, sub="/docker/abc")
+    got = headroom(tmp_path, v1, "12:cpu,cpuacct:/docker/abc\n4:memory:/docker/abc\n")
+    assert got.available == 600 * MIB and got.source == "cgroup v1"
+
+
+def test_notebook_01s_check_refuses_what_does_not_fit_in_the_container(
+    tiny_v5_dir, tmp_path, monkeypatch
+):
+    """check_memory with no explicit number: the cgroup's headroom decides, and is named."""
+    from nbutils.data import plan as plan_module
+
+    plan = plan_memory(tiny_v5_dir, "all", 1, "int8")
+    # a limit leaving less than the plan needs on top of the process's baseline
+    limit = plan.peak_bytes - plan.baseline - 5 * MIB + 100 * MIB
+    monkeypatch.setattr(plan_module, "MEMINFO", fake_meminfo(tmp_path, 20_984))
+    monkeypatch.setattr(
+        plan_module, "CGROUP_ROOT", fake_cgroup_v1(tmp_path / "cg", limit, 100 * MIB)
+    )
+    monkeypatch.setattr(plan_module, "PROC_CGROUP", tmp_path / "absent")
+    with pytest.raises(
+        DataError, match=r"MiB \+ cgroup v1 limit .*; smaller than the host"
+    ) as info:
+        check_fits(plan)
+    assert "does not fit" in str(info.value)
+    monkeypatch.setattr(
+        plan_module, "CGROUP_ROOT", fake_cgroup_v1(tmp_path / "ok", 2**40, 100 * MIB)
+    )
+    assert "MiB + host MemAvailable 20,984 MiB; smaller than the cgroup v1" in check_fits(plan)

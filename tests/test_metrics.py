@@ -3,6 +3,7 @@ tutorial's own pandas code, on tiny synthetic frames with ties, 5-bin targets an
 
 from __future__ import annotations
 
+import tracemalloc
 import warnings
 
 import numpy as np
@@ -11,7 +12,7 @@ import pytest
 from numerai_tools import scoring as nt
 from scipy.stats import pearsonr, spearmanr
 
-from nbutils import diagnostics, metrics
+from nbutils import _score_inputs, diagnostics, metrics
 from nbutils.errors import ScoringError
 from nbutils.metrics import ScoringWarning
 from nbutils.util import natural_sorted
@@ -47,6 +48,36 @@ def test_several_prediction_columns_give_a_frame(df):
     ref = per_era_reference(df, lambda d: nt.numerai_corr(d[cols], d["target"]))
     assert list(ours.columns) == cols
     np.testing.assert_allclose(ours.to_numpy(), ref.to_numpy(), atol=1e-9, rtol=0)
+
+
+def test_per_feature_scores_are_built_a_bounded_block_at_a_time(monkeypatch):
+    """Notebook 02 scores every feature as a prediction. The float64 predictions are built a
+    block of columns at a time (here at most 4), never as one features x rows array: the traced
+    peak stays below half of that array, and the scores equal numerai-tools per era."""
+    rng = np.random.default_rng(0)
+    n, k = 20_000, 60
+    feats = [f"f{i}" for i in range(k)]
+    frame = pd.DataFrame(rng.integers(0, 5, size=(n, k), dtype=np.int8), columns=feats)
+    frame.insert(0, "era", np.repeat([f"era{i}" for i in range(1, 11)], n // 10))
+    frame["target"] = rng.integers(0, 5, size=n) / 4
+    monkeypatch.setattr(_score_inputs, "PRED_BLOCK_BYTES", 4 * 8 * n)
+    widths: list[int] = []
+    original = _score_inputs.ScoreFrame._era_ordered
+    monkeypatch.setattr(
+        _score_inputs.ScoreFrame,
+        "_era_ordered",
+        lambda self, cols: widths.append(len(cols)) or original(self, cols),
+    )
+    tracemalloc.start()
+    try:
+        ours = metrics.per_era_corr(frame, feats)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert max(widths) == 4 and sum(widths) == k
+    assert peak < k * n * 8 / 2, peak  # the whole float64 array would be 9.6 MB
+    ref = per_era_reference(frame, lambda d: nt.numerai_corr(d[feats[:5]], d["target"]))
+    np.testing.assert_allclose(ours[feats[:5]].to_numpy(), ref.to_numpy(), atol=1e-12, rtol=0)
 
 
 def test_eras_come_out_in_natural_order(df):

@@ -3,6 +3,7 @@ tutorial's own neutralization code, on tiny synthetic frames with uneven eras.""
 
 from __future__ import annotations
 
+import tracemalloc
 import warnings
 
 import numpy as np
@@ -13,6 +14,7 @@ from numerai_tools import scoring as nt
 import nbutils._least_squares
 from nbutils._least_squares import exact_float32_scale, fit_block
 from nbutils.errors import ScoringError
+from nbutils.metrics import per_era_fnc
 from nbutils.neutralize import ScoringWarning, era_groups, neutralize
 from tests.factories import make_frame
 
@@ -126,8 +128,93 @@ def test_ill_conditioned_neutralizers_match_numerai_tools(df, lstsq_calls):
     ours = neutralize(far, "prediction", FEATURES)
     assert len(lstsq_calls) == len(ERA_SIZES)
     np.testing.assert_allclose(
-        ours.to_numpy(), reference(far, ["prediction"], FEATURES).to_numpy(), atol=1e-6
+        ours.to_numpy(), reference(far, ["prediction"], FEATURES).to_numpy(), atol=1e-10
     )
+
+
+@pytest.fixture
+def paths():
+    """How many blocks took each least-squares path during the test."""
+    nbutils._least_squares.PATH_COUNTS.clear()
+    yield nbutils._least_squares.PATH_COUNTS
+    nbutils._least_squares.PATH_COUNTS.clear()
+
+
+def lstsq_fit(y, x):
+    a = np.hstack([x.astype(float), np.ones((len(x), 1))])
+    return a @ np.linalg.lstsq(a, y, rcond=1e-6)[0]
+
+
+@pytest.mark.parametrize("n_features", [705, 760])
+def test_well_conditioned_int8_at_width_takes_the_cholesky_path(paths, n_features):
+    """Uniform int8 0..4 at Numerai's width: cond([X, 1]) is a few thousand, far from lstsq's
+    1e6 cut-off. The old bound (10 n (max diag / min diag) / rcond < 1e10) sent these to lstsq."""
+    rng = np.random.default_rng(n_features)
+    x = rng.integers(0, 5, size=(2500, n_features), dtype=np.int8)
+    y = rng.normal(size=(2500, 2))
+    a = np.hstack([x.astype(float), np.ones((2500, 1))])
+    sv = np.linalg.svd(a, compute_uv=False)
+    assert 1e3 < sv[0] / sv[-1] < 1e5  # well conditioned, yet far from the identity
+    ours = fit_block(y, x, exact_float32_scale(x, 2500))
+    assert paths == {"cholesky": 1}
+    np.testing.assert_allclose(ours, lstsq_fit(y, x), atol=1e-10, rtol=0)
+    ours_float = fit_block(y, x.astype(float), None)  # the general (float64) path
+    assert paths == {"cholesky": 2}
+    np.testing.assert_allclose(ours_float, lstsq_fit(y, x), atol=1e-10, rtol=0)
+
+
+@pytest.mark.parametrize(
+    ("gap", "path"), [(1e-2, "cholesky"), (1e-4, "lstsq"), (1e-6, "lstsq"), (1e-9, "lstsq")]
+)
+def test_nearly_collinear_falls_back_and_matches_lstsq(paths, gap, path):
+    """A feature equal to another plus ``gap`` times noise: cond([X, 1]) about 14/gap. At 1e-9
+    lstsq drops that direction, at 1e-6 it sits near the cut-off, at 1e-4 it is past MAX_COND
+    (1e5), at 1e-2 well inside: each must equal lstsq to 1e-10."""
+    rng = np.random.default_rng(3)
+    x = rng.integers(0, 5, size=(400, 20)).astype(float)
+    x[:, 1] = x[:, 0] + gap * rng.normal(size=400)
+    y = rng.normal(size=(400, 1))
+    a = np.hstack([x, np.ones((400, 1))])
+    sv = np.linalg.svd(a, compute_uv=False)
+    assert (sv[0] / sv[-1] < 1e5) == (path == "cholesky")
+    ours = fit_block(y, x, exact_float32_scale(x, 400))
+    np.testing.assert_allclose(ours, lstsq_fit(y, x), atol=1e-10, rtol=0)
+    assert paths == {path: 1}
+
+
+def test_condition_bound_is_the_documented_one(paths, monkeypatch):
+    """The fast path's test is cond1_estimate(A'A) <= MAX_COND**2 / ESTIMATE_SLACK: lowering
+    MAX_COND below cond([X, 1]) sends the same block to lstsq."""
+    rng = np.random.default_rng(4)
+    x = rng.integers(0, 5, size=(600, 40), dtype=np.int8)
+    y = rng.normal(size=(600, 1))
+    a = np.hstack([x.astype(float), np.ones((600, 1))])
+    sv = np.linalg.svd(a, compute_uv=False)
+    fit_block(y, x, 1.0)
+    assert paths == {"cholesky": 1}
+    monkeypatch.setattr(nbutils._least_squares, "MAX_COND", sv[0] / sv[-1] / 2)
+    fit_block(y, x, 1.0)
+    assert paths == {"cholesky": 1, "lstsq": 1}
+
+
+def test_ill_conditioned_centered_gram_is_refined(paths, monkeypatch):
+    """Iterative refinement runs when C's estimated condition is above REFINE_ABOVE and gives
+    the same fit (to 1e-10) as lstsq."""
+    rng = np.random.default_rng(6)
+    x = rng.integers(0, 5, size=(500, 30)).astype(float)
+    x[:, 1] = x[:, 0] + 1e-2 * rng.normal(size=500)
+    y = rng.normal(size=(500, 1))
+    calls = []
+    original = nbutils._least_squares._xt_dot
+    monkeypatch.setattr(
+        nbutils._least_squares, "_xt_dot", lambda *a: calls.append(1) or original(*a)
+    )
+    ours = fit_block(y, x, None)
+    assert paths == {"cholesky": 1} and len(calls) == 3  # the solve and two refinements
+    np.testing.assert_allclose(ours, lstsq_fit(y, x), atol=1e-10, rtol=0)
+    calls.clear()
+    fit_block(y, rng.integers(0, 5, size=(500, 30)).astype(float), None)
+    assert len(calls) == 1  # well conditioned: no refinement
 
 
 def test_legacy_float_features_use_the_exact_float32_gram(df):
@@ -254,3 +341,26 @@ def test_era_groups_of_rows_grouped_by_era_or_not(df):
         assert list(groups.labels) == ["era1", "era2", "era3", "era10", "era20"]
         labels = groups.labels[groups.codes]
         assert (labels == frame["era"].to_numpy()).all()
+
+
+def test_features_are_converted_to_float_one_era_at_a_time(paths):
+    """The int8 features are never copied as a whole (to float, or even to int8): the traced
+    peak of neutralize and FNC stays below half the int8 feature matrix (16 MB; one era in
+    float64 is 3.2 MB, its Gram matrix 1.3 MB)."""
+    rng = np.random.default_rng(8)
+    n_eras, rows, k = 40, 1000, 400
+    feats = [f"feature_{i}" for i in range(k)]
+    frame = pd.DataFrame(rng.integers(0, 5, size=(n_eras * rows, k), dtype=np.int8), columns=feats)
+    frame.insert(0, "era", np.repeat([f"era{i}" for i in range(1, n_eras + 1)], rows))
+    frame["prediction"] = rng.normal(size=len(frame))
+    frame["target"] = rng.integers(0, 5, size=len(frame)) / 4
+    payload = n_eras * rows * k  # bytes of int8 features
+    tracemalloc.start()
+    try:
+        neutralize(frame, "prediction", feats)
+        per_era_fnc(frame, feats)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < payload / 2, (peak, payload)
+    assert paths == {"cholesky": 2 * n_eras}

@@ -101,7 +101,8 @@ def test_only_the_first_missing_step_and_the_later_ones_are_remade(tmp_path, mad
     run_dir, _, _ = made_run
     copy = tmp_path / "run"
     copy.mkdir()
-    for name in ("data.json", "model.txt", "predictions.parquet"):  # 02's spec is missing
+    # 02's spec is missing; the fingerprints come along (files copied without them are refused)
+    for name in ("data.json", "model.txt", "predictions.parquet", "fingerprints.json"):
         (copy / name).write_bytes((run_dir / name).read_bytes())
     data_json = (copy / "data.json").read_bytes()
     lines: list[str] = []

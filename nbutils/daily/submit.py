@@ -252,11 +252,19 @@ def read_live(path: Path, run: RunModel) -> pd.DataFrame:
 
 
 def read_example_predictions(path: Path) -> pd.Series:
+    """The ``prediction`` column of Numerai's example predictions, by id (read by its name,
+    never by its position: another column first must not become the neutralizer)."""
     frame = pd.read_parquet(path)
     if "id" in frame.columns:
         frame = frame.set_index("id")
+    if "prediction" not in frame.columns:
+        raise DailyError(
+            f"{path} has no column 'prediction' (it has {list(frame.columns)[:5]}): it is not "
+            "Numerai's example predictions file; delete it to download it again, or give the "
+            "right file."
+        )
     frame.index = frame.index.astype(str)
-    return frame.iloc[:, 0]
+    return frame["prediction"]
 
 
 # -- the command -------------------------------------------------------------------------------

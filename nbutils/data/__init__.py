@@ -9,6 +9,7 @@ The package is at the bottom of nbutils: it imports only ``nbutils.errors``, ``n
 - :mod:`~nbutils.data.write`: the v5 and legacy writers and :func:`make_synthetic_dataset`;
 - :mod:`~nbutils.data.download`: :func:`download_numerai_data` (numerapi, timeouts, verification);
 - :mod:`~nbutils.data.values`: feature values, checked and converted to int8 bins;
+- :mod:`~nbutils.data.validate`: the whole-dataset checks after loading (empty splits, target range, ids, eras);
 - :mod:`~nbutils.data.load`: :func:`load_data` and the parquet and CSV readers;
 - :mod:`~nbutils.data.plan`: :func:`plan_memory` and :func:`check_memory`, the peak memory of
   loading and training predicted from ``features.json`` and the parquet footers, before loading.
@@ -46,10 +47,12 @@ from nbutils.data.layout import (
 )
 from nbutils.data.load import load_data, read_features_json
 from nbutils.data.plan import (
+    Headroom,
     MemoryPlan,
     available_memory,
     check_fits,
     check_memory,
+    memory_headroom,
     plan_memory,
     smaller_choices,
 )
@@ -81,11 +84,13 @@ __all__ = [
     "NumeraiData",
     "SyntheticModel",
     "SyntheticSizes",
+    "Headroom",
     "available_memory",
     "check_era_step",
     "check_features_json",
     "check_fits",
     "check_memory",
+    "memory_headroom",
     "check_int_bins",
     "download_numerai_data",
     "find_dataset",

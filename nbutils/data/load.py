@@ -51,6 +51,7 @@ from nbutils.data.layout import (
     locate_dataset,
     missing_file,
 )
+from nbutils.data.validate import check_loaded
 from nbutils.data.values import empty_values, to_feature_values
 from nbutils.errors import DataError
 from nbutils.util import natural_sorted, read_json, release_memory
@@ -607,8 +608,12 @@ def load_data(
     DataError
         A file is missing, unreadable or malformed: a column is missing or not numeric, an
         integer feature is outside 0..4, a float feature is off the 0..1 grid (int8),
-        ``features.json`` has the wrong shape, or ``target`` is missing when ``targets`` is None.
+        ``features.json`` has the wrong shape, or ``target`` is missing when ``targets`` is None;
+        or the data as a whole is wrong (:mod:`nbutils.data.validate`): no feature, an empty
+        split (a cut file), targets outside [0, 1], duplicated ids, null eras.
     """
     ask = Request(feature_set, targets, check_era_step(era_step), _check_dtype(dtype))
     ds = locate_dataset(Path(data_dir))
-    return (_load_v5 if ds.layout == "v5" else _load_legacy)(ds, ask)
+    data = (_load_v5 if ds.layout == "v5" else _load_legacy)(ds, ask)
+    check_loaded(data)  # the whole-dataset checks (nbutils.data.validate)
+    return data

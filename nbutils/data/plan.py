@@ -30,6 +30,11 @@ their footers (no data page is read). The model (bytes, ``n`` rows kept, ``F`` f
   binned data and one partition each. The plan counts the binned data plus one baseline per
   worker on this machine (a local cluster); this part is coarse and not measured in the tests.
 
+The memory available (:func:`memory_headroom`) is the smaller of the host's ``MemAvailable`` and
+the container's headroom: its cgroup limit minus its use, read from cgroup v2 (``memory.max``,
+``memory.current``) or cgroup v1 (``memory.limit_in_bytes``, ``memory.usage_in_bytes``), as
+Colab, Kaggle and Docker limit memory; the text printed by notebook 01 says which one was used.
+
 ``baseline`` is the process's memory before loading: by default this process's current resident
 size (in notebook 01, the kernel as it is). tests/test_memory_plan.py measures the peaks (VmHWM of
 a subprocess) on synthetic data of several shapes, dtypes, feature sets and era steps: each
@@ -44,10 +49,18 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 
 from nbutils.checks import check_int
-from nbutils.data.layout import V5_FILES, V5_GROUP_SETS, find_dataset
+from nbutils.data.layout import (
+    V5_FILES,
+    V5_GROUP_SETS,
+    check_features_json,
+    corrupt,
+    find_dataset,
+    missing_file,
+)
 from nbutils.errors import DataError
 from nbutils.util import read_json
 
@@ -88,8 +101,9 @@ class MemoryPlan:
         """Whether the peak stays below ``available`` bytes."""
         return self.peak_bytes <= available
 
-    def describe(self, available: int | None = None) -> str:
-        """A few lines for notebook 01: the choice, both peaks, and the memory available."""
+    def describe(self, available: int | None = None, source: str = "") -> str:
+        """A few lines for notebook 01: the choice, both peaks, and the memory available (and
+        where that number comes from, ``source``)."""
         rows = ", ".join(f"{k} {v:,}" for k, v in self.rows.items())
         lines = [
             f"feature_set={self.feature_set!r} era_step={self.era_step} dtype={self.dtype} "
@@ -98,28 +112,140 @@ class MemoryPlan:
             f"学習 training {self.train_bytes / _MIB:,.0f} MiB",
         ]
         if available is not None:
-            lines.append(f"使えるメモリ / available: {available / _MIB:,.0f} MiB")
+            lines.append(
+                f"使えるメモリ / available: {available / _MIB:,.0f} MiB"
+                + (f" ({source})" if source else "")
+            )
         return "\n".join(lines + self.notes)
 
 
-def available_memory() -> int:
-    """Bytes this process may still use: MemAvailable of ``/proc/meminfo``, lowered to the
-    cgroup's remaining limit (containers, Kaggle) when there is one."""
-    avail = None
-    meminfo = Path("/proc/meminfo")
-    if meminfo.is_file():
+#: where the memory the machine has left is read (injectable: tests point them at fake files)
+MEMINFO = Path("/proc/meminfo")
+CGROUP_ROOT = Path("/sys/fs/cgroup")
+PROC_CGROUP = Path("/proc/self/cgroup")
+#: a cgroup v1 limit at or above this is "no limit" (the kernel writes about 2**63)
+_UNLIMITED = 1 << 60
+
+
+@dataclass(frozen=True)
+class Headroom:
+    """The bytes this process may still use, and where that number comes from.
+
+    ``source`` is ``"cgroup v2"``, ``"cgroup v1"`` (the container's limit minus its use: Colab,
+    Kaggle, Docker) or ``"host"`` (``MemAvailable`` of ``/proc/meminfo``): whichever is smaller.
+    ``detail`` says it in one line, with both numbers.
+    """
+
+    available: int
+    source: str
+    detail: str
+
+
+def _read_int(path: Path) -> int | None:
+    try:
+        text = path.read_text().strip()
+    except OSError:
+        return None
+    return int(text) if text.isdigit() else None
+
+
+def _stat(path: Path, key: str) -> int:
+    """``key``'s value in a cgroup ``memory.stat`` file (0 when absent)."""
+    try:
+        for line in path.read_text().splitlines():
+            name, _, value = line.partition(" ")
+            if name == key and value.strip().isdigit():
+                return int(value)
+    except OSError:
+        pass
+    return 0
+
+
+def _own_cgroup_dirs(root: Path, proc_cgroup: Path, v1: bool) -> list[Path]:
+    """Candidate directories of this process's memory cgroup, most specific first: the path in
+    ``/proc/self/cgroup`` under ``root`` (a host), then ``root`` itself (a container sees its own
+    cgroup at the root)."""
+    base = root / "memory" if v1 else root
+    found: list[Path] = []
+    try:
+        lines = proc_cgroup.read_text().splitlines()
+    except OSError:
+        lines = []
+    for line in lines:
+        parts = line.split(":", 2)
+        if len(parts) != 3:
+            continue
+        controllers = parts[1].split(",")
+        if (v1 and "memory" in controllers) or (not v1 and parts[0] == "0" and parts[1] == ""):
+            found.append(base / parts[2].lstrip("/"))
+    return [*found, base]
+
+
+def cgroup_headroom(
+    root: Path | None = None, proc_cgroup: Path | None = None
+) -> tuple[int, str, int, int] | None:
+    """``(headroom, version, limit, used)`` of this process's memory cgroup, or None without a
+    limit. cgroup v2: ``memory.max`` and ``memory.current``; cgroup v1: ``memory.limit_in_bytes``
+    and ``memory.usage_in_bytes``. The page cache the kernel can drop (``inactive_file`` of
+    ``memory.stat``) is not counted as used, as ``docker stats`` does."""
+    root = CGROUP_ROOT if root is None else root
+    proc_cgroup = PROC_CGROUP if proc_cgroup is None else proc_cgroup
+    versions = (
+        ("cgroup v2", False, "memory.max", "memory.current", "inactive_file"),
+        (
+            "cgroup v1",
+            True,
+            "memory.limit_in_bytes",
+            "memory.usage_in_bytes",
+            "total_inactive_file",
+        ),
+    )
+    for version, v1, limit_name, used_name, cache_key in versions:
+        for directory in _own_cgroup_dirs(root, proc_cgroup, v1):
+            limit = _read_int(directory / limit_name)  # v2's "max" (no limit) reads as None
+            used = _read_int(directory / used_name)
+            if limit is None or used is None or limit >= _UNLIMITED:
+                continue
+            used = max(used - _stat(directory / "memory.stat", cache_key), 0)
+            return max(limit - used, 0), version, limit, used
+    return None
+
+
+def host_available(meminfo: Path | None = None) -> int:
+    """``MemAvailable`` of ``/proc/meminfo`` in bytes; elsewhere the total physical memory."""
+    meminfo = MEMINFO if meminfo is None else meminfo
+    try:
         for line in meminfo.read_text().splitlines():
             if line.startswith("MemAvailable:"):
-                avail = int(line.split()[1]) * 1024
-    if avail is None:  # not Linux: total physical memory
-        avail = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    limit = Path("/sys/fs/cgroup/memory.max")
-    current = Path("/sys/fs/cgroup/memory.current")
-    if limit.is_file() and current.is_file():
-        text = limit.read_text().strip()
-        if text.isdigit():
-            avail = min(avail, int(text) - int(current.read_text().strip()))
-    return avail
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+
+
+def memory_headroom(
+    meminfo: Path | None = None, cgroup_root: Path | None = None, proc_cgroup: Path | None = None
+) -> Headroom:
+    """The smaller of the host's available memory and the container's headroom (cgroup v2 or
+    v1 limit minus use), saying which one it is (:class:`Headroom`)."""
+    host = host_available(meminfo)
+    host_text = f"host MemAvailable {host / _MIB:,.0f} MiB"
+    group = cgroup_headroom(cgroup_root, proc_cgroup)
+    if group is None:
+        return Headroom(host, "host", f"{host_text}; no container memory limit")
+    headroom, version, limit, used = group
+    group_text = (
+        f"{version} limit {limit / _MIB:,.0f} MiB - used {used / _MIB:,.0f} MiB "
+        f"= {headroom / _MIB:,.0f} MiB"
+    )
+    if headroom < host:
+        return Headroom(headroom, version, f"{group_text}; smaller than the {host_text}")
+    return Headroom(host, "host", f"{host_text}; smaller than the {group_text}")
+
+
+def available_memory() -> int:
+    """Bytes this process may still use: :func:`memory_headroom`'s number."""
+    return memory_headroom().available
 
 
 def current_rss() -> int:
@@ -152,6 +278,28 @@ def _dataset_dir(data_dir_or_version: str | os.PathLike, data_root: str | os.Pat
             "the v5 layout only (the 2021 files are small enough to load)"
         )
     return found
+
+
+def _features_json(path: Path) -> dict:
+    """``features.json``, parsed and checked; a missing or damaged file is a DataError naming it."""
+    if not path.is_file():
+        raise missing_file(path, "feature metadata")
+    try:
+        meta = read_json(path)
+    except (ValueError, UnicodeDecodeError) as err:
+        raise corrupt(path, err) from None
+    return check_features_json(meta, path)
+
+
+def _footer_rows(path: Path, what: str) -> int:
+    """The row count in a parquet file's footer; a missing, empty or non-parquet file is a
+    DataError naming it (pyarrow's ArrowInvalid names no file)."""
+    if not path.is_file():
+        raise missing_file(path, what)
+    try:
+        return pq.ParquetFile(path).metadata.num_rows
+    except (pa.ArrowException, OSError) as err:
+        raise corrupt(path, err) from None
 
 
 def _features(meta: dict, feature_set: str | Sequence[str], source: Path) -> list[str]:
@@ -200,7 +348,7 @@ def plan_memory(
     if engine not in ("local", "dask"):
         raise DataError(f'engine={engine!r}: use "local" or "dask"')
     path = _dataset_dir(data_dir_or_version, data_root)
-    meta = read_json(path / V5_FILES["features"])
+    meta = _features_json(path / V5_FILES["features"])
     features = _features(meta, feature_set, path / V5_FILES["features"])
     chosen = set(features)
     groups = [
@@ -211,7 +359,7 @@ def plan_memory(
     engineered = 3 * len(groups) + math.comb(min(interaction_count, len(features)), 2)
     rows = {}
     for split in ("train", "validation", "live"):
-        rows[split] = pq.ParquetFile(path / V5_FILES[split]).metadata.num_rows
+        rows[split] = _footer_rows(path / V5_FILES[split], split)
     rows["train"] = math.ceil(rows["train"] / era_step)
     n_targets = max(1, len(meta.get("targets", [])))
     f, e, n_all, n_train = len(features), engineered, sum(rows.values()), rows["train"]
@@ -269,9 +417,16 @@ def smaller_choices(plan: MemoryPlan, available: int) -> list[MemoryPlan]:
 
 
 def check_fits(plan: MemoryPlan, available: int | None = None) -> str:
-    """The plan's description when it fits; else a DataError naming choices that fit."""
-    available = available_memory() + plan.baseline if available is None else available
-    text = plan.describe(available)
+    """The plan's description when it fits; else a DataError naming choices that fit.
+
+    ``available`` defaults to :func:`memory_headroom` (the container's limit or the host's
+    memory, whichever is smaller, named in the text) plus the plan's baseline."""
+    source = ""
+    if available is None:
+        headroom = memory_headroom()
+        available = headroom.available + plan.baseline
+        source = f"this process's {plan.baseline / _MIB:,.0f} MiB + {headroom.detail}"
+    text = plan.describe(available, source)
     if plan.fits(available):
         return text
     options = smaller_choices(plan, available)

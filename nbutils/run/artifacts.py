@@ -9,10 +9,17 @@ code.
 Fingerprints (``fingerprints.json``, one entry per artifact, see :mod:`nbutils.run.fingerprints`):
 every artifact records the SHA-256 of its bytes, the notebook and parameters that wrote it, the
 SHA-256 of the upstream artifacts it was made from, and (through ``data.json``) the dataset files'
-fingerprint. Reading an artifact here checks that its upstream artifacts are still the ones it
-was made from, so a run directory that mixes two runs (03 killed, then 04 rerun against a newer
-``data.json``) is refused with the mismatch and the notebook to rerun. The artifact functions do
-this themselves: notebook code only calls them.
+fingerprint. Reading an artifact here checks that this run directory made it (an artifact without
+a fingerprint, copied in by hand or from another run, is refused: :func:`adopt_artifact` adopts a
+hand-made file on purpose) and that its upstream artifacts are still the ones it was made from, so
+a run directory that mixes two runs (03 killed, then 04 rerun against a newer ``data.json``) is
+refused with the mismatch and the notebook to rerun. ``predictions.parquet`` must also hold
+exactly the validation and live ids of ``data.json``'s data.
+
+Writing: every saver here checks and takes the run directory's lock before it writes anything
+(:func:`nbutils.run.lock.writing`), so a notebook run by hand while a chain writes into the same
+directory is refused before it replaces a file. The artifact functions do all this themselves:
+notebook code only calls them.
 """
 
 from __future__ import annotations
@@ -28,7 +35,8 @@ from nbutils.errors import PipelineError
 from nbutils.run import fingerprints
 from nbutils.run.catalog import PRODUCERS, run_first_hint
 from nbutils.run.fingerprints import begin_step, check_artifact, record_artifact  # noqa: F401
-from nbutils.util import atomic_path, read_json
+from nbutils.run.lock import writing
+from nbutils.util import atomic_path, make_dir, read_json
 
 if TYPE_CHECKING:  # only for annotations: importing these here would slow every import
     from matplotlib.figure import Figure
@@ -56,10 +64,16 @@ def project_root(start: str | os.PathLike | None = None) -> Path:
 def resolve_dir(path: str | os.PathLike, create: bool = False) -> Path:
     """``path`` made absolute against :func:`project_root`; created when ``create``."""
     p = Path(path).expanduser()
+    if not str(path).strip():
+        raise PipelineError(
+            "run_dir/data_dir is empty (an unset variable?): give a directory, e.g. runs/latest"
+        )
     if not p.is_absolute():
         p = project_root() / p
     if create:
-        p.mkdir(parents=True, exist_ok=True)
+        make_dir(p)
+    elif p.exists() and not p.is_dir():
+        raise PipelineError(f"{p} is a file, not a directory: give a directory (e.g. runs/latest)")
     return p
 
 
@@ -71,21 +85,41 @@ def _rerun_hint(run_dir: str | os.PathLike, name: str) -> str:
     )
 
 
-def artifact_path(run_dir: str | os.PathLike, name: str) -> Path:
-    """Path of an existing, readable artifact whose fingerprints agree with the run directory.
-
-    Raises a PipelineError naming the notebook to run first when it is missing, or the file and
-    the notebook to rerun when it is corrupt (JSON artifacts are parsed; ``feature_spec.json`` is
-    checked field by field) or was made from other upstream artifacts than the ones present.
-    """
+def _existing(run_dir: str | os.PathLike, name: str) -> Path:
     path = Path(run_dir) / name
     if not path.is_file():
         producer = PRODUCERS.get(name, "the previous notebook")
         raise PipelineError(f"{path} is missing. {run_first_hint(run_dir, producer)}.")
-    if name.endswith(".json"):
-        _parse_json(path, run_dir, name)
+    return path
+
+
+def _check_content(path: Path, run_dir: str | os.PathLike, name: str) -> None:
+    """The checks of ``name``'s content that need nothing but the file (JSON artifacts)."""
+    if not name.endswith(".json"):
+        return
+    raw = _parse_json(path, run_dir, name)
+    if not isinstance(raw, dict):
+        raise PipelineError(
+            f"{path} holds a {type(raw).__name__}, not a JSON object. {_rerun_hint(run_dir, name)}"
+        )
     if name == "feature_spec.json":
         _check_feature_spec(path, run_dir)
+    if name == "data.json" and not isinstance(raw.get("dataset_dir"), str):
+        raise PipelineError(f"{path} has no dataset_dir. {_rerun_hint(run_dir, 'data.json')}")
+
+
+def artifact_path(run_dir: str | os.PathLike, name: str) -> Path:
+    """Path of an existing, readable artifact that this run directory made, from the upstream
+    artifacts there now.
+
+    Raises a PipelineError naming the notebook to run first when it is missing, the file and the
+    notebook to rerun when it is corrupt (JSON artifacts are parsed; ``feature_spec.json`` is
+    checked field by field), when it has no fingerprint of this run directory (origin unknown:
+    how to adopt it is named) or when it was made from other upstream artifacts than the ones
+    present.
+    """
+    path = _existing(run_dir, name)
+    _check_content(path, run_dir, name)
     check_artifact(run_dir, name)
     return path
 
@@ -125,13 +159,7 @@ def _check_feature_spec(path: Path, run_dir: str | os.PathLike) -> None:
 
 def read_artifact_json(run_dir: str | os.PathLike, name: str) -> dict:
     """Load a JSON artifact (``data.json``, ``feature_spec.json``, ``metrics.json``)."""
-    path = artifact_path(run_dir, name)
-    raw = _parse_json(path, run_dir, name)
-    if not isinstance(raw, dict):
-        raise PipelineError(
-            f"{path} holds a {type(raw).__name__}, not a JSON object. {_rerun_hint(run_dir, name)}"
-        )
-    return raw
+    return _parse_json(artifact_path(run_dir, name), run_dir, name)
 
 
 def save_predictions(predictions: pd.DataFrame, run_dir: str | os.PathLike) -> Path:
@@ -145,15 +173,14 @@ def save_predictions(predictions: pd.DataFrame, run_dir: str | os.PathLike) -> P
     frame.index = frame.index.astype(str)
     frame.index.name = "id"
     path = Path(run_dir) / "predictions.parquet"
-    with atomic_path(path) as tmp:
-        frame.to_parquet(tmp)
-    record_artifact(run_dir, "predictions.parquet")
+    with writing(run_dir):
+        with atomic_path(path) as tmp:
+            frame.to_parquet(tmp)
+        record_artifact(run_dir, "predictions.parquet")
     return path
 
 
-def load_predictions(run_dir: str | os.PathLike) -> pd.DataFrame:
-    """Read ``predictions.parquet`` written by notebook 03 (a corrupt file: PipelineError)."""
-    path = artifact_path(run_dir, "predictions.parquet")
+def _read_predictions(path: Path, run_dir: str | os.PathLike) -> pd.DataFrame:
     try:
         frame = pd.read_parquet(path)
     except Exception as err:  # pyarrow raises ArrowInvalid, OSError, ... for a damaged file
@@ -168,6 +195,102 @@ def load_predictions(run_dir: str | os.PathLike) -> pd.DataFrame:
             f"{_rerun_hint(run_dir, 'predictions.parquet')}"
         )
     return frame
+
+
+def id_digest(ids: pd.Index | pd.Series) -> str:
+    """An order-free digest of a set of row ids: the sum (mod 2**64) of pandas' 64-bit hash of
+    each id, in hex. Equal sets give equal digests whatever their order."""
+    hashes = pd.util.hash_pandas_object(pd.Series(ids, dtype="str"), index=False).to_numpy()
+    return f"{int(hashes.sum(dtype='uint64')):016x}"
+
+
+def _check_prediction_rows(frame: pd.DataFrame, path: Path, run_dir: str | os.PathLike) -> None:
+    """``frame`` holds exactly the validation and live rows of ``data.json``'s data (row counts,
+    and the ids' digests when ``data.json`` has them)."""
+    data_json = Path(run_dir) / "data.json"
+    if not data_json.is_file():
+        return  # nothing to compare with (the notebooks load data.json first)
+    info = read_artifact_json(run_dir, "data.json")
+    rows = info.get("rows") or {}
+    is_validation = frame["data_type"].astype(str).to_numpy() == "validation"
+    found = {"validation": int(is_validation.sum()), "live": int((~is_validation).sum())}
+    expected = {k: rows.get(k) for k in found}
+    problem = None
+    if found != expected:
+        problem = (
+            f"{found['validation']:,} validation and {found['live']:,} live rows where the run's "
+            f"data has {expected['validation']} and {expected['live']}"
+        )
+    elif isinstance(info.get("id_digest"), dict):
+        parts = {"validation": frame.index[is_validation], "live": frame.index[~is_validation]}
+        other = [k for k, ids in parts.items() if id_digest(ids) != info["id_digest"].get(k)]
+        if other:
+            problem = f"other {' and '.join(other)} ids than the run's data"
+    if problem:
+        raise PipelineError(
+            f"{path} does not hold the predictions of this run's data ({problem}): it comes "
+            f"from another run or was cut. {_rerun_hint(run_dir, 'predictions.parquet')}"
+        )
+
+
+def load_predictions(run_dir: str | os.PathLike) -> pd.DataFrame:
+    """Read ``predictions.parquet`` written by notebook 03 into this run directory.
+
+    A corrupt file, one this run directory did not make (origin unknown), one made from other
+    upstream artifacts, or one whose rows are not exactly the run's validation and live rows is
+    a PipelineError naming the file and the fix.
+    """
+    path = _existing(run_dir, "predictions.parquet")
+    frame = _read_predictions(path, run_dir)
+    check_artifact(run_dir, "predictions.parquet")
+    _check_prediction_rows(frame, path, run_dir)
+    return frame
+
+
+def adopt_artifact(file: str | os.PathLike, run_dir: str | os.PathLike) -> Path:
+    """Adopt a hand-made artifact on purpose: check it, put it in ``run_dir`` and record its
+    fingerprint, so that the later notebooks read it (``python -m nbutils adopt FILE --run-dir
+    DIR``).
+
+    ``file`` is the artifact's file name in ``run_dir`` or a path elsewhere, copied in under its
+    name. Its name must be one of the run's artifacts, and its content is checked as a reader
+    checks it (JSON artifacts parsed, ``model.txt`` loaded, ``predictions.parquet`` read and
+    compared with ``data.json``'s rows). Artifacts made from its previous version are refused
+    afterwards (mixed runs), as after a rerun of its notebook.
+    """
+    import shutil
+
+    run_path = resolve_dir(run_dir)
+    if not run_path.is_dir():
+        raise PipelineError(
+            f"run directory {run_path} does not exist: adopt a file into a run directory that "
+            "notebook 01 has written (data.json)"
+        )
+    source = Path(file).expanduser()
+    name = source.name
+    if name not in PRODUCERS:
+        raise PipelineError(
+            f"{file} is not one of the run's artifacts: adopt one of {sorted(PRODUCERS)}"
+        )
+    if not source.is_absolute() and not source.exists():
+        source = run_path / source
+    if not source.is_file():
+        raise PipelineError(f"{source} does not exist or is not a file: nothing to adopt")
+    target = run_path / name
+    # checked where it is, before it replaces anything in the run directory
+    _check_content(source, run_path, name)
+    if name == "predictions.parquet":
+        _check_prediction_rows(_read_predictions(source, run_path), source, run_path)
+    elif name == "model.txt":
+        from nbutils.train import load_model
+
+        load_model(source)
+    with writing(run_path):
+        if source.resolve() != target.resolve():
+            with atomic_path(target) as tmp:
+                shutil.copyfile(source, tmp)
+        record_artifact(run_path, name, PRODUCERS[name], adopted=True)
+    return target
 
 
 # -- data.json: how notebook 01 loaded the data, so that 02..06 load exactly the same -------------
@@ -199,10 +322,15 @@ def save_data_info(
             "validation": len(data.validation),
             "live": len(data.live),
         },
+        "id_digest": {
+            "validation": id_digest(data.validation.index),
+            "live": id_digest(data.live.index),
+        },
         "data_fingerprint": fingerprints.dataset_fingerprint(dataset_dir),
     }
-    path = write_json(Path(run_dir) / "data.json", info)
-    record_artifact(run_dir, "data.json")
+    with writing(run_dir):
+        path = write_json(Path(run_dir) / "data.json", info)
+        record_artifact(run_dir, "data.json")
     return path
 
 
@@ -218,10 +346,6 @@ def load_run_data(
     from nbutils.data import load_data
 
     info = read_artifact_json(run_dir, "data.json")
-    if not isinstance(info.get("dataset_dir"), str):
-        raise PipelineError(
-            f"{Path(run_dir) / 'data.json'} has no dataset_dir. {_rerun_hint(run_dir, 'data.json')}"
-        )
     fingerprints.check_dataset(run_dir, info)
     kwargs = {
         "feature_set": info.get("feature_set"),
@@ -233,18 +357,20 @@ def load_run_data(
 
 
 def save_csv(frame: pd.DataFrame, path: str | os.PathLike) -> Path:
-    """Write ``frame`` (with its index) as CSV atomically; an artifact of the run is recorded."""
-    with atomic_path(path) as tmp:
-        frame.to_csv(tmp)
+    """Write ``frame`` (with its index) as CSV atomically, under the run directory's lock; an
+    artifact of the run is recorded."""
     target = Path(path)
-    if target.name in PRODUCERS:
-        record_artifact(target.parent, target.name)
+    with writing(target.parent):
+        with atomic_path(target) as tmp:
+            frame.to_csv(tmp)
+        if target.name in PRODUCERS:
+            record_artifact(target.parent, target.name)
     return target
 
 
 def save_figure(fig: Figure, path: str | os.PathLike) -> Figure:
     """Save a matplotlib Figure as PNG atomically and return it (so a cell can end with it and
-    show it)."""
-    with atomic_path(path) as tmp:
+    show it). The run directory's lock is checked and taken first."""
+    with writing(Path(path).parent), atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight")
     return fig

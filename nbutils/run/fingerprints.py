@@ -14,18 +14,22 @@ and the SHA-256 of its last MiB (a parquet file's footer: schema and row-group s
 is cheap on 5 GB and changes when the file is rebuilt with another seed or size.
 
 Checks (:func:`check_artifact`, called whenever an artifact is read through
-:mod:`nbutils.run.artifacts`): an artifact whose upstream artifacts have changed since it was written
-is refused, naming the mismatch and the notebook to rerun. An artifact rewritten outside the
-recording functions (its bytes no longer match its entry) has an unknown origin: its stale entry
-is ignored, and whatever was made from its older bytes is refused.
+:mod:`nbutils.run.artifacts`): only the run directory's own artifacts are read. An artifact
+without an entry (copied in by hand or from another run) or whose bytes no longer match its entry
+(replaced or edited) has an unknown origin and is refused, naming the file, the notebook that
+makes it and how to adopt a hand-made file on purpose (``python -m nbutils adopt FILE --run-dir
+DIR``, :func:`nbutils.run.artifacts.adopt_artifact`, which records its fingerprint). An artifact
+whose upstream artifacts have changed since it was written is refused, naming the mismatch and
+the notebook to rerun.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -132,11 +136,14 @@ def record_artifact(
     name: str,
     notebook: str | None = None,
     parameters: Mapping[str, Any] | None = None,
+    *,
+    adopted: bool = False,
 ) -> dict[str, Any]:
     """Record ``name``'s fingerprint in ``fingerprints.json`` (after the artifact was written).
 
     ``notebook``/``parameters`` default to the step begun in this kernel (:func:`begin_step`)
-    when it is the artifact's producer.
+    when it is the artifact's producer. ``adopted`` marks a hand-made file the user vouched for
+    (:func:`nbutils.run.artifacts.adopt_artifact`).
     """
     from nbutils.run.lock import check_not_locked_by_another
 
@@ -154,6 +161,8 @@ def record_artifact(
         "parameters": dict(parameters) if parameters is not None else None,
         "upstream": upstream,
     }
+    if adopted:
+        entry["adopted"] = True
     identity = {k: entry[k] for k in ("notebook", "parameters", "upstream")}
     if name == "data.json":
         identity["data"] = read_json(run_path / name).get("data_fingerprint")
@@ -185,15 +194,44 @@ def record_outputs(
     return done
 
 
+def adopt_hint(run_dir: str | os.PathLike, name: str) -> str:
+    """How to rerun the producer of ``name``, or adopt a hand-made ``name`` on purpose."""
+    producer = _producer(name) or "the notebook that writes it"
+    return (
+        f"Rerun {producer} with run_dir={str(run_dir)!r} (or the whole chain: python -m nbutils "
+        f"run --run-dir {run_dir}). If you made this file yourself on purpose, adopt it: "
+        f"python -m nbutils adopt {name} --run-dir {run_dir} (in Python: "
+        "nbutils.run.artifacts.adopt_artifact); its fingerprint is then recorded."
+    )
+
+
 def check_artifact(run_dir: str | os.PathLike, name: str) -> None:
-    """Refuse ``name`` when an artifact it was made from has changed since (mixed runs)."""
+    """Refuse ``name`` unless this run directory made it, and made it from the upstream artifacts
+    there now.
+
+    Refused: an artifact without an entry in ``fingerprints.json`` (copied in by hand, or from
+    another run: origin unknown), one whose bytes differ from its entry (edited or replaced after
+    it was written), and one made from another version of an upstream artifact (mixed runs).
+    """
     run_path = Path(run_dir)
+    path = run_path / name
+    producer = _producer(name) or "the notebook that writes it"
     entry = read_manifest(run_path).get(name)
-    if not entry or file_sha256(run_path / name) != entry.get("sha256"):
-        return  # no record, or rewritten outside the recording functions: origin unknown
+    if not entry:
+        raise PipelineError(
+            f"{path} has no fingerprint in {run_path / MANIFEST}: its origin is unknown (copied "
+            f"in by hand or from another run, not written by {producer} into this run "
+            f"directory), so nbutils does not read it. {adopt_hint(run_path, name)}"
+        )
+    if file_sha256(path) != entry.get("sha256"):
+        raise PipelineError(
+            f"{path} is not the file {entry.get('notebook') or producer} wrote (its bytes differ "
+            f"from its fingerprint in {MANIFEST}: replaced or edited since, origin unknown), so "
+            f"nbutils does not read it. {adopt_hint(run_path, name)}"
+        )
     for upstream, sha in (entry.get("upstream") or {}).items():
-        path = run_path / upstream
-        if path.is_file() and file_sha256(path) != sha:
+        upath = run_path / upstream
+        if upath.is_file() and file_sha256(upath) != sha:
             made_by = entry.get("notebook") or "the notebook that wrote it"
             raise PipelineError(
                 f"{name} in {run_path} was made by {made_by} from another {upstream} than the "
@@ -202,3 +240,43 @@ def check_artifact(run_dir: str | os.PathLike, name: str) -> None:
                 f"Rerun {made_by} and the notebooks after it, or the whole chain "
                 f"(python -m nbutils run --run-dir {run_path})."
             )
+
+
+def record_if_artifact(path: str | os.PathLike) -> None:
+    """Record ``path``'s fingerprint when its name is one of the run's artifacts
+    (:data:`~nbutils.run.catalog.PRODUCERS`): the savers of the tutorial's modules
+    (``FeatureSpec.save``, ``save_model``, ``write_submission``) call this after writing, so a
+    notebook run by hand records what it wrote as the chain does."""
+    target = Path(path)
+    if target.name in PRODUCERS and target.is_file():
+        record_artifact(target.parent, target.name)
+
+
+def is_run_dir(directory: str | os.PathLike) -> bool:
+    """Whether ``directory`` is a run directory: notebook 01 wrote ``data.json`` there, an
+    artifact was recorded there, or a chain holds its lock."""
+    from nbutils.run.lock import LOCK_NAME
+
+    path = Path(directory)
+    return any((path / name).exists() for name in ("data.json", MANIFEST, LOCK_NAME))
+
+
+@contextlib.contextmanager
+def saving(path: str | os.PathLike) -> Iterator[Path]:
+    """Write a run artifact as the chain would: under the run directory's lock, then recorded.
+
+    For a file named like one of the run's artifacts (:data:`~nbutils.run.catalog.PRODUCERS`) in
+    a run directory (:func:`is_run_dir`), the lock is checked and taken before the ``with``
+    block writes anything (:func:`nbutils.run.lock.writing`) and the fingerprint is recorded
+    after it; any other file is just written. Used by ``FeatureSpec.save``, ``save_model`` and
+    ``write_submission``.
+    """
+    from nbutils.run.lock import writing
+
+    target = Path(path)
+    if target.name not in PRODUCERS or not is_run_dir(target.parent):
+        yield target
+        return
+    with writing(target.parent):
+        yield target
+        record_if_artifact(target)

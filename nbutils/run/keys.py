@@ -9,6 +9,12 @@ Where the keys are looked for, in order: the environment; the ``.env`` file give
 ``.env`` in the working directory or its parents; the ``.env`` at the root of the project nbutils
 is installed from (a clone). The last one matters because a notebook's kernel runs in the run
 directory, which may be outside the project.
+
+``.env`` files are parsed by python-dotenv (the convention): ``export`` prefixes, single and
+double quotes (with escapes in double quotes), ``#`` comments on their own line or after a value,
+CRLF line ends, and a UTF-8 byte order mark (Windows Notepad) are read as the library reads them;
+a UTF-16 file (Notepad's "Unicode") is decoded too. Variable expansion (``${VAR}``) is off: a key
+is never a template, and a ``$`` in a secret stays as written.
 """
 
 from __future__ import annotations
@@ -37,20 +43,30 @@ class NumeraiKeys:
 
 
 def _read_dotenv(path: Path) -> dict[str, str]:
-    """Parse ``KEY=VALUE`` lines (``export`` prefix, quotes and ``#`` comments allowed)."""
-    values: dict[str, str] = {}
-    for raw in path.read_text(encoding="utf-8").splitlines():
-        line = raw.strip()
-        if not line or line.startswith("#") or "=" not in line:
-            continue
-        if line.startswith("export "):
-            line = line[len("export ") :]
-        key, _, value = line.partition("=")
-        value = value.strip()
-        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
-            value = value[1:-1]
-        values[key.strip()] = value
-    return values
+    """The ``KEY=VALUE`` pairs of a ``.env`` file, parsed by python-dotenv (module docstring).
+
+    The text is decoded first: UTF-8 with or without a byte order mark, or UTF-16 with its mark;
+    anything else is a :class:`~nbutils.errors.KeysFileError` naming the file (never its text).
+    """
+    import io
+
+    from dotenv import dotenv_values
+
+    from nbutils.errors import KeysFileError
+
+    raw = path.read_bytes()
+    try:
+        if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
+            text = raw.decode("utf-16")
+        else:
+            text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise KeysFileError(
+            f"{path} is not UTF-8 (or UTF-16) text, so its Numerai keys cannot be read: save it "
+            "again as UTF-8 (any editor's default; in Notepad: Save as, Encoding UTF-8)."
+        ) from None
+    values = dotenv_values(stream=io.StringIO(text), interpolate=False)
+    return {key: value or "" for key, value in values.items()}
 
 
 def find_dotenv(start: str | os.PathLike | None = None) -> Path | None:

@@ -424,6 +424,11 @@ def check_notebook_parameters(
         from nbutils.run.keys import load_keys, refuse_key_values
 
         refuse_key_values(values, load_keys())
+    if "run_dir" in values:  # a chain writing there now: stop before anything is computed
+        from nbutils.run.artifacts import resolve_dir
+        from nbutils.run.lock import check_not_locked_by_another
+
+        check_not_locked_by_another(resolve_dir(values["run_dir"]))
     namespace.update(values)
     from nbutils.run.fingerprints import begin_step
 

@@ -37,7 +37,7 @@ from nbutils.run.keys import NumeraiKeys, load_keys, redact, refuse_key_values
 from nbutils.run.lock import run_lock
 from nbutils.run.parameters import check_run_parameters, schema_for
 from nbutils.run.project import NOTEBOOK_NAMES, copy_notebooks, notebooks_dir
-from nbutils.util import atomic_write_bytes, atomic_write_text, write_json
+from nbutils.util import atomic_write_bytes, atomic_write_text, make_dir, write_json
 
 #: The six notebooks, in the order they run (one list: :data:`nbutils.run.project.NOTEBOOK_NAMES`).
 NOTEBOOKS: tuple[str, ...] = NOTEBOOK_NAMES
@@ -165,7 +165,7 @@ def run_pipeline(
         params["data_source"] = str(Path(source).expanduser().resolve())
     result = RunResult(run_dir=run_path)
 
-    run_path.mkdir(parents=True, exist_ok=True)
+    make_dir(run_path, "--run-dir")
     with run_lock(run_path):
         jupyter_path = kernel_spec_dir()
         old_path = os.environ.get("JUPYTER_PATH")
@@ -378,7 +378,7 @@ def notebook_figures(executed: Sequence[Path], out_dir: Path) -> list[tuple[str,
 
     import nbformat
 
-    out_dir.mkdir(parents=True, exist_ok=True)
+    make_dir(out_dir)
     found = []
     for nb_path in executed:
         heading = nb_path.stem
@@ -411,8 +411,7 @@ def render_html(
     from nbconvert import HTMLExporter
 
     exporter = HTMLExporter()
-    html_dir = run_dir / "html"
-    html_dir.mkdir(exist_ok=True)
+    html_dir = make_dir(run_dir / "html")
     items = []
     for nb_path in executed:
         body, _ = exporter.from_notebook_node(nbformat.read(nb_path, as_version=4))
@@ -491,7 +490,7 @@ def _non_empty(text: str) -> str:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m nbutils",
-        description="The six notebooks (run, notebooks) and the daily round (submit, export-model, "
+        description="The six notebooks (run, notebooks, adopt) and the daily round (submit, export-model, "
         "upload-model, scores).",
     )
     sub = parser.add_subparsers(dest="command", required=True)
@@ -529,6 +528,21 @@ def build_parser() -> argparse.ArgumentParser:
     copy = sub.add_parser("notebooks", help="copy the six notebooks into DIR for editing")
     copy.add_argument("dir", metavar="DIR", help="where to copy them (created if missing)")
     copy.add_argument("--overwrite", action="store_true", help="replace notebooks already in DIR")
+    adopt = sub.add_parser(
+        "adopt",
+        help="accept a hand-made artifact (predictions.parquet, model.txt...) into a run directory",
+        description="nbutils reads only the artifacts a run directory made itself. adopt checks "
+        "FILE as its reader would, copies it into the run directory when it is elsewhere, and "
+        "records its fingerprint, so the later notebooks read it.",
+    )
+    adopt.add_argument(
+        "file", metavar="FILE", help="the artifact (its name in --run-dir, or a path)"
+    )
+    adopt.add_argument(
+        "--run-dir",
+        default="runs/latest",
+        help="the run directory (default runs/latest; relative: to the working directory)",
+    )
     add_daily_commands(sub)  # listed by --help; main() hands them to nbutils.daily.cli.dispatch
     return parser
 
@@ -540,10 +554,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "notebooks":
         try:
             copied = copy_notebooks(args.dir, overwrite=args.overwrite)
-        except PipelineError as err:
+        except NbutilsError as err:
             print(f"error: {err}", file=sys.stderr)
             return 1
         print(f"copied {len(copied)} notebooks to {Path(args.dir).expanduser().resolve()}")
+        return 0
+    if args.command == "adopt":
+        from nbutils.run.artifacts import adopt_artifact
+
+        try:
+            run_dir = Path(args.run_dir).expanduser().resolve()  # like run: the working dir
+            path = adopt_artifact(args.file, run_dir)
+        except NbutilsError as err:
+            print(f"error: {err}", file=sys.stderr)
+            return 1
+        print(f"adopted {path}: its fingerprint is recorded in {path.parent / 'fingerprints.json'}")
         return 0
     params: dict[str, Any] = {name: _parse_value(value) for name, value in args.parameter}
     if args.data_source is not None:

@@ -24,6 +24,7 @@ import shutil
 from pathlib import Path
 
 from nbutils.errors import PipelineError
+from nbutils.util import make_dir, write_error
 
 #: GitHub ``owner/name`` of the project (a placeholder until the project is published).
 REPOSITORY = "nbutils/nbutils"
@@ -80,10 +81,13 @@ def copy_notebooks(dest: str | os.PathLike, *, overwrite: bool = False) -> list[
             f"{target} already has {', '.join(existing)}: choose an empty directory or pass "
             "--overwrite to replace them"
         )
-    target.mkdir(parents=True, exist_ok=True)
+    make_dir(target)
     copied = []
     for name in NOTEBOOK_NAMES:
-        shutil.copyfile(source / name, target / name)
+        try:
+            shutil.copyfile(source / name, target / name)
+        except OSError as err:
+            raise write_error(target / name, err) from None
         copied.append(target / name)
     return copied
 

@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 from nbutils.errors import PipelineError
 from nbutils.run.fingerprints import record_artifact
 from nbutils.run.parameters import coerce, schema_for
+from nbutils.util import make_dir
 
 if TYPE_CHECKING:
     from nbutils.data import NumeraiData
@@ -246,7 +247,7 @@ def ensure_upstream(
     missing = missing_steps(run_dir, notebook)
     if not missing:
         return []
-    Path(run_dir).mkdir(parents=True, exist_ok=True)
+    make_dir(run_dir, "run_dir")
     todo = needed[needed.index(missing[0]) :]
     data = None
     for step in todo:
