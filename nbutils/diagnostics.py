@@ -5,7 +5,14 @@
 - :func:`diagnostics`: the nine rows of the tutorial's section-3 table, each with its value,
   guideline and status; the guidelines are one table, :data:`GUIDELINES`;
 - :func:`neutralization_sweep`: CORR and feature exposure of the prediction neutralized at
-  several proportions (one least-squares fit, reused).
+  several proportions (one least-squares fit, reused);
+- :func:`for_display`: a table of :func:`diagnostics` (or 06's before/after table) in Japanese,
+  for the learner: status words (:data:`STATUS_JA`), guidelines and headers. The tables
+  themselves keep English status codes, which ``diagnostics.csv`` and the tests read.
+
+The one Sharpe that decides a status, here, in notebook 04's verdicts and on the run's HTML
+index, is :data:`STATUS_SHARPE`: the Sharpe of per-era numerai corr with ddof=0 (Numerai's
+definition). The guide's 2D Sharpe (Spearman, ddof=1) is shown beside it, never judged.
 
 Every number comes from the scores of :mod:`nbutils.metrics`; the warnings those scores give
 are collected and shown once.
@@ -47,9 +54,14 @@ __all__ = [
     "DIAGNOSTIC_ROWS",
     "GUIDELINES",
     "REFERENCE_ROWS",
+    "STATUS_JA",
+    "STATUS_SHARPE",
     "diagnostics",
     "evaluate",
+    "for_display",
+    "guideline_ja",
     "neutralization_sweep",
+    "row_status",
 ]
 
 
@@ -221,6 +233,26 @@ DIAGNOSTIC_ROWS = tuple(GUIDELINES)
 REFERENCE_ROWS = tuple(row for row, (source, _, _) in GUIDELINES.items() if source == "reference")
 
 
+#: The one Sharpe every status uses (section-3 table, notebook 04's verdicts, the HTML index):
+#: :func:`evaluate`'s key for it, the Sharpe of per-era numerai corr with ddof=0.
+STATUS_SHARPE = "numerai_corr_sharpe_ddof0"
+
+#: Status words as the learner reads them (notebooks, figures, HTML index). The tables keep the
+#: English codes (keys of this dict): diagnostics.csv, summary.json and the tests read those.
+STATUS_JA = {
+    "good": "良い",
+    "fair": "まずまず",
+    "bad": "悪い",
+    "reference": "参考",
+    "n/a": "計算なし",
+}
+
+
+def _site_bounds(bad_end: float, good_end: float) -> tuple[float, float]:
+    """``(good, bad)`` thresholds of the site scale: 75 % and 35 % of the way to ``good_end``."""
+    return bad_end + 0.75 * (good_end - bad_end), bad_end + 0.35 * (good_end - bad_end)
+
+
 def _tutorial_status(value: float, low: float | None, high: float | None) -> tuple[str, str]:
     """The guide's pass/fail rule: "good" inside ``[low, high]``."""
     text = f">= {low:g} (tutorial)" if high is None else f"{low:g} to {high:g} (tutorial)"
@@ -230,8 +262,7 @@ def _tutorial_status(value: float, low: float | None, high: float | None) -> tup
 
 def _site_status(value: float, bad_end: float, good_end: float) -> tuple[str, str]:
     """Numerai's site scale: good past 75 % of the way from ``bad_end`` to ``good_end``."""
-    good = bad_end + 0.75 * (good_end - bad_end)
-    bad = bad_end + 0.35 * (good_end - bad_end)
+    good, bad = _site_bounds(bad_end, good_end)
     if good_end > bad_end:
         text = f">= {good:.3g} good, < {bad:.3g} bad (Numerai site scale)"
         status = "good" if value >= good else ("bad" if value < bad else "fair")
@@ -241,7 +272,7 @@ def _site_status(value: float, bad_end: float, good_end: float) -> tuple[str, st
     return text, status
 
 
-def _row_status(value: float, row: str) -> tuple[str, str]:
+def row_status(value: float, row: str) -> tuple[str, str]:
     """``(guideline text, status)`` of ``value`` in ``row``; status "n/a" for NaN.
 
     A "reference" row keeps the site scale's text (for comparison) but its status is always
@@ -253,6 +284,66 @@ def _row_status(value: float, row: str) -> tuple[str, str]:
     if not np.isfinite(value):
         return text, "n/a"
     return text, "reference" if source == "reference" else status
+
+
+_row_status = row_status  # the name the tests have used
+
+
+def guideline_ja(row: str) -> str:
+    """The guideline of ``row`` in Japanese, from the same :data:`GUIDELINES` entry.
+
+    The guide's Max Drawdown line reads "-0.05以下を目安"; a drawdown is 0 or negative and deeper
+    is worse, so it is read as "no deeper than -0.05", i.e. a value of -0.05 or more.
+    """
+    source, first, second = GUIDELINES[row]
+    if source == "tutorial":
+        text = f"{first:g} 以上" if second is None else f"{first:g}〜{second:g}"
+        note = "落ち込みが 0.05 以内、" if row == "Max Drawdown" else ""
+        return f"{text}（{note}チュートリアル）"
+    good, bad = _site_bounds(first, second)
+    if second > first:
+        text = f"{good:.3g} 以上で良い、{bad:.3g} 未満で悪い"
+    else:
+        text = f"{good:.3g} 以下で良い、{bad:.3g} より上で悪い"
+    if source == "reference":
+        return f"判定しない（チュートリアル: あまり参考にならない。サイトの色分けでは {text}）"
+    return text + "（当時の Numerai サイトの色分け）"
+
+
+#: Japanese headers of the diagnostics tables (``diagnostics()`` and notebook 06's before/after).
+HEADERS_JA = {
+    "value": "値",
+    "guideline": "目安",
+    "status": "判定",
+    "before": "中和前",
+    "before_status": "中和前の判定",
+    "after": "中和後",
+    "after_status": "中和後の判定",
+}
+
+
+def for_display(table: pd.DataFrame) -> pd.DataFrame:
+    """``table`` as the learner reads it: Japanese headers, status words and guidelines.
+
+    ``table`` is :func:`diagnostics`'s output or a table of the same rows with columns among
+    :data:`HEADERS_JA` (notebook 06's before/after table). Status columns go through
+    :data:`STATUS_JA`, the guideline column is :func:`guideline_ja` of each row; the row names
+    (the guide's own English names) and the values are kept.
+    """
+    out = table.copy()
+    unknown = [s for c in out.columns if c.endswith("status") for s in out[c] if s not in STATUS_JA]
+    if unknown:
+        raise ScoringError(
+            f"for_display got status values {sorted(set(map(str, unknown)))}; expected "
+            f"{list(STATUS_JA)} (pass the table of nbutils.diagnostics.diagnostics)."
+        )
+    for col in out.columns:
+        if col.endswith("status"):
+            out[col] = out[col].map(STATUS_JA)
+    if "guideline" in out.columns:
+        out["guideline"] = [guideline_ja(str(r)) if r in GUIDELINES else "" for r in out.index]
+    out.index.name = "診断項目"
+    return out.rename(columns=HEADERS_JA)
 
 
 # Deliberate repeat (the `duplicates` tool pairs it with evaluate's parameter list): both score the same
@@ -315,7 +406,7 @@ def diagnostics(
     rows = []
     for name in DIAGNOSTIC_ROWS:
         value = float(values[name])
-        guideline, status = _row_status(value, name)
+        guideline, status = row_status(value, name)
         rows.append({"value": value, "guideline": guideline, "status": status})
     return pd.DataFrame(rows, index=pd.Index(DIAGNOSTIC_ROWS, name="metric"))
 

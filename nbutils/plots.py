@@ -1,16 +1,26 @@
 """The figures the notebooks show: per-era scores, cumulative scores, feature exposure, the
 neutralization trade-off (2F) and the diagnostics dashboard (section 3).
 
-Every function returns a :class:`matplotlib.figure.Figure` built with the object API (no
-``pyplot`` state, nothing shown): display it by leaving it as a cell's last expression, or
-save it with ``fig.savefig(path)``. Figure text is English: Japanese would need a CJK font
-that a fresh Colab or Kaggle machine does not have.
+Every function returns a :class:`NotebookFigure` built with the object API (no ``pyplot``
+state, nothing shown): display it by leaving it as a cell's last expression, or save it with
+``fig.savefig(path)``. Titles, labels and legends are Japanese (the learner's language; code
+names such as ``numerai corr`` or ``Validation Sharpe`` stay as they are). The Japanese font is
+IPAexGothic from the PyPI package ``matplotlib-fontja`` (the maintained fork of
+``japanize-matplotlib``, which imports ``distutils`` and so fails on Python 3.12+): the font
+file ships inside the wheel, so Colab and Kaggle need no system font. Importing this module
+activates it (:func:`use_japanese_font`).
+
+Every PNG a :class:`NotebookFigure` writes carries its title (:func:`figure_title`) in the PNG
+``Title`` text field: the run's HTML index takes its captions from it, and the tests read it.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
+from pathlib import Path
 
+import matplotlib
 import numpy as np
 import pandas as pd
 from matplotlib.axes import Axes
@@ -18,17 +28,58 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Patch, Rectangle
 from matplotlib.ticker import MaxNLocator
 
-from nbutils.diagnostics import REFERENCE_ROWS
+from nbutils.diagnostics import GUIDELINES, REFERENCE_ROWS, STATUS_JA, guideline_ja
 from nbutils.errors import ScoringError
 from nbutils.metrics import max_drawdown, sharpe
 
+#: The Japanese font of every figure: IPAexGothic, shipped inside matplotlib-fontja's wheel.
+JAPANESE_FONT = "IPAexGothic"
+
+
+def use_japanese_font() -> str:
+    """Make matplotlib draw Japanese text with IPAexGothic (package ``matplotlib-fontja``).
+
+    Registers the font file bundled in the package (no system font needed, so it works on a fresh
+    Colab or Kaggle machine) and sets ``font.family`` to IPAexGothic with DejaVu Sans as the
+    fallback for the few symbols IPAexGothic lacks (``≥``). It changes matplotlib's global
+    settings, so pyplot figures drawn afterwards in the same kernel are Japanese-capable too.
+    Returns the family name. Called when :mod:`nbutils.plots` is imported.
+    """
+    import matplotlib
+    import matplotlib_fontja
+
+    matplotlib_fontja.japanize()  # addfont(<package>/fonts/ipaexg.ttf) + font.family
+    matplotlib.rcParams["font.family"] = [JAPANESE_FONT, "DejaVu Sans"]
+    return JAPANESE_FONT
+
+
+use_japanese_font()
+
+
+def figure_title(fig: Figure) -> str:
+    """The figure's own title: its suptitle, else its axes' titles joined by " / "."""
+    suptitle = fig.get_suptitle().strip() if hasattr(fig, "get_suptitle") else ""
+    if suptitle:
+        return suptitle
+    return " / ".join(t for ax in fig.axes if (t := ax.get_title().strip()))
+
 
 class NotebookFigure(Figure):
-    """A Figure that Jupyter shows as PNG when it is a cell's last expression or displayed.
+    """A Figure that Jupyter shows as PNG, whose PNG files carry its title.
 
     A Figure built with the object API is not known to IPython's inline backend until pyplot is
     imported; ``_repr_png_`` makes it show in any kernel (Jupyter, Colab, papermill, Kaggle).
+    Every PNG it writes (shown or saved) holds :func:`figure_title` in its ``Title`` field.
     """
+
+    def savefig(self, fname, *args, **kwargs):  # type: ignore[override]
+        fmt = kwargs.get("format")
+        if fmt is None and isinstance(fname, str | os.PathLike):
+            suffix = Path(fname).suffix.lstrip(".").lower()
+            fmt = suffix or None
+        if (fmt or matplotlib.rcParams["savefig.format"]) == "png" and "metadata" not in kwargs:
+            kwargs["metadata"] = {"Title": figure_title(self)}
+        return super().savefig(fname, *args, **kwargs)
 
     def _repr_png_(self) -> bytes:
         from io import BytesIO
@@ -36,6 +87,50 @@ class NotebookFigure(Figure):
         buffer = BytesIO()
         self.savefig(buffer, format="png", dpi=100, bbox_inches="tight")
         return buffer.getvalue()
+
+
+def _register_with_ipython() -> None:
+    """Show a NotebookFigure through its own ``_repr_png_`` (title in the PNG) in IPython.
+
+    Once pyplot is imported, IPython prints every Figure through the inline backend's own printer,
+    which writes no title; a printer registered for this subclass is found first.
+    """
+    try:
+        from IPython import get_ipython
+    except ImportError:  # pragma: no cover - IPython is a dependency of the notebooks only
+        return
+    shell = get_ipython()
+    if shell is not None and hasattr(shell, "display_formatter"):
+        png = shell.display_formatter.formatters["image/png"]
+        png.for_type(NotebookFigure, NotebookFigure._repr_png_)
+
+
+_register_with_ipython()
+
+
+def png_title(png: bytes) -> str:
+    """The ``Title`` text field of a PNG (what :class:`NotebookFigure` writes); "" if none."""
+    import struct
+    import zlib
+
+    if png[:8] != b"\x89PNG\r\n\x1a\n":
+        return ""
+    pos = 8
+    while pos + 8 <= len(png):
+        (length,) = struct.unpack(">I", png[pos : pos + 4])
+        kind = png[pos + 4 : pos + 8]
+        body = png[pos + 8 : pos + 8 + length]
+        pos += 12 + length
+        if kind == b"tEXt" and body.startswith(b"Title\x00"):
+            return body[6:].decode("latin-1")
+        if kind == b"iTXt" and body.startswith(b"Title\x00"):
+            # keyword \0 compression flag, method \0 language \0 translated keyword \0 text
+            flag = body[6]
+            rest = body[8:].split(b"\x00", 2)[2]
+            return (zlib.decompress(rest) if flag else rest).decode("utf-8")
+        if kind == b"IEND":
+            break
+    return ""
 
 
 __all__ = [
@@ -60,12 +155,13 @@ STATUS_COLORS = {
 }
 # REFERENCE_ROWS (from nbutils.diagnostics): the rows the guide calls "not very useful"
 # (あまり参考になりません); their status is "reference", drawn blue-grey, never good or bad.
-#: What each diagnostic row's number is, where its name alone could mislead.
+#: What each diagnostic row's number is, where its name alone could mislead (Japanese).
 ROW_NOTES = {
-    "Validation Sharpe": "mean / std of per-era CORR, ddof=0",
-    "Validation SD": "std of per-era CORR, ddof=0; guide: not very useful",
-    "Feature Neutral Mean": "guide: not very useful",
-    "Max Feature Exposure": "max |corr| with a feature per era, mean over eras",
+    "Validation Sharpe": "era ごとの numerai corr の平均 ÷ 標準偏差（ddof=0）",
+    "Validation SD": "era ごとの numerai corr の標準偏差（ddof=0）。チュートリアル: あまり参考にならない",
+    "Feature Neutral Mean": "チュートリアル: あまり参考にならない",
+    "Max Feature Exposure": "era ごとの特徴量との最大 |相関| の、era の平均",
+    "Max Drawdown": "チュートリアルの「-0.05以下」は、落ち込みが 0.05 以内と読む",
     "Corr + MMC Sharpe": "ddof=0",
 }
 #: The guide's advice for the neutralization proportion (2F).
@@ -97,7 +193,7 @@ def _era_ticks(ax: Axes, labels: pd.Index) -> None:
 
 
 def plot_per_era(
-    scores: pd.Series | pd.DataFrame, title: str = "Per-era score", ylabel: str = "score"
+    scores: pd.Series | pd.DataFrame, title: str = "era ごとのスコア", ylabel: str = "スコア"
 ) -> Figure:
     """Bar per era, green when positive and red when negative, with the mean as a dashed line.
 
@@ -118,7 +214,7 @@ def plot_per_era(
             color="#1f4e9c",
             linestyle="--",
             linewidth=1.4,
-            label=f"mean {mean:.4f}, Sharpe (ddof=0) {sharpe(s):.2f}",
+            label=f"平均 {mean:.4f}、Sharpe（ddof=0）{sharpe(s):.2f}",
         )
         ax.legend(loc="best", framealpha=0.9)
     _era_ticks(ax, s.index)
@@ -131,14 +227,14 @@ def plot_per_era(
 
 def plot_cumulative(
     scores_by_name: Mapping[str, pd.Series] | pd.DataFrame,
-    title: str = "Cumulative score by era",
-    ylabel: str = "cumulative score",
+    title: str = "era ごとのスコアの累積",
+    ylabel: str = "累積スコア",
 ) -> Figure:
     """One line per model: the running sum of its per-era scores (NaN eras count as 0).
 
     ``scores_by_name`` maps a name to a per-era Series (or is a DataFrame, one column per
-    model); eras are aligned on their labels in the order of the first series. The legend
-    gives each model's final sum and its max drawdown.
+    model); eras are aligned on their labels in the order of the first series. The legend,
+    below the axes, gives each model's final sum and its max drawdown.
     """
     frame = (
         scores_by_name.copy()
@@ -159,7 +255,7 @@ def plot_cumulative(
             x,
             cum,
             linewidth=1.8,
-            label=f"{name} (total {cum[-1]:.3f}, max drawdown {max_drawdown(col):.3f})",
+            label=f"{name}（合計 {cum[-1]:.3f}、最大ドローダウン {max_drawdown(col):.3f}）",
         )
     ax.axhline(0.0, color="black", linewidth=0.8)
     _era_ticks(ax, frame.index)
@@ -167,12 +263,15 @@ def plot_cumulative(
     ax.set_xlabel(frame.index.name or "era")
     ax.set_ylabel(ylabel)
     ax.grid(alpha=0.3)
-    ax.legend(loc="best", frameon=False, fontsize=9)
+    # below the axes: long Japanese labels inside would cover the curves
+    fig.legend(
+        *ax.get_legend_handles_labels(), loc="outside lower center", frameon=False, fontsize=9
+    )
     return fig
 
 
 def plot_feature_exposure(
-    exposures: pd.Series, title: str = "Feature exposure", top: int = 15
+    exposures: pd.Series, title: str = "特徴量への露出（feature exposure）", top: int = 15
 ) -> Figure:
     """Distribution of the prediction's correlation with each feature, and the largest ones.
 
@@ -190,9 +289,9 @@ def plot_feature_exposure(
     left.axvline(0.0, color="black", linewidth=0.8)
     spread = float(np.std(s.to_numpy()))
     left.yaxis.set_major_locator(MaxNLocator(integer=True))
-    left.set_title(f"Spearman corr with each feature (std, ddof=0 = exposure {spread:.4f})")
-    left.set_xlabel("correlation of prediction with feature")
-    left.set_ylabel("number of features")
+    left.set_title(f"各特徴量との Spearman 相関（標準偏差 ddof=0 = 露出 {spread:.4f}）")
+    left.set_xlabel("予測と特徴量の相関")
+    left.set_ylabel("特徴量の数")
     largest = s.reindex(s.abs().sort_values(ascending=False).index[:top])[::-1]
     right.barh(
         np.arange(len(largest)),
@@ -202,15 +301,15 @@ def plot_feature_exposure(
     right.set_yticks(np.arange(len(largest)))
     right.set_yticklabels([str(i) for i in largest.index], fontsize=8)
     right.axvline(0.0, color="black", linewidth=0.8)
-    right.set_title(f"Largest {len(largest)} by |correlation|")
-    right.set_xlabel("correlation")
-    right.set_ylabel("feature")
+    right.set_title(f"|相関| の大きい {len(largest)} 個")
+    right.set_xlabel("相関")
+    right.set_ylabel("特徴量")
     fig.suptitle(title)
     return fig
 
 
 def plot_neutralization_tradeoff(
-    table: pd.DataFrame, title: str = "Neutralization trade-off"
+    table: pd.DataFrame, title: str = "中和の度合いとスコアのトレードオフ"
 ) -> Figure:
     """Mean, Sharpe and max feature exposure of the per-era score against the proportion.
 
@@ -229,15 +328,17 @@ def plot_neutralization_tradeoff(
     fig = NotebookFigure(figsize=(12, 3.8), layout="constrained")
     axes = fig.subplots(1, 3)
     panels = [
-        ("corr_mean", "Mean of per-era CORR", "mean CORR", "#1f4e9c"),
-        ("corr_sharpe", "Sharpe of per-era CORR", "Sharpe (ddof=0)", "#7b3294"),
-        ("max_feature_exposure", "Max feature exposure", "mean over eras of max |corr|", "#d1423f"),
+        ("corr_mean", "era ごとの CORR の平均", "CORR の平均", "#1f4e9c"),
+        ("corr_sharpe", "era ごとの CORR の Sharpe", "Sharpe（ddof=0）", "#7b3294"),
+        ("max_feature_exposure", "特徴量への最大露出", "era ごとの最大 |相関| の平均", "#d1423f"),
     ]
     for ax, (col, sub, ylabel, color) in zip(axes, panels, strict=True):
         ax.plot(x, table[col].to_numpy(dtype=float), marker="o", color=color, linewidth=1.8)
-        ax.axvspan(*GUIDE_PROPORTION_BAND, color=NEUTRAL, alpha=0.3, label="guide: 0.3-0.5")
+        ax.axvspan(
+            *GUIDE_PROPORTION_BAND, color=NEUTRAL, alpha=0.3, label="チュートリアルの助言 0.3〜0.5"
+        )
         ax.set_title(sub)
-        ax.set_xlabel("neutralization proportion")
+        ax.set_xlabel("中和の割合（proportion）")
         ax.set_ylabel(ylabel)
         ax.grid(alpha=0.3)
     axes[0].legend(loc="best", frameon=False, fontsize=8)
@@ -245,18 +346,32 @@ def plot_neutralization_tradeoff(
     return fig
 
 
+def _wrap(text: str, width: int = 34) -> str:
+    """Break a Japanese guideline before its parenthesis and after "。" when a line is long
+    (Japanese has no spaces to break at)."""
+    lines: list[str] = []
+    for part in text.replace("（", "\n（").replace("。", "。\n").splitlines():
+        if lines and len(lines[-1]) + len(part) <= width:
+            lines[-1] += part
+        else:
+            lines.append(part)
+    return "\n".join(lines)
+
+
 def _format_value(value: float) -> str:
     return "NaN" if not np.isfinite(value) else f"{value:.4f}"
 
 
-def plot_diagnostics(diag_table: pd.DataFrame, title: str = "Model diagnostics") -> Figure:
+def plot_diagnostics(diag_table: pd.DataFrame, title: str = "モデル診断") -> Figure:
     """Dashboard of the section-3 table: one row per diagnostic, coloured by its status.
 
     ``diag_table`` is :func:`nbutils.diagnostics.diagnostics`'s output (columns value, guideline,
-    status). Green = good (meets the guideline), amber = fair, red = bad, grey = not computed.
-    The rows the guide calls not very useful (:data:`REFERENCE_ROWS`) are drawn as "reference"
-    (blue-grey) whatever their status; :data:`ROW_NOTES` says under a row's name what its number
-    is (ddof, the per-era max exposure). The guide calls its guidelines only an example.
+    status). Green = good (meets the guideline), amber = fair, red = bad, grey = not computed;
+    the words drawn are Japanese (:data:`nbutils.diagnostics.STATUS_JA`) and so is each
+    guideline (:func:`nbutils.diagnostics.guideline_ja`). The rows the guide calls not very
+    useful (:data:`REFERENCE_ROWS`) are drawn as "reference" (blue-grey) whatever their status;
+    :data:`ROW_NOTES` says under a row's name what its number is (ddof, the per-era max
+    exposure). The guide calls its guidelines only an example.
     """
     missing = [c for c in ("value", "guideline", "status") if c not in diag_table.columns]
     if missing:
@@ -274,7 +389,14 @@ def plot_diagnostics(diag_table: pd.DataFrame, title: str = "Model diagnostics")
             status = "reference"
         color = STATUS_COLORS.get(status, NEUTRAL)
         ax.add_patch(Rectangle((0.0, y - 0.42), 0.13, 0.84, color=color))
-        ax.text(0.065, y, status, ha="center", va="center", color="white", fontweight="bold")
+        ax.text(
+            0.065,
+            y,
+            STATUS_JA.get(status, status),
+            ha="center",
+            va="center",
+            color="white",
+        )
         note = ROW_NOTES.get(str(name))
         ax.text(0.15, y + (0.13 if note else 0.0), str(name), va="center", fontsize=10)
         if note:
@@ -290,25 +412,29 @@ def plot_diagnostics(diag_table: pd.DataFrame, title: str = "Model diagnostics")
         ax.text(
             0.63,
             y,
-            str(diag_table.loc[name, "guideline"]),
+            _wrap(
+                guideline_ja(str(name))
+                if name in GUIDELINES
+                else str(diag_table.loc[name, "guideline"])
+            ),
             va="center",
-            fontsize=8.5,
+            fontsize=8,
             color="#444444",
         )
     ax.set_xlim(0, 1)
     ax.set_ylim(-0.6, n - 0.4)
     ax.set_yticks([])
     ax.set_xticks([0.065, 0.15, 0.50, 0.63])
-    ax.set_xticklabels(["status", "diagnostic", "value", "guideline"], fontsize=9)
+    ax.set_xticklabels(["判定", "診断項目", "値", "目安"], fontsize=9)
     ax.xaxis.tick_top()
     for side in ("left", "right", "bottom"):
         ax.spines[side].set_visible(False)
     ax.set_xlabel(
-        "green = good, amber = fair, red = bad, blue-grey = reference only, grey = not computed."
-        " The guide: these guidelines are only an example.",
+        "緑 = 良い、黄 = まずまず、赤 = 悪い、青灰 = 参考（判定しない）、灰 = 計算なし。"
+        "チュートリアル: この目安はあくまでも一例です。",
         fontsize=8,
     )
-    ax.set_ylabel("diagnostic")
+    ax.set_ylabel("診断項目")
     shown = [
         "reference" if r in REFERENCE_ROWS and str(s) != "n/a" else str(s)
         for r, s in zip(rows, diag_table["status"], strict=True)
@@ -316,7 +442,7 @@ def plot_diagnostics(diag_table: pd.DataFrame, title: str = "Model diagnostics")
     counts = pd.Series(shown).value_counts()
     ax.legend(
         handles=[
-            Patch(color=STATUS_COLORS[s], label=f"{s}: {counts.get(s, 0)}")
+            Patch(color=STATUS_COLORS[s], label=f"{STATUS_JA[s]}: {counts.get(s, 0)}")
             for s in ("good", "fair", "bad", "reference", "n/a")
         ],
         loc="upper center",

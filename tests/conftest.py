@@ -44,3 +44,17 @@ def tiny_legacy_dir(tmp_path_factory):
     return make_synthetic_dataset(
         tmp_path_factory.mktemp("tiny_legacy"), layout="legacy", seed=0, **TINY_SIZES
     )
+
+
+@pytest.fixture(scope="session")
+def default_chain(tmp_path_factory):
+    """The chain on the default synthetic data (sizes and trees as `make run`): ``(run_dir,
+    RunResult)``. Session-scoped, so that test_chain.py and test_learner_reading.py share one
+    run. Read-only."""
+    from nbutils.run.pipeline import run_pipeline
+
+    root = tmp_path_factory.mktemp("chain-default")
+    result = run_pipeline(
+        root / "run", {"data_dir": str(root / "data")}, progress=False, log=lambda *_: None
+    )
+    return root / "run", result

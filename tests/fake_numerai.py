@@ -6,6 +6,9 @@ Tests point numerapi at it with ``monkeypatch.setattr(numerapi.base_api, "API_TO
 server.url)``. Nothing here leaves the machine.
 
 Built-in GraphQL fields: ``listDatasets``, ``dataset`` (a URL on this server), ``rounds``.
+:meth:`FakeNumerai.serve_dataset` offers a synthetic v5 dataset under Numerai's names
+(``v5.3/train.parquet``, ``v5.3/live_benchmark_models.parquet``, ...), every file Numerai lists
+for a version, so ``data_source="numerai"`` runs against it the same code as against Numerai.
 Register more with ``server.graphql["fieldName"] = handler`` where
 ``handler(variables, headers) -> data`` and raises :class:`GraphQLError` for an error answer.
 
@@ -33,6 +36,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import os
 import re
 import threading
 import uuid
@@ -40,6 +44,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 _FIELD = re.compile(r"\{\s*(\w+)")
@@ -114,6 +119,21 @@ class FakeNumerai:
         if name not in self.files:
             raise GraphQLError(f"dataset {name} not found")
         return self.file_url(name)
+
+    def serve_dataset(self, directory: str | os.PathLike, version: str | None = None) -> list[str]:
+        """Offer every file of a synthetic v5 dataset directory as ``<version>/<name>``.
+
+        ``version`` defaults to the directory's name (``v5.3``). Hidden files (the generator's
+        marker) are not offered, as Numerai lists none. Returns the names now listed.
+        """
+        root = Path(directory)
+        version = version or root.name
+        names = []
+        for path in sorted(root.iterdir()):
+            if path.is_file() and not path.name.startswith("."):
+                self.files[f"{version}/{path.name}"] = path.read_bytes()
+                names.append(f"{version}/{path.name}")
+        return names
 
     def graphql_requests(self, field: str) -> list[dict[str, Any]]:
         """The recorded GraphQL posts whose first field is ``field``."""

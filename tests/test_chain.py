@@ -124,6 +124,23 @@ def test_metrics_and_per_era_scores_are_consistent(chain_run):
     assert per_era["numerai_corr"].mean() == pytest.approx(metrics["numerai_corr_mean"], abs=1e-12)
 
 
+def test_validation_scores_leave_out_the_embargo_eras(chain_run):
+    """04 and 06 score without the 4 eras after the last training era (20-day target)."""
+    from nbutils.eras import era_number
+
+    _, root, _ = chain_run
+    run = root / "run"
+    metrics = json.loads((run / "metrics.json").read_text())["validation"]
+    assert metrics["embargo_eras"] == 4
+    assert json.loads((run / "neutralization_lesson.json").read_text())["embargo_eras"] == 4
+    info = json.loads((run / "data.json").read_text())
+    data = load_data(info["dataset_dir"])
+    last = max(era_number(e) for e in data.train["era"].unique())
+    scored = {era_number(e) for e in pd.read_csv(run / "per_era.csv", dtype={"era": str})["era"]}
+    with_target = data.validation.loc[data.validation["target"].notna(), "era"].unique()
+    assert scored == {e for e in map(era_number, with_target) if not 0 < e - last <= 4}
+
+
 def test_no_secret_reaches_any_file_of_the_run(chain_run):
     _, root, _ = chain_run
     for path in (root / "run").rglob("*"):
@@ -233,20 +250,15 @@ def test_rerunning_04_after_01_changed_the_data_is_refused(chain_run, tmp_path):
         )
 
 
-@pytest.fixture(scope="module")
-def default_chain(tmp_path_factory):
-    """The chain on the default synthetic data (sizes and trees as `make run`)."""
-    root = tmp_path_factory.mktemp("chain-default")
-    result = run_pipeline(
-        root / "run", {"data_dir": str(root / "data")}, progress=False, log=lambda *_: None
-    )
-    return root / "run", result
+# default_chain (the chain as `make run` runs it) is in tests/conftest.py: shared by
+# tests/test_learner_reading.py.
 
 
 def test_default_data_teaches_the_guides_neutralization_lesson(default_chain):
     """Issue 9: neutralization (the guide's recipe, and features per era) gives up a little mean
-    for a higher Sharpe, a max drawdown closer to 0 and a lower feature exposure; the
-    diagnostics before it show a mix of statuses; the group stats of 02 help a quick model."""
+    for a lower feature exposure, and against the features per era for a higher Sharpe and a max
+    drawdown closer to 0 (issue 16); the diagnostics before it show a mix of statuses; the group
+    stats of 02 help a quick model."""
     import nbformat
 
     run, _ = default_chain
@@ -255,16 +267,24 @@ def test_default_data_teaches_the_guides_neutralization_lesson(default_chain):
     for name in ("chosen", "today"):  # chosen: the guide's recipe (06's defaults)
         after = lesson[name]
         assert 0.6 * before["mean"] < after["mean"] < before["mean"], name
-        assert after["sharpe (ddof=0)"] > before["sharpe (ddof=0)"], name
-        assert before["max drawdown"] < after["max drawdown"] <= 0, name
         assert after["feature exposure"] < before["feature exposure"], name
         assert after["max feature exposure"] < before["max feature exposure"], name
+    # Against every feature, era by era, half of the linear part: a higher Sharpe and a smaller
+    # drawdown. (The guide's recipe, 30 % of the example predictions' direction, is not asserted
+    # to raise Sharpe: with a correlation with the example predictions in the real 0.5-0.8, the
+    # example model shares the model's stable signal; 06 prints what it does. Issue 16.)
+    today = lesson["today"]
+    assert today["sharpe (ddof=0)"] > before["sharpe (ddof=0)"]
+    assert before["max drawdown"] < today["max drawdown"] <= 0
     diag = pd.read_csv(run / "diagnostics.csv").set_index("metric")
-    assert {"good", "bad"} <= set(diag["before_status"]), diag["before_status"]
-    assert len(set(diag["before_status"])) >= 3
+    # a mix: some rows good, some not (fair or bad; which ones depends on where in the real
+    # ranges the data falls, issue 16), and the rows the guide does not judge
+    statuses = set(diag["before_status"])
+    assert "good" in statuses and statuses & {"fair", "bad"}, diag["before_status"]
+    assert len(statuses) >= 3
     nb02 = nbformat.read(run / "02_feature_engineering.ipynb", as_version=4)
     printed = "".join(out.get("text", "") for cell in nb02.cells for out in cell.get("outputs", []))
-    assert "they help" in printed
+    assert "役に立っています" in printed
 
 
 def test_each_lesson_check_ran_in_the_default_chain(default_chain):
@@ -285,20 +305,21 @@ def test_each_lesson_check_ran_in_the_default_chain(default_chain):
             "チュートリアルのファイルと一致（tournament ファイルと同じ順番: True）",
         ],
         "02_feature_engineering.ipynb": [
-            "group statistics agree with add_group_stats",
-            "reset_index + concat: every row keeps its own products",
-            "without reset_index",
+            "チュートリアルの計算と add_group_stats が一致しました",
+            "reset_index してから concat: どの行も自分の積の値を持ちます",
+            "reset_index なしの concat は",
         ],
         "04_evaluation.ipynb": [
-            "the tutorial's evaluate and nbutils agree",
-            "feature exposure (std of Spearman, ddof=0)",
-            "numerai corr by hand",
-            "max drawdown:",
+            "チュートリアルの evaluate と nbutils の evaluate は同じ数字です",
+            "Feature Exposure（Spearman 相関の標準偏差、ddof=0）",
+            "手計算の numerai corr",
+            "最大ドローダウン:",
+            "ddof=0 にする: × √(",
         ],
         "06_neutralization.ipynb": [
-            "the tutorial's neutralization (example predictions, 0.3, one block)",
-            "lstsq by hand = neutralize(era_col='era')",
-            "measured against: the meta model",
+            "チュートリアルの中和（サンプルモデル、0.3、全体を 1 かたまり）",
+            "lstsq の手計算 = neutralize(era_col='era')",
+            "MMC と Corr + MMC Sharpe の相手: メタモデル",
         ],
         "09_validation.ipynb": [
             "自分で書いた分け方 = walk_forward_splits",
@@ -315,6 +336,50 @@ def test_each_lesson_check_ran_in_the_default_chain(default_chain):
         )
         for line in lines:
             assert line in printed, (name, line)
+
+
+def _embargoed_validation(run):
+    """The run's validation rows with a target and its predictions, without the 4 eras after the
+    last training era (the embargo of the 20-day main target)."""
+    from nbutils.eras import drop_embargo, embargo_eras
+    from nbutils.run.artifacts import load_predictions, load_run_data
+
+    data, _ = load_run_data(run)
+    predictions = load_predictions(run)
+    valid = data.validation[["era", "target", *data.features]].join(
+        predictions["prediction"], how="inner"
+    )
+    valid = valid[valid["target"].notna()]
+    last_train_era = data.train["era"].iloc[-1]
+    return data, drop_embargo(valid, last_train_era, embargo_eras("target"))
+
+
+def test_default_data_is_in_the_real_ranges(default_chain):
+    """Issue 16: on the default synthetic data the default model scores like a first model on
+    Numerai's real data (docs/data.md, "Today's release": hello_numerai prints CORR 0.013 and MMC
+    0.005; the guide's healthy correlation with the example predictions is 0.5-0.8), and 06's
+    sweep shows the guide's trade-off: partial neutralization raises Sharpe, full
+    neutralization costs a clear part of the mean."""
+    from nbutils.diagnostics import neutralization_sweep
+
+    run, _ = default_chain
+    metrics = json.loads((run / "metrics.json").read_text())["validation"]
+    assert 0.01 <= metrics["numerai_corr_mean"] <= 0.03, metrics["numerai_corr_mean"]
+    assert 0.002 <= metrics["mmc_mean"] <= 0.01, metrics["mmc_mean"]
+    assert 0.5 <= metrics["corr_with_example_preds"] <= 0.8, metrics["corr_with_example_preds"]
+    diag = pd.read_csv(run / "diagnostics.csv").set_index("metric")["before"]
+    assert 0.01 <= diag["Validation Mean"] <= 0.03
+    assert 0.002 <= diag["MMC Mean"] <= 0.01
+    assert 0.5 <= diag["Corr with Example Preds"] <= 0.8
+    data, valid = _embargoed_validation(run)
+    sweep = neutralization_sweep(
+        valid, "prediction", data.features, proportions=[0.0, 0.25, 0.5, 1.0], era_col="era"
+    )
+    assert 0.01 <= sweep.loc[0.0, "corr_mean"] <= 0.03  # the embargoed score is in range too
+    best_partial = sweep.loc[[0.25, 0.5], "corr_sharpe"].max()
+    assert best_partial > sweep.loc[0.0, "corr_sharpe"], sweep
+    assert best_partial > sweep.loc[1.0, "corr_sharpe"], sweep
+    assert sweep.loc[1.0, "corr_mean"] < 0.85 * sweep.loc[0.0, "corr_mean"], sweep
 
 
 def test_training_shows_one_progress_line_and_nothing_on_stderr(default_chain):

@@ -18,13 +18,18 @@ from numerai_tools.scoring import neutralize, numerai_corr
 
 from nbutils.data import (
     AUX_TARGETS,
+    EXAMPLE_BENCHMARK,
     GROUPS,
     MANIFEST_NAME,
     META_MODEL_COL,
+    NAMED_TARGETS,
     TINY_SIZES,
+    V5_CSV_FILES,
     V5_FILES,
+    V5_VERSIONS,
     NumeraiData,
     SyntheticModel,
+    benchmark_columns,
     find_dataset,
     legacy_feature_sets,
     load_data,
@@ -61,7 +66,7 @@ def legacy(tiny_legacy_dir) -> NumeraiData:
 
 @pytest.fixture
 def v5_copy(tiny_v5_dir, tmp_path):
-    return shutil.copytree(tiny_v5_dir, tmp_path / "v5.2")
+    return shutil.copytree(tiny_v5_dir, tmp_path / tiny_v5_dir.name)
 
 
 @pytest.fixture
@@ -74,26 +79,106 @@ def legacy_copy(tiny_legacy_dir, tmp_path):
 # --------------------------------------------------------------------------------------------
 
 
+#: The files Numerai lists for v5.2 and v5.3 (hello_numerai's listing; docs/data.md).
+REAL_V5_NAMES = [
+    "features.json",
+    "live.parquet",
+    "live_benchmark_models.parquet",
+    "live_example_preds.csv",
+    "live_example_preds.parquet",
+    "meta_model.parquet",
+    "train.parquet",
+    "train_benchmark_models.parquet",
+    "validation.parquet",
+    "validation_benchmark_models.parquet",
+    "validation_example_preds.csv",
+    "validation_example_preds.parquet",
+]
+
+
 def test_v5_files_and_names(tiny_v5_dir):
-    assert tiny_v5_dir.name == "v5.2"
-    assert _visible(tiny_v5_dir) == sorted(V5_FILES.values())
+    assert tiny_v5_dir.name == "v5.3" == V5_VERSIONS[0]
+    assert _visible(tiny_v5_dir) == REAL_V5_NAMES
+    assert sorted([*V5_FILES.values(), *V5_CSV_FILES.values()]) == REAL_V5_NAMES
     meta = read_json(tiny_v5_dir / "features.json")
+    assert set(meta) == {"feature_sets", "targets"}
     sets = meta["feature_sets"]
-    assert {"small", "medium", "all", *GROUPS} <= set(sets)
-    assert meta["targets"] == ["target", *AUX_TARGETS]
+    assert {"small", "medium", "all", *GROUPS, "quantum"} <= set(sets)
+    assert {"v2_equivalent_features", "v3_equivalent_features", "fncv3_features"} <= set(sets)
+    assert meta["targets"] == [*NAMED_TARGETS, "target"]
     assert all(t.endswith(("_20", "_60")) for t in AUX_TARGETS)
+    assert "target_ender_20" in NAMED_TARGETS and "target_ender_20" not in AUX_TARGETS
     # the groups partition "all"; names do not reveal the group
     members = [f for g in GROUPS for f in sets[g]]
     assert sorted(members) == sorted(sets["all"]) and len(set(members)) == len(members)
     assert not any(g in f for g in GROUPS for f in sets["all"])
     assert set(sets["small"]) < set(sets["medium"]) < set(sets["all"])
+    for key, members in sets.items():
+        assert set(members) <= set(sets["all"]) and members, key
     train = pd.read_parquet(tiny_v5_dir / "train.parquet")
     assert train.index.name == "id"
     assert list(train.columns[:2]) == ["era", "data_type"]
-    assert list(train.columns[2:-3]) == sets["all"]
+    assert list(train.columns[2 : 2 + len(sets["all"])]) == sets["all"]
+    assert list(train.columns[2 + len(sets["all"]) :]) == ["target", *NAMED_TARGETS]
     assert (train[sets["all"]].dtypes == np.int8).all()
+    assert (train[["target", *NAMED_TARGETS]].dtypes == np.float32).all()
+    # target is an alias of target_ender_20 (Numerai's target_ensemble notebook asserts it)
+    assert train["target"].equals(train["target_ender_20"])
     meta_model = pd.read_parquet(tiny_v5_dir / "meta_model.parquet")
-    assert META_MODEL_COL in meta_model.columns
+    assert list(meta_model.columns) == ["era", "data_type", META_MODEL_COL]
+    assert meta_model.index.name == "id"
+    for split in ("train", "validation", "live"):
+        bench = pd.read_parquet(tiny_v5_dir / f"{split}_benchmark_models.parquet")
+        assert bench.index.name == "id"
+        assert list(bench.columns) == ["era", *benchmark_columns("v5.3")]
+        assert "v53_lgbm_ender20" in bench.columns and "prediction" not in bench.columns
+    example = pd.read_csv(tiny_v5_dir / "live_example_preds.csv", dtype={"id": str})
+    assert list(example.columns) == ["id", "prediction"]
+    parquet = pd.read_parquet(tiny_v5_dir / "live_example_preds.parquet")
+    assert example["id"].tolist() == parquet.index.tolist()
+    np.testing.assert_allclose(example["prediction"], parquet["prediction"], rtol=1e-6)
+
+
+def test_v52_is_the_release_before_without_the_quantum_features(tmp_path, tiny_v5_dir):
+    out = make_synthetic_dataset(tmp_path, version="v5.2", **TINY_SIZES)
+    assert out.name == "v5.2" == V5_VERSIONS[1]
+    assert _visible(out) == REAL_V5_NAMES
+    old, new = load_data(out), load_data(tiny_v5_dir)
+    quantum = read_json(tiny_v5_dir / "features.json")["feature_sets"]["quantum"]
+    assert "quantum" not in old.feature_sets
+    assert old.features == [f for f in new.features if f not in quantum]
+    pd.testing.assert_frame_equal(old.train[old.features], new.train[old.features])
+    assert list(old.benchmark_models["live"].columns) == ["era", *benchmark_columns("v5.2")]
+    assert "v52_lgbm_ender20" in old.benchmark_models["live"]
+    assert benchmark_columns("v5.0")[0] == "v5_lgbm_cyrusd20"
+
+
+def test_benchmark_models_and_example_predictions(v5, tiny_v5_dir):
+    """The example predictions are the ct_blend benchmark column, exactly; the benchmark files
+    cover validation (with its test rows) and live whole, and train from a walk-forward start."""
+    for split in ("validation", "live"):
+        bench = v5.benchmark_models[split]
+        frame = getattr(v5, split)
+        assert bench.index.equals(frame.index)
+        assert bench["era"].equals(frame["era"])
+        assert bench[EXAMPLE_BENCHMARK].equals(v5.example_predictions.loc[frame.index])
+        assert (bench.drop(columns="era").dtypes == np.float64).all()
+        values = bench.drop(columns="era").to_numpy()
+        assert np.isfinite(values).all() and ((values > 0) & (values < 1)).all()
+    train_bench = v5.benchmark_models["train"]
+    t = TINY_SIZES["n_train_eras"]
+    assert natural_sorted(train_bench["era"].unique()) == [
+        f"{e:04d}" for e in range(t // 2 + 1, t + 1)
+    ]
+    assert train_bench.index.isin(v5.train.index).all()
+    # the ender20 model is fitted to target and scores positively on validation
+    scored = v5.validation[v5.validation["target"].notna()]
+    cols = ["v53_lgbm_ender20", EXAMPLE_BENCHMARK]
+    frame = scored[["era", "target"]].join(v5.benchmark_models["validation"][cols])
+    per_era = frame.groupby("era")[[*cols, "target"]].apply(
+        lambda d: numerai_corr(d[cols], d["target"])
+    )
+    assert (per_era.mean() > 0).all(), per_era.mean()
 
 
 def test_legacy_files_and_names(tiny_legacy_dir):
@@ -123,16 +208,26 @@ def test_legacy_files_and_names(tiny_legacy_dir):
     assert example["id"].tolist() == tournament["id"].tolist()
 
 
-def test_eras_gap_and_labels(v5, legacy):
+def test_eras_no_gap_and_labels(v5, legacy):
+    """Validation starts right after train (Numerai's v5 files have no gap); the test eras
+    (no targets) follow validation in validation.parquet, then the live era."""
     t, v = TINY_SIZES["n_train_eras"], TINY_SIZES["n_validation_eras"]
+    s = TINY_SIZES["n_test_eras"]
     assert natural_sorted(v5.train["era"].unique()) == [f"{e:04d}" for e in range(1, t + 1)]
     assert natural_sorted(v5.validation["era"].unique()) == [
-        f"{e:04d}" for e in range(t + 5, t + 5 + v)
+        f"{e:04d}" for e in range(t + 1, t + 1 + v + s)
     ]
-    assert v5.live["era"].unique().tolist() == [f"{t + 5 + v:04d}"]
+    scored = v5.validation[v5.validation["data_type"] == "validation"]
+    test = v5.validation[v5.validation["data_type"] == "test"]
+    assert natural_sorted(scored["era"].unique())[0] == f"{t + 1:04d}"
+    assert natural_sorted(test["era"].unique()) == [
+        f"{e:04d}" for e in range(t + 1 + v, t + 1 + v + s)
+    ]
+    assert test[v5.targets].isna().all().all() and scored[v5.targets].notna().all().all()
+    assert v5.live["era"].unique().tolist() == [f"{t + 1 + v + s:04d}"]
     assert natural_sorted(legacy.train["era"].unique()) == [f"era{e}" for e in range(1, t + 1)]
     assert natural_sorted(legacy.validation["era"].unique()) == [
-        f"era{e}" for e in range(t + 5, t + 5 + v)
+        f"era{e}" for e in range(t + 1, t + 1 + v)
     ]
     live_eras = set(legacy.live["era"])
     assert "eraX" in live_eras and len(live_eras) == TINY_SIZES["n_test_eras"] + 1
@@ -161,7 +256,7 @@ def test_generation_is_atomic(tmp_path, monkeypatch):
     monkeypatch.setattr(write_module, "_v5_split_tables", broken)
     with pytest.raises(RuntimeError, match="disk full"):
         make_synthetic_dataset(tmp_path, **TINY_SIZES)
-    (out,) = tmp_path.glob("*/v5.2")
+    (out,) = tmp_path.glob("*/v5.3")
     assert list(out.iterdir()) == []
 
 
@@ -181,32 +276,36 @@ def test_v5_round_trip(v5, tiny_v5_dir, split):
     assert (frame[v5.features].dtypes == np.int8).all()
     np.testing.assert_array_equal(frame[v5.features].to_numpy(), reference[v5.features].to_numpy())
     assert frame["era"].tolist() == reference["era"].tolist()
-    assert set(frame["data_type"]) == {split}
+    # validation.parquet also holds the test eras (no targets yet), as Numerai's file does
+    assert set(frame["data_type"]) == ({"validation", "test"} if split == "validation" else {split})
     for target in v5.targets:
         assert frame[target].dtype == np.float64
         np.testing.assert_array_equal(frame[target].to_numpy(), reference[target].to_numpy())
     assert frame["target"].isna().all() == (split == "live")
+    assert frame["target"].isna().equals(frame["data_type"] != "train") or split != "train"
 
 
 def test_v5_metadata(v5, tiny_v5_dir):
     meta = read_json(tiny_v5_dir / "features.json")
-    assert v5.layout == "v5" and v5.version == "v5.2" and v5.round is None
+    assert v5.layout == "v5" and v5.version == "v5.3" and v5.round is None
     assert v5.features == meta["feature_sets"]["all"]
-    assert v5.targets == ["target", *AUX_TARGETS]
+    assert v5.targets == ["target", *NAMED_TARGETS]
     assert v5.feature_groups == {g: meta["feature_sets"][g] for g in GROUPS}
     assert v5.feature_sets == meta["feature_sets"]
     assert v5.data_dir == tiny_v5_dir
     assert set(v5.files) == set(V5_FILES)
+    assert set(v5.benchmark_models) == {"train", "validation", "live"}
     example = pd.concat(
         [
             pd.read_parquet(tiny_v5_dir / "validation_example_preds.parquet")["prediction"],
             pd.read_parquet(tiny_v5_dir / "live_example_preds.parquet")["prediction"],
         ]
-    )
+    ).astype(np.float64)  # stored as float32, like the benchmark column it equals
     pd.testing.assert_series_equal(v5.example_predictions, example, check_index_type=False)
     assert v5.example_predictions.index.tolist() == [*v5.validation.index, *v5.live.index]
     assert v5.example_predictions.between(0, 1).all()
-    assert v5.meta_model.index.tolist() == v5.validation.index.tolist()
+    scored = v5.validation[v5.validation["data_type"] == "validation"]
+    assert v5.meta_model.index.tolist() == scored.index.tolist()  # validation eras only
     assert v5.meta_model.name == META_MODEL_COL
 
 
@@ -247,7 +346,8 @@ def test_both_layouts_hold_the_same_data(v5, legacy):
     """Feature k of group g is ``feature_<g><k>`` in legacy and ``feature_sets[g][k-1]`` in v5."""
     assert v5.train.index.tolist() == legacy.train.index.tolist()
     np.testing.assert_array_equal(v5.train["target"], legacy.train["target"])
-    assert set(v5.validation.index) == set(legacy.validation.index)
+    legacy_test = legacy.live[legacy.live["data_type"] == "test"]
+    assert set(v5.validation.index) == set(legacy.validation.index) | set(legacy_test.index)
     for group in GROUPS:
         for k, name in enumerate(v5.feature_groups[group], start=1):
             np.testing.assert_array_equal(
@@ -366,7 +466,9 @@ def test_target_distribution(v5):
             assert counts.sum() == len(era)
             assert np.abs(counts - expected * len(era)).max() <= 1
     assert v5.live[v5.targets].isna().all().all()
-    assert v5.validation[v5.targets].notna().all().all()
+    scored = v5.validation["data_type"] == "validation"
+    assert v5.validation.loc[scored, v5.targets].notna().all().all()
+    assert v5.validation.loc[~scored, v5.targets].isna().all().all()
 
 
 MEDIUM = {
@@ -396,7 +498,7 @@ def medium_scored(medium) -> pd.DataFrame:
         verbose=-1,
     )
     model.fit(medium.train[medium.features], medium.train["target"])
-    valid = medium.validation.copy()
+    valid = medium.validation[medium.validation["data_type"] == "validation"].copy()
     valid["lgbm"] = model.predict(valid[medium.features])
     valid["lgbm"] = valid.groupby("era")["lgbm"].rank(pct=True)
     valid["neutral"] = valid.groupby("era", group_keys=False).apply(
@@ -421,7 +523,8 @@ def test_ridge_finds_signal(medium):
     from sklearn.linear_model import Ridge
 
     model = Ridge(alpha=1.0).fit(medium.train[medium.features], medium.train["target"])
-    valid = medium.validation.assign(ridge=model.predict(medium.validation[medium.features]))
+    scored = medium.validation[medium.validation["target"].notna()]
+    valid = scored.assign(ridge=model.predict(scored[medium.features]))
     assert _per_era(valid, "ridge").mean() > 0.01
 
 
@@ -439,10 +542,14 @@ def test_example_predictions_and_meta_model(medium_scored):
     assert _per_era(medium_scored, "meta").mean() > 0
 
 
-def test_auxiliary_targets_correlate(medium):
+def test_auxiliary_targets_correlate_as_in_the_real_data(medium):
+    """Numerai's target_ensemble prints, for v5: other 20-day targets 0.66-0.80 with the main
+    target, 60-day targets 0.36-0.46 (docs/data.md); the synthetic ones fall near those ranges."""
     corr = medium.train[medium.targets].corr()["target"]
-    assert 0.3 < corr[AUX_TARGETS[0]] < 0.9
-    assert 0.1 < corr[AUX_TARGETS[1]] < corr[AUX_TARGETS[0]]
+    assert corr["target_ender_20"] == 1.0
+    for name in AUX_TARGETS:
+        low, high = (0.6, 0.85) if name.endswith("_20") else (0.3, 0.55)
+        assert low < corr[name] < high, (name, corr[name])
 
 
 def _flipping_features(data: NumeraiData) -> list[str]:
@@ -624,7 +731,8 @@ def test_bad_dtype(tiny_v5_dir, dtype):
         ({"rows_per_era": 3}, "rows_per_era=3 is invalid"),
         ({"n_features": 2.5}, "n_features=2.5 is invalid"),
         ({"n_train_eras": True}, "n_train_eras=True is invalid"),
-        ({"version": "latest"}, "not like"),
+        ({"version": "latest"}, "not a v5 release"),
+        ({"version": "v5.1"}, "not a v5 release"),
         ({"seed": -1}, "seed=-1 is invalid"),
         ({"seed": "0"}, "seed='0' is invalid"),
     ],

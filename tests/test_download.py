@@ -6,6 +6,7 @@ import hashlib
 import socket
 import time
 
+import numerapi
 import numerapi.base_api
 import pandas as pd
 import pytest
@@ -13,9 +14,14 @@ import pytest
 from nbutils.data import (
     LIVE_FILES,
     MANIFEST_NAME,
+    ON_REQUEST_FILES,
+    TINY_SIZES,
+    V5_CSV_FILES,
+    V5_DOWNLOAD_FILES,
     V5_FILES,
     download_numerai_data,
     load_data,
+    make_synthetic_dataset,
 )
 from nbutils.errors import DownloadError
 from nbutils.util import read_json
@@ -47,9 +53,11 @@ def _names(directory) -> list[str]:
 def test_latest_is_newest_v5_with_train_and_files_are_exact(served, tmp_path):
     out = download_numerai_data(tmp_path, **FAST)
     assert out == tmp_path / "v5.2"
-    for name, data in served.content.items():
-        assert (out / name).read_bytes() == data
-    assert sorted(_names(out)) == sorted([*served.content, MANIFEST_NAME])
+    for name in V5_DOWNLOAD_FILES:
+        assert (out / name).read_bytes() == served.content[name]
+    # the train benchmark models (hundreds of MB on Numerai) only when asked for
+    assert sorted(_names(out)) == sorted([*V5_DOWNLOAD_FILES, MANIFEST_NAME])
+    assert set(served.content) - set(V5_DOWNLOAD_FILES) == set(ON_REQUEST_FILES)
     manifest = read_json(out / MANIFEST_NAME)
     assert manifest["round"] == served.round_number
     assert manifest["files"]["live.parquet"]["bytes"] == len(served.content["live.parquet"])
@@ -73,12 +81,12 @@ def test_explicit_version_and_file_subset(served, tmp_path):
 def test_complete_files_are_skipped(served, tmp_path, capsys):
     download_numerai_data(tmp_path, **FAST)
     first = len(_file_gets(served))
-    assert first == len(V5_FILES)
+    assert first == len(V5_DOWNLOAD_FILES)
     capsys.readouterr()
     download_numerai_data(tmp_path, **FAST)
     assert len(_file_gets(served)) == first  # nothing fetched again
     out = capsys.readouterr().out
-    assert out.count("already have the newest data") == len(V5_FILES)
+    assert out.count("already have the newest data") == len(V5_DOWNLOAD_FILES)
 
 
 def test_a_damaged_local_file_is_fetched_again(served, tmp_path):
@@ -255,8 +263,9 @@ def test_corrupted_refresh_keeps_the_old_file(served, tmp_path, capsys):
 def test_manifest_records_the_sha256_of_each_file(served, tmp_path):
     out = download_numerai_data(tmp_path, **FAST)
     files = read_json(out / MANIFEST_NAME)["files"]
-    for name, data in served.content.items():
-        assert files[name]["sha256"] == hashlib.sha256(data).hexdigest()
+    assert set(files) == set(V5_DOWNLOAD_FILES)
+    for name in V5_DOWNLOAD_FILES:
+        assert files[name]["sha256"] == hashlib.sha256(served.content[name]).hexdigest()
 
 
 def test_a_file_the_manifest_does_not_know_is_fetched_and_verified(served, tmp_path):
@@ -312,3 +321,33 @@ def test_one_number_is_both_timeouts(served, tmp_path):
     with pytest.raises(DownloadError, match="no answer within the timeout"):
         download_numerai_data(tmp_path, timeout=0.5, **FAST)
     assert time.monotonic() - start < 10
+
+
+def test_the_stand_in_serves_todays_release_under_numerais_names(fake_numerai, tmp_path):
+    """data_source="numerai" against the stand-in: the latest version (v5.3) and the one before
+    (v5.2), every file Numerai lists, downloaded and loaded as from Numerai."""
+    made = {
+        version: make_synthetic_dataset(tmp_path / "made", version=version, **TINY_SIZES)
+        for version in ("v5.2", "v5.3")
+    }
+    listed = [n for d in made.values() for n in fake_numerai.serve_dataset(d)]
+    expected = sorted([*V5_FILES.values(), *V5_CSV_FILES.values()])
+    assert sorted(n.split("/", 1)[1] for n in listed if n.startswith("v5.3/")) == expected
+    napi = numerapi.NumerAPI()
+    assert sorted(napi.list_datasets()) == sorted(listed)  # the real client's listing
+    out = download_numerai_data(tmp_path / "data", **FAST)
+    assert out == tmp_path / "data" / "v5.3"
+    for name in V5_DOWNLOAD_FILES:
+        assert (out / name).read_bytes() == (made["v5.3"] / name).read_bytes(), name
+    got, ref = load_data(out), load_data(made["v5.3"])
+    assert set(got.benchmark_models) == {"validation", "live"}  # train: on request
+    for split in ("validation", "live"):
+        pd.testing.assert_frame_equal(got.benchmark_models[split], ref.benchmark_models[split])
+        assert "v53_lgbm_ender20" in got.benchmark_models[split]
+    pd.testing.assert_series_equal(got.meta_model, ref.meta_model)
+    pd.testing.assert_series_equal(got.example_predictions, ref.example_predictions)
+    older = download_numerai_data(
+        tmp_path / "data", version="v5.2", files=[*V5_DOWNLOAD_FILES, *ON_REQUEST_FILES], **FAST
+    )
+    assert set(load_data(older).benchmark_models) == {"train", "validation", "live"}
+    assert "v52_lgbm_ender20" in load_data(older).benchmark_models["train"]

@@ -122,7 +122,9 @@ def test_plan_reads_only_features_json_and_the_footers(tiny_v5_dir, monkeypatch)
     n_train = TINY_SIZES["n_train_eras"] * TINY_SIZES["rows_per_era"]
     assert plan.rows == {
         "train": n_train,
-        "validation": TINY_SIZES["n_validation_eras"] * TINY_SIZES["rows_per_era"],
+        # validation.parquet holds the validation eras and the test eras after them
+        "validation": (TINY_SIZES["n_validation_eras"] + TINY_SIZES["n_test_eras"])
+        * TINY_SIZES["rows_per_era"],
         "live": TINY_SIZES["n_live"],
     }
     assert plan.n_features == TINY_SIZES["n_features"]

@@ -238,6 +238,23 @@ def test_predictions_round_trip_and_reject_missing_columns(tmp_path):
         artifacts.save_predictions(frame.drop(columns="prediction"), tmp_path)
 
 
+def test_training_target_is_what_03_recorded_else_the_main_target(tmp_path):
+    from nbutils.run import fingerprints
+    from nbutils.run.fingerprints import begin_step
+
+    assert artifacts.training_target(tmp_path) == "target"  # nothing recorded yet
+    frame = pd.DataFrame(
+        {"era": ["0001"], "data_type": ["validation"], "prediction": [0.5]},
+        index=pd.Index(["a"], name="id"),
+    )
+    begin_step("03_training.ipynb", {"target": "target_cyrus_v4_60"})
+    try:
+        artifacts.save_predictions(frame, tmp_path)
+    finally:
+        fingerprints._step.clear()  # no notebook runs in this process
+    assert artifacts.training_target(tmp_path) == "target_cyrus_v4_60"
+
+
 def test_project_root_is_found_from_notebooks_dir(monkeypatch):
     root = pipeline.default_notebooks_dir().parent
     assert artifacts.project_root(root / "notebooks") == root

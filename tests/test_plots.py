@@ -1,6 +1,10 @@
-"""Each figure renders (Agg) with a title and axis labels, and reflects the numbers it shows."""
+"""Each figure renders (Agg) with a Japanese title and axis labels, in a font that has every
+glyph drawn, carries its title in its PNG, and reflects the numbers it shows."""
 
 from __future__ import annotations
+
+import re
+import warnings
 
 import matplotlib
 import numpy as np
@@ -21,24 +25,32 @@ def df() -> pd.DataFrame:
     return make_frame(seed=4)
 
 
+JAPANESE = re.compile(r"[\u3040-\u30ff\u4e00-\u9fff]")
+
+
 def assert_renders(fig: Figure, tmp_path, name: str) -> None:
-    """Draws without error, has a title, and every axes with data has both axis labels."""
+    """Draws without error and without a missing glyph (no tofu box), has a Japanese title that
+    its PNG carries, and every axes with data has both axis labels, in Japanese."""
     assert isinstance(fig, Figure)
     path = tmp_path / f"{name}.png"
-    fig.savefig(path, dpi=60)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("error", message=".*missing from font.*")
+        fig.savefig(path, dpi=60)
     assert path.stat().st_size > 5_000
-    titles = [fig.get_suptitle()] + [ax.get_title() for ax in fig.axes]
-    assert any(t.strip() for t in titles)
+    title = plots.figure_title(fig)
+    assert JAPANESE.search(title), (name, title)
+    assert plots.png_title(path.read_bytes()) == title
     for ax in fig.axes:
         assert ax.get_xlabel().strip() and ax.get_ylabel().strip(), name
+        assert JAPANESE.search(ax.get_xlabel() + ax.get_ylabel()), name
 
 
 def test_plot_per_era(df, tmp_path):
     scores = metrics.per_era_corr(df)
-    fig = plots.plot_per_era(scores, title="Per-era CORR")
+    fig = plots.plot_per_era(scores, title="era ごとの CORR")
     assert_renders(fig, tmp_path, "per_era")
     ax = fig.axes[0]
-    assert ax.get_title() == "Per-era CORR"
+    assert ax.get_title() == "era ごとの CORR"
     bars = ax.patches
     assert len(bars) == len(scores)
     for bar, value in zip(bars, scores, strict=True):
@@ -133,10 +145,11 @@ def test_plot_diagnostics_never_colours_the_rows_the_guide_calls_not_very_useful
     others_bad = sum(
         s == "bad" for r, s in table["status"].items() if r not in plots.REFERENCE_ROWS
     )
-    assert texts.count("reference") == 2 and texts.count("bad") == others_bad
-    assert any("not very useful" in t for t in texts)
+    ja = diagnostics.STATUS_JA
+    assert texts.count(ja["reference"]) == 2 and texts.count(ja["bad"]) == others_bad
+    assert any("あまり参考にならない" in t for t in texts)
     assert any("ddof=0" in t for t in texts)
-    assert "only an example" in ax.get_xlabel()
+    assert "あくまでも一例" in ax.get_xlabel()
 
 
 def test_plot_neutralization_tradeoff_marks_the_guides_advice(df):
@@ -164,3 +177,49 @@ def test_figures_show_as_png_in_a_notebook():
     fig = plot_per_era(pd.Series([0.01, -0.02, 0.03], index=["era1", "era2", "era3"]))
     png = fig._repr_png_()
     assert png.startswith(b"\x89PNG\r\n\x1a\n") and len(png) > 1000
+
+
+def test_figures_use_the_japanese_font_bundled_in_matplotlib_fontja():
+    """No system font needed (Colab, Kaggle): the font file comes from the PyPI package."""
+    import matplotlib_fontja
+    from matplotlib import font_manager
+
+    assert plots.use_japanese_font() == "IPAexGothic"
+    assert matplotlib.rcParams["font.family"][0] == "IPAexGothic"
+    found = font_manager.findfont(font_manager.FontProperties(family="IPAexGothic"))
+    assert found == matplotlib_fontja.get_font_ttf_path()
+
+
+def test_a_glyph_the_font_lacks_would_fail_assert_renders(tmp_path):
+    """The no-tofu check can fail: a character in no installed font warns "missing from font"."""
+    fig = plots.plot_per_era(pd.Series([0.01, -0.02]), title="era \U0001d11e")  # musical G clef
+    with pytest.raises(UserWarning, match="missing from font"):
+        assert_renders(fig, tmp_path, "tofu")
+
+
+def test_png_title_reads_what_the_figure_wrote_and_nothing_else(tmp_path):
+    fig = plots.plot_per_era(pd.Series([0.01, -0.02]), title="検証の CORR")
+    assert plots.png_title(fig._repr_png_()) == "検証の CORR"
+    plain = Figure(figsize=(1, 1))
+    plain.savefig(tmp_path / "plain.png")
+    assert plots.png_title((tmp_path / "plain.png").read_bytes()) == ""
+    assert plots.png_title(b"not a png") == ""
+    fig.suptitle("上の題")
+    assert plots.figure_title(fig) == "上の題"
+
+
+def test_for_display_speaks_japanese_and_keeps_the_codes_in_the_table(df):
+    table = diagnostics.diagnostics(df, features=FEATURES, example_col="example_prediction")
+    shown = diagnostics.for_display(table)
+    assert list(shown.columns) == ["値", "目安", "判定"]
+    assert shown.index.name == "診断項目" and list(shown.index) == list(table.index)
+    assert list(shown["判定"]) == [diagnostics.STATUS_JA[s] for s in table["status"]]
+    assert shown.loc["Validation Sharpe", "目安"] == "1 以上（チュートリアル）"
+    assert "落ち込みが 0.05 以内" in shown.loc["Max Drawdown", "目安"]
+    assert set(table["status"]) <= set(diagnostics.STATUS_JA)  # the table keeps its codes
+    both = pd.DataFrame(
+        {"guideline": table["guideline"], "before": table["value"], "before_status": "bad"}
+    )
+    assert list(diagnostics.for_display(both).columns) == ["目安", "中和前", "中和前の判定"]
+    with pytest.raises(ScoringError, match="status values"):
+        diagnostics.for_display(table.assign(status="ok"))

@@ -255,9 +255,11 @@ def test_predictions_with_fewer_rows_than_the_run_are_refused_even_when_recorded
     run_dir, data, _ = run
     part = pd.concat([data.validation.iloc[:100], data.live])[["era", "data_type"]]
     artifacts.save_predictions(part.assign(prediction=0.5), run_dir)
+    n_live = len(data.live)
     with pytest.raises(
         PipelineError,
-        match=r"100 validation and 40 live rows where the run's data has 360 and 40",
+        match=rf"100 validation and {n_live} live rows where the run's data has "
+        rf"{len(data.validation)} and {n_live}",
     ):
         artifacts.load_predictions(run_dir)
 

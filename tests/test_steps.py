@@ -90,6 +90,9 @@ def test_step_03_predictions_are_the_saved_models_on_validation_and_live(made_ru
     preds = load_predictions(run_dir)
     ids = pd.Index(list(data.validation.index) + list(data.live.index))
     assert preds.index.equals(ids)
+    # v5's validation split holds the test eras at the end of validation.parquet (issue 16): the
+    # predictions' check counts them as validation rows, not live ones
+    assert set(preds.loc[data.validation.index, "data_type"]) == {"validation", "test"}
     model = load_model(run_dir / "model.txt")
     assert len(model.boosters) == 1 and model.boosters[0].num_trees() == 10
     spec = FeatureSpec.load(run_dir / "feature_spec.json")

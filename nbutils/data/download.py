@@ -44,11 +44,22 @@ from nbutils.data.load import columns_per_read
 from nbutils.errors import DataError, DownloadError
 from nbutils.util import natural_sorted, read_json, release_memory, write_json
 
-#: The v5 files download_numerai_data fetches by default (those Numerai lists for the version).
-V5_DOWNLOAD_FILES: tuple[str, ...] = tuple(V5_FILES.values())
+#: Files fetched only when named in ``files=``: the train benchmark models (hundreds of MB on
+#: Numerai, and nothing in nbutils reads them).
+ON_REQUEST_FILES: tuple[str, ...] = (V5_FILES["train_benchmark_models"],)
+#: The v5 files download_numerai_data fetches by default (those Numerai lists for the version):
+#: design.md's v5 files (data, features.json, example predictions, meta model, validation and
+#: live benchmark models) but not :data:`ON_REQUEST_FILES`.
+V5_DOWNLOAD_FILES: tuple[str, ...] = tuple(
+    name for name in V5_FILES.values() if name not in ON_REQUEST_FILES
+)
 _REQUIRED_DOWNLOADS = ("train.parquet", "validation.parquet", "live.parquet", "features.json")
 #: Files that change every round: fetched again when the current round is not the manifest's.
-LIVE_FILES: tuple[str, ...] = ("live.parquet", "live_example_preds.parquet")
+LIVE_FILES: tuple[str, ...] = (
+    "live.parquet",
+    "live_example_preds.parquet",
+    "live_benchmark_models.parquet",
+)
 #: Seconds to wait (to connect, for the next bytes of an answer) before giving up on a request:
 #: a server that accepts the connection but never answers, or a file body that stalls, fails
 #: after 60 s instead of blocking forever (numerapi's own posts) or for 600 s (its file reads).

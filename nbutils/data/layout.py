@@ -4,7 +4,9 @@ Shared by the loader, the writers, the downloader and the Dask engine (design.md
 docs/data.md has the details):
 
 - **v5**: ``<data_dir>/<version>/train.parquet, validation.parquet, live.parquet, features.json,
-  validation_example_preds.parquet, live_example_preds.parquet, meta_model.parquet``;
+  validation_example_preds.parquet, live_example_preds.parquet, meta_model.parquet,
+  {train,validation,live}_benchmark_models.parquet`` (the names of Numerai's v5.2 and v5.3
+  releases; the synthetic data also writes the two example-prediction CSV copies Numerai lists);
 - **legacy** (the tutorial's 2021 files): ``<data_dir>/numerai_dataset_<round>/
   numerai_training_data.csv, numerai_tournament_data.csv, example_predictions.csv``.
 
@@ -47,6 +49,10 @@ class NumeraiData:
     targets: list[str]
     example_predictions: pd.Series | None = None
     meta_model: pd.Series | None = None
+    #: Numerai's benchmark models by split ("train", "validation", "live"): a DataFrame indexed by
+    #: ``id`` with ``era`` and one float column per model (e.g. ``v53_lgbm_ender20``); only the
+    #: splits whose ``<split>_benchmark_models.parquet`` exists (v5 only)
+    benchmark_models: dict[str, pd.DataFrame] = field(default_factory=dict)
     layout: str = "v5"
     version: str = ""
     round: int | None = None
@@ -69,8 +75,29 @@ GROUPS: tuple[str, ...] = (
     "strength",
     "constitution",
 )
-#: Feature sets of a v5 ``features.json`` that are feature groups (real v5 has five more).
-V5_GROUP_SETS: tuple[str, ...] = (*GROUPS, "agility", "serenity", "sunshine", "rain", "midnight")
+#: Feature sets of a v5 ``features.json`` that are feature groups: the six of 2021 and the six
+#: v5 added (docs/data.md, "Today's release").
+V5_GROUP_SETS: tuple[str, ...] = (
+    *GROUPS,
+    "agility",
+    "serenity",
+    "sunshine",
+    "rain",
+    "midnight",
+    "faith",
+)
+#: Feature sets of a v5 ``features.json`` that are neither sizes nor groups: the features
+#: equivalent to older releases, and (v5.3) the "quantum" features new in v5.3.
+V5_OTHER_SETS: tuple[str, ...] = (
+    "v2_equivalent_features",
+    "v3_equivalent_features",
+    "fncv3_features",
+)
+V5_NEW_SETS: dict[str, tuple[str, ...]] = {"v5.3": ("quantum",)}
+
+#: The v5 versions the synthetic data mirrors, newest first: Numerai's latest release and the one
+#: before it (the default is the latest).
+V5_VERSIONS: tuple[str, ...] = ("v5.3", "v5.2")
 
 V5_FILES: dict[str, str] = {
     "train": "train.parquet",
@@ -80,7 +107,18 @@ V5_FILES: dict[str, str] = {
     "validation_example_preds": "validation_example_preds.parquet",
     "live_example_preds": "live_example_preds.parquet",
     "meta_model": "meta_model.parquet",
+    "train_benchmark_models": "train_benchmark_models.parquet",
+    "validation_benchmark_models": "validation_benchmark_models.parquet",
+    "live_benchmark_models": "live_benchmark_models.parquet",
 }
+#: CSV copies of the example predictions that Numerai also lists (written by the synthetic
+#: generator and served by the test stand-in; nbutils reads and downloads the parquet files).
+V5_CSV_FILES: dict[str, str] = {
+    "validation_example_preds_csv": "validation_example_preds.csv",
+    "live_example_preds_csv": "live_example_preds.csv",
+}
+#: The splits that have a ``<split>_benchmark_models.parquet``.
+BENCHMARK_SPLITS: tuple[str, ...] = ("train", "validation", "live")
 LEGACY_FILES: dict[str, str] = {
     "train": "numerai_training_data.csv",
     "tournament": "numerai_tournament_data.csv",
@@ -94,11 +132,22 @@ LEGACY_DATA_TYPES: dict[str, tuple[str, ...]] = {
 }
 LEGACY_DIR_PREFIX = "numerai_dataset_"
 MAIN_TARGET = "target"
-#: Auxiliary targets of the synthetic v5 data: the same "name" at a 20- and a 60-day horizon.
-AUX_TARGETS: tuple[str, ...] = ("target_agnes_20", "target_agnes_60")
+#: The named target that ``target`` is an alias of in v5.2 and v5.3 (same values).
+MAIN_TARGET_ALIAS = "target_ender_20"
+#: The target names of the synthetic v5 data (real v5 has twenty); ``ender`` is the main one.
+TARGET_NAMES: tuple[str, ...] = ("agnes", "cyrusd", "ender", "teager2b")
+#: Every named target of the synthetic v5 data, 20- and 60-day, in features.json's order.
+NAMED_TARGETS: tuple[str, ...] = tuple(
+    f"target_{name}_{days}" for name in TARGET_NAMES for days in (20, 60)
+)
+#: The auxiliary targets: every named target but the one ``target`` is an alias of.
+AUX_TARGETS: tuple[str, ...] = tuple(t for t in NAMED_TARGETS if t != MAIN_TARGET_ALIAS)
 META_MODEL_COL = "numerai_meta_model"
 PREDICTION_COL = "prediction"
-DEFAULT_V5_VERSION = "v5.2"
+DEFAULT_V5_VERSION = V5_VERSIONS[0]
+#: The benchmark model the example predictions come from (Numerai's INTEGRATION_TEST model,
+#: "now v5_lgbm_ct_blend": a 50/50 blend of the cyrusd and teager2b 20-day models).
+EXAMPLE_BENCHMARK = "v5_lgbm_ct_blend"
 DEFAULT_LEGACY_ROUND = 280
 #: Hidden file in a downloaded version directory: the round each file was fetched in.
 MANIFEST_NAME = ".nbutils_manifest.json"
@@ -106,6 +155,29 @@ MANIFEST_NAME = ".nbutils_manifest.json"
 V5_DIR = re.compile(r"^v\d+(\.\d+)*$")
 LEGACY_DIR = re.compile(rf"^{LEGACY_DIR_PREFIX}(\d+)$")
 _LEGACY_FEATURE = re.compile(r"^feature_([a-z]+?)(\d+)$")
+
+
+def benchmark_prefix(version: str) -> str:
+    """The prefix of a version's benchmark columns: ``v5.3`` -> ``v53``, ``v5.0`` -> ``v5``."""
+    major, _, minor = version.lstrip("v").partition(".")
+    return f"v{major}" if minor in ("", "0") else f"v{major}{minor.replace('.', '')}"
+
+
+def benchmark_columns(version: str) -> tuple[str, ...]:
+    """The benchmark model columns of the synthetic ``<split>_benchmark_models.parquet``.
+
+    LightGBM models of the version's data named ``<prefix>_lgbm_<target><days>`` (v5.3:
+    ``v53_lgbm_ender20``...) and :data:`EXAMPLE_BENCHMARK`, the model the example predictions
+    come from (the same values as ``*_example_preds.parquet``).
+    """
+    prefix = benchmark_prefix(version)
+    return (
+        f"{prefix}_lgbm_cyrusd20",
+        f"{prefix}_lgbm_ender20",
+        f"{prefix}_lgbm_teager2b20",
+        f"{prefix}_lgbm_ender60",
+        EXAMPLE_BENCHMARK,
+    )
 
 
 # --------------------------------------------------------------------------------------------

@@ -35,6 +35,7 @@ import pyarrow.parquet as pq
 
 from nbutils.checks import require_columns
 from nbutils.data.layout import (
+    BENCHMARK_SPLITS,
     GROUPS,
     LEGACY_FILES,
     MAIN_TARGET,
@@ -335,6 +336,33 @@ def _read_parquet_series(path: Path, what: str, column: str) -> pd.Series | None
     return pd.Series(_column_numpy(table, column).astype(np.float64), index=index, name=column)
 
 
+def _read_benchmarks(path: Path) -> pd.DataFrame | None:
+    """A ``<split>_benchmark_models.parquet`` by id: ``era`` and every model column (float64);
+    None when the file is absent."""
+    if not path.exists():
+        return None
+    pf = _open_parquet(path, "benchmark models")
+    names = pf.schema_arrow.names
+    _require_columns(path, names, ["id", "era"])
+    models = [n for n in names if n not in ("id", "era", "data_type", "__index_level_0__")]
+    if not models:
+        raise DataError(
+            f"{path} has no benchmark model column (only {names}): download the file again or "
+            "rebuild the dataset"
+        )
+    _check_numeric(path, pf.schema_arrow, models, "benchmark model")
+    try:
+        table = pf.read(columns=["id", "era", *models])
+    except (pa.ArrowException, OSError) as err:
+        raise corrupt(path, err) from err
+    index = pd.Index(table.column("id").to_pandas(), dtype="str", name="id")
+    frame = pd.DataFrame(
+        {m: _column_numpy(table, m).astype(np.float64) for m in models}, index=index
+    )
+    frame.insert(0, "era", pd.array(_column_numpy(table, "era"), dtype="str"))
+    return frame
+
+
 def _load_v5(ds: DatasetDir, ask: Request) -> NumeraiData:
     files = {role: ds.path / name for role, name in V5_FILES.items()}
     meta = read_features_json(files["features"])
@@ -360,7 +388,7 @@ def _load_v5(ds: DatasetDir, ask: Request) -> NumeraiData:
         for role in ("validation_example_preds", "live_example_preds")
     ]
     found = [s for s in examples if s is not None]
-    return _assemble(
+    data = _assemble(
         ds,
         files,
         sets,
@@ -370,6 +398,11 @@ def _load_v5(ds: DatasetDir, ask: Request) -> NumeraiData:
         pd.concat(found) if found else None,
         _read_parquet_series(files["meta_model"], "meta model", META_MODEL_COL),
     )
+    for split in BENCHMARK_SPLITS:
+        frame = _read_benchmarks(files[f"{split}_benchmark_models"])
+        if frame is not None:
+            data.benchmark_models[split] = frame
+    return data
 
 
 # --------------------------------------------------------------------------------------------

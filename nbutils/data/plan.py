@@ -54,6 +54,7 @@ import pyarrow.parquet as pq
 
 from nbutils.checks import check_int
 from nbutils.data.layout import (
+    BENCHMARK_SPLITS,
     V5_FILES,
     V5_GROUP_SETS,
     check_features_json,
@@ -302,6 +303,22 @@ def _footer_rows(path: Path, what: str) -> int:
         raise corrupt(path, err) from None
 
 
+def _benchmark_bytes(path: Path) -> int:
+    """Bytes ``load_data`` holds for the benchmark files present (read whole, every split, float64
+    columns plus id and era): from their footers only."""
+    total = 0
+    for split in BENCHMARK_SPLITS:
+        file = path / V5_FILES[f"{split}_benchmark_models"]
+        if not file.is_file():
+            continue
+        try:
+            meta = pq.ParquetFile(file).metadata
+        except (pa.ArrowException, OSError) as err:
+            raise corrupt(file, err) from None
+        total += meta.num_rows * (ROW_BYTES + 8 * max(meta.num_columns - 2, 0))
+    return total
+
+
 def _features(meta: dict, feature_set: str | Sequence[str], source: Path) -> list[str]:
     sets = meta["feature_sets"]
     if isinstance(feature_set, str):
@@ -365,7 +382,7 @@ def plan_memory(
     f, e, n_all, n_train = len(features), engineered, sum(rows.values()), rows["train"]
     base = current_rss() if baseline is None else int(baseline)
 
-    load = base + LOAD_OVERHEAD + n_all * (ROW_BYTES + 8 * n_targets)
+    load = base + LOAD_OVERHEAD + n_all * (ROW_BYTES + 8 * n_targets) + _benchmark_bytes(path)
     load += int(1.1 * n_all * f * _ITEMSIZE[dtype])
     notes = []
     binned = n_train * (f + e) + 4 * BATCH_ROWS * (f + e)

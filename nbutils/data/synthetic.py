@@ -4,7 +4,9 @@ Numerai-shaped data offline (tutorial step 2A without the internet). Every era h
 stream ``[seed, kind, era]``, so eras do not depend on each other or on the layout; the writers
 (:mod:`nbutils.data.write`) stream the eras into files. docs/data.md explains the model; in short,
 the target of era ``e`` is ``y = s_e(x) / scale + noise * eps`` (see :class:`SyntheticModel`),
-binned per era into 0, 0.25, 0.5, 0.75, 1 at 5/20/50/20/5 percent.
+binned per era into 0, 0.25, 0.5, 0.75, 1 at 5/20/50/20/5 percent. Validation follows train
+with no gap; every named target (``target`` is ``target_ender_20``), the benchmark models and the
+meta model are described in :class:`SyntheticModel`.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from dataclasses import dataclass, fields
 import numpy as np
 
 from nbutils.checks import check_int
-from nbutils.data.layout import AUX_TARGETS, GROUPS, MAIN_TARGET
+from nbutils.data.layout import GROUPS, MAIN_TARGET, MAIN_TARGET_ALIAS, NAMED_TARGETS, TARGET_NAMES
 from nbutils.errors import DataError
 
 
@@ -25,13 +27,14 @@ from nbutils.errors import DataError
 class SyntheticSizes:
     """Sizes of a synthetic dataset (keyword arguments of :func:`make_synthetic_dataset`).
 
-    The default (60 000 train rows x 60 features, 32 000 validation rows) lets the six-notebook
-    chain run in about a minute on two cores; :data:`TINY_SIZES` is what the tests use.
+    The default (60 000 train rows x 60 features, 56 000 validation rows: enough eras to score
+    with the embargo) lets the six-notebook chain run in about a minute on two cores;
+    :data:`TINY_SIZES` is what the tests use.
     """
 
     n_train_eras: int = 30
-    n_validation_eras: int = 16
-    n_test_eras: int = 2  # legacy layout only: the tournament file's "test" eras
+    n_validation_eras: int = 28
+    n_test_eras: int = 2  # eras after validation without targets ("test" rows)
     rows_per_era: int = 2000
     n_live: int = 2000  # rows of the single live era
     n_features: int = 60
@@ -75,37 +78,52 @@ class SyntheticModel:
 
     - nonlinear: ``a_j (1 + weight_drift * u_ej) * (x_j**2 - 1) / sqrt(0.7)`` (U-shaped effects);
     - interactions: ``b_k (1 + weight_drift * u_ek) * x_p * x_q``;
-    - linear: ``linear_weight * c_j (1 + weight_drift * u_ej) * x_j`` (small: a stable linear
-      signal is what neutralization would throw away);
+    - linear: ``linear_weight * c_j (1 + weight_drift * u_ej) * x_j``: a stable linear signal,
+      what full neutralization throws away (so the mean CORR falls clearly at proportion 1);
     - group dispersion: ``group_weight * (+1, -1)`` times the row std of the bins of feature
       groups 0 and 1, standardized within the era (what notebook 02's group ``std`` measures);
     - risky: ``d_j (risk_mean + r_ej) * x_j`` with ``r_ej`` AR(1) regimes over the eras
       (``risk_persistence``, mostly shared: ``risk_shared``), standardized within each split,
       so these features' correlation with the target flips sign between eras (feature risk).
       Their mean weight ``risk_mean`` is small next to the regime's sd of 1: a model that learns
-      them gains a little mean and a lot of era-to-era variance, so neutralization (which removes
-      every linear exposure) lowers the mean a little and raises Sharpe; the nonlinear,
-      interaction and group-dispersion parts survive it.
+      them gains a little mean and a lot of era-to-era variance. Neutralizing part of the linear
+      exposure removes more variance than mean and raises Sharpe; neutralizing all of it also
+      throws away the stable linear signal, and Sharpe falls again (the guide's 0.3-0.5 advice);
+      the nonlinear, interaction and group-dispersion parts survive it.
 
     ``scale`` makes the signal's sd about 1; ``eps`` is standard normal.
     The target is ``y`` binned per era into 0, 0.25, 0.5, 0.75, 1 at 5/20/50/20/5 percent.
+
+    Named targets (docs/data.md): ``target`` is ``target_ender_20``; every other name multiplies
+    each part's weight by its own ``1 + target_spread * z`` (fixed per name) and adds noise that
+    correlates ``aux_noise_corr_20`` with the main target's; a 60-day target takes 0.8 times its
+    name's signal and noise correlated ``aux_noise_corr_60`` with the main target's.
+
+    Benchmark models: least squares of a target on the model basis (:func:`_design`, the first
+    ``example_*`` parts of each kind), fitted on train; the example predictions are the ranked
+    blend of the cyrusd and teager2b models (``v5_lgbm_ct_blend``). The meta model is the per-era
+    rank of ``meta_example_weight * gauss(example) + signal / sd + meta_noise * eps``.
     """
 
     group_corr: float = 0.3  # share of a feature's latent variance that its group shares
     signal_fraction: float = 0.2  # share of the features the target depends on
-    noise: float = 6.0  # sd of the target's noise relative to the signal's sd
+    noise: float = 8.5  # sd of the target's noise relative to the signal's sd
     weight_drift: float = 0.35  # era-to-era relative sd of the stable weights
-    linear_weight: float = 0.3  # size of the stable linear weights relative to the others
+    linear_weight: float = 0.8  # size of the stable linear weights relative to the others
     risk_weight: float = 2.0  # size of the risky features' weights relative to the others
-    group_weight: float = 0.6  # weight of each of the first two groups' row dispersion (02's std)
+    group_weight: float = 0.75  # weight of each of the first two groups' row dispersion (02's std)
     risk_mean: float = 0.3  # mean of the risky features' era multiplier (risk_mean + r_e)
     risk_persistence: float = 0.7  # AR(1) coefficient of the regime r_e from era to era
     risk_shared: float = 0.8  # share of the regime shocks common to all risky features
-    aux_noise_corr_20: float = 0.6  # target_agnes_20: correlation of its noise with target's
-    aux_noise_corr_60: float = 0.35  # target_agnes_60: the same, lower for the longer horizon
-    meta_noise: float = 2.0  # sd of the meta model's noise relative to the signal's sd
-    example_features: int = 4  # linear and risky features (each) the example model may use
-    example_squares: int = 1  # U-shaped features whose square the example model may use
+    target_spread: float = 0.35  # relative sd of another target name's part weights
+    aux_noise_corr_20: float = 0.75  # other 20-day targets: noise correlation with target's
+    aux_noise_corr_60: float = 0.45  # 60-day targets: the same, lower for the longer horizon
+    meta_noise: float = 1.6  # sd of the meta model's noise relative to the signal's sd
+    meta_example_weight: float = 1.0  # weight of the example predictions in the meta model
+    example_features: int = 4  # linear and risky features (each) the benchmark models use
+    example_squares: int = 3  # U-shaped features whose square the benchmark models use
+    example_pairs: int = 1  # interactions whose product the benchmark models use
+    example_groups: int = 2  # group dispersions (of groups 0 and 1) the benchmark models use
 
 
 # Era kinds in the random-stream keys: train/validation/test eras share one numbering, live differs.
@@ -150,6 +168,7 @@ class Plan:
     group_w: np.ndarray  # (2,) weights of the row dispersion of groups 0 and 1
     drift: np.ndarray  # (n_labels + 1, n_nl + n_pairs + n_lin): era multipliers of stable weights
     regime: np.ndarray  # (n_labels + 1, n_risk): r_ej, centred within each split
+    name_mult: np.ndarray  # (len(TARGET_NAMES), n_parts): each target name's part multipliers
     scale: float
 
     @property
@@ -183,6 +202,11 @@ class Plan:
             for g, n in zip(self.group_of, self.number_in_group, strict=True)
         ]
 
+    @property
+    def n_parts(self) -> int:
+        """Parts of the signal: U-shapes, interactions, linear, risky, the two group dispersions."""
+        return len(self.nl) + len(self.pair_w) + len(self.lin) + len(self.risk) + len(self.group_w)
+
     def design_columns(self) -> int:
         m = self.model
         return (
@@ -190,6 +214,8 @@ class Plan:
             + len(self.lin[: m.example_features])
             + len(self.risk[: m.example_features])
             + len(self.nl[: m.example_squares])
+            + len(self.pair_w[: m.example_pairs])
+            + min(max(m.example_groups, 0), len(self.group_w))
         )
 
 
@@ -223,8 +249,8 @@ def _opaque_names(n_features: int) -> list[str]:
 
 
 def _n_labels(sizes: SyntheticSizes) -> int:
-    """Era numbers used: train, gap of 4, validation, test (legacy), live (v5 only)."""
-    return sizes.n_train_eras + 4 + sizes.n_validation_eras + max(sizes.n_test_eras, 1)
+    """Era numbers used: train, validation right after it (no gap), test, then live."""
+    return sizes.n_train_eras + sizes.n_validation_eras + sizes.n_test_eras + 1
 
 
 def _regimes(
@@ -249,7 +275,7 @@ def _regimes(
     regime[0] = shocks[0]
     for e in range(1, n_labels + 1):
         regime[e] = phi * regime[e - 1] + math.sqrt(1 - phi * phi) * shocks[e]
-    first_val = sizes.n_train_eras + 5
+    first_val = sizes.n_train_eras + 1
     after_val = first_val + sizes.n_validation_eras
     for lo, hi in ((1, sizes.n_train_eras + 1), (first_val, after_val), (after_val, n_labels + 1)):
         if hi - lo >= 2:
@@ -279,6 +305,9 @@ def make_plan(sizes: SyntheticSizes, model: SyntheticModel, seed: int) -> Plan:
     n_stable = n_nl + n_pair // 2 + n_lin
     drift = 1.0 + model.weight_drift * rng.standard_normal((n_labels + 1, n_stable))
     regime = _regimes(rng, sizes, n_risk, model.risk_persistence, model.risk_shared)
+    n_parts = n_nl + n_pair // 2 + n_lin + n_risk + 2
+    name_mult = 1.0 + model.target_spread * rng.standard_normal((len(TARGET_NAMES), n_parts))
+    name_mult[TARGET_NAMES.index(_MAIN_NAME)] = 1.0  # target_ender_20 is the main target
     stable_var = (1 + model.weight_drift**2) * (
         np.sum(nl_w**2) + np.sum(pair_w**2) + np.sum(lin_w**2)
     )
@@ -301,6 +330,7 @@ def make_plan(sizes: SyntheticSizes, model: SyntheticModel, seed: int) -> Plan:
         group_w=group_w,
         drift=drift,
         regime=regime,
+        name_mult=name_mult,
         scale=float(math.sqrt(stable_var + risk_var + np.sum(group_w**2))),
     )
 
@@ -366,18 +396,42 @@ def _nonlinear(x: np.ndarray) -> np.ndarray:
     return (x * x - 1.0) / math.sqrt(0.7)
 
 
-def _era_signal(plan: Plan, cols: np.ndarray, label: int) -> np.ndarray:
-    """The noiseless target ``s_e(x) / scale`` of era ``label`` (see :class:`SyntheticModel`)."""
+#: The name of the main target: ``target`` is ``target_<name>_20``.
+_MAIN_NAME = MAIN_TARGET_ALIAS.removeprefix("target_").removesuffix("_20")
+
+
+def _era_parts(plan: Plan, cols: np.ndarray, label: int) -> np.ndarray:
+    """The weighted parts of era ``label``'s signal, shape (n_parts, rows), divided by ``scale``.
+
+    Their sum is the main target's noiseless signal ``s_e(x) / scale`` (:class:`SyntheticModel`);
+    another target name weighs them with its own multipliers (``plan.name_mult``).
+    """
     drift = plan.drift[label]
     n_nl, n_pair = len(plan.nl), len(plan.pair_w)
     x_pair = _centred(cols, plan.pairs.ravel()).reshape(len(plan.pair_w), 2, -1)
-    s = (plan.nl_w * drift[:n_nl]) @ _nonlinear(_centred(cols, plan.nl))
-    s += (plan.pair_w * drift[n_nl : n_nl + n_pair]) @ (x_pair[:, 0] * x_pair[:, 1])
-    s += (plan.lin_w * drift[n_nl + n_pair :]) @ _centred(cols, plan.lin)
-    s += (plan.risk_w * (plan.model.risk_mean + plan.regime[label])) @ _centred(cols, plan.risk)
-    for group, weight in enumerate(plan.group_w):
-        s += weight * _group_dispersion(cols, np.flatnonzero(plan.group_of == group))
-    return s / plan.scale
+    parts = [
+        (plan.nl_w * drift[:n_nl])[:, None] * _nonlinear(_centred(cols, plan.nl)),
+        (plan.pair_w * drift[n_nl : n_nl + n_pair])[:, None] * (x_pair[:, 0] * x_pair[:, 1]),
+        (plan.lin_w * drift[n_nl + n_pair :])[:, None] * _centred(cols, plan.lin),
+        (plan.risk_w * (plan.model.risk_mean + plan.regime[label]))[:, None]
+        * _centred(cols, plan.risk),
+        plan.group_w[:, None] * _group_dispersions(plan, cols, len(plan.group_w)),
+    ]
+    return np.vstack(parts) / plan.scale
+
+
+def _group_dispersions(plan: Plan, cols: np.ndarray, n: int) -> np.ndarray:
+    """(n, rows): the standardized row dispersion of groups 0..n-1."""
+    if n == 0:
+        return np.zeros((0, cols.shape[1]))
+    return np.vstack(
+        [_group_dispersion(cols, np.flatnonzero(plan.group_of == group)) for group in range(n)]
+    )
+
+
+def _era_signal(plan: Plan, cols: np.ndarray, label: int) -> np.ndarray:
+    """The main target's noiseless signal ``s_e(x) / scale`` of era ``label``."""
+    return _era_parts(plan, cols, label).sum(axis=0)
 
 
 def _group_dispersion(cols: np.ndarray, idx: np.ndarray) -> np.ndarray:
@@ -400,28 +454,45 @@ def _target_bins(y: np.ndarray) -> np.ndarray:
     return (levels * 0.25).astype(np.float32)
 
 
-def _era_targets(plan: Plan, rng: np.random.Generator, signal: np.ndarray) -> dict[str, np.ndarray]:
-    """``target`` and the auxiliary targets of one era, from the signal plus correlated noise."""
+def _era_targets(plan: Plan, rng: np.random.Generator, parts: np.ndarray) -> dict[str, np.ndarray]:
+    """``target`` and every named target of one era: each name's signal plus correlated noise.
+
+    The main target's noise is ``eps``; another 20-day target's noise correlates
+    ``aux_noise_corr_20`` with it, every 60-day target's ``aux_noise_corr_60`` (and more with its
+    own name's 20-day noise, the overlapping part of its longer window).
+    """
     m = plan.model
-    eps, eps20, eps60 = rng.standard_normal((3, len(signal)))
-    noise20 = m.aux_noise_corr_20 * eps + math.sqrt(1 - m.aux_noise_corr_20**2) * eps20
-    noise60 = m.aux_noise_corr_60 * eps + math.sqrt(1 - m.aux_noise_corr_60**2) * eps60
-    return {
-        MAIN_TARGET: _target_bins(signal + m.noise * eps),
-        AUX_TARGETS[0]: _target_bins(signal + m.noise * noise20),
-        AUX_TARGETS[1]: _target_bins(0.8 * signal + m.noise * noise60),
-    }
+    n = parts.shape[1]
+    eps = rng.standard_normal(n)
+    r20, r60 = m.aux_noise_corr_20, m.aux_noise_corr_60
+    out: dict[str, np.ndarray] = {}
+    for k, name in enumerate(TARGET_NAMES):
+        signal = plan.name_mult[k] @ parts
+        own20, own60 = rng.standard_normal((2, n))
+        noise20 = eps if name == _MAIN_NAME else r20 * eps + math.sqrt(1 - r20 * r20) * own20
+        rho = r60 / (1.0 if name == _MAIN_NAME else r20)  # corr of the 60-day with its 20-day
+        noise60 = rho * noise20 + math.sqrt(max(1 - rho * rho, 0.0)) * own60
+        out[f"target_{name}_20"] = _target_bins(signal + m.noise * noise20)
+        out[f"target_{name}_60"] = _target_bins(0.8 * signal + m.noise * noise60)
+    out[MAIN_TARGET] = out[MAIN_TARGET_ALIAS]
+    return {name: out[name] for name in (MAIN_TARGET, *NAMED_TARGETS)}
 
 
 def _design(plan: Plan, cols: np.ndarray) -> np.ndarray:
-    """The example model's inputs (rows x columns): 1, the first ``example_features`` linear and
-    risky features, and the squares of the first ``example_squares`` U-shaped features."""
+    """The benchmark models' inputs (rows x columns): 1, the first ``example_features`` linear
+    and risky features, the squares of the first ``example_squares`` U-shaped features, the
+    products of the first ``example_pairs`` interactions and the dispersion of the first
+    ``example_groups`` groups."""
     m = plan.model
+    pairs = plan.pairs[: m.example_pairs]
+    x_pair = _centred(cols, pairs.ravel()).reshape(len(pairs), 2, -1)
     parts = [
         np.ones((1, cols.shape[1])),
         _centred(cols, plan.lin[: m.example_features]),
         _centred(cols, plan.risk[: m.example_features]),
         _nonlinear(_centred(cols, plan.nl[: m.example_squares])),
+        x_pair[:, 0] * x_pair[:, 1],
+        _group_dispersions(plan, cols, min(max(m.example_groups, 0), len(plan.group_w))),
     ]
     return np.ascontiguousarray(np.vstack(parts).T)
 
@@ -436,8 +507,9 @@ class EraBlock:
     data_type: str
     cols: np.ndarray  # (features, rows) int8
     targets: dict[str, np.ndarray] | None  # None: unknown (NaN)
-    design: np.ndarray  # (rows, d) the example model's inputs
-    meta: np.ndarray | None = None  # meta model (validation only)
+    design: np.ndarray  # (rows, d) the benchmark models' inputs
+    signal: np.ndarray | None = None  # the main target's noiseless signal (validation only)
+    noise: np.ndarray | None = None  # the meta model's own noise (validation only)
 
     def __len__(self) -> int:
         return self.cols.shape[1]
@@ -453,35 +525,37 @@ def _make_era(
     with_targets: bool,
     with_meta: bool = False,
 ) -> EraBlock:
-    """Generate one era: features, then (when known) targets, then the meta model."""
+    """Generate one era: features, then (when known) targets, then the meta model's inputs."""
     rng = _era_rng(plan, kind, label)
     cols = _era_features(plan, rng, n)
     codes = _row_ids(plan, kind, label, n)
-    targets = meta = None
+    targets = signal = noise = None
     if with_targets:
-        signal = _era_signal(plan, cols, label)
-        targets = _era_targets(plan, rng, signal)
+        parts = _era_parts(plan, cols, label)
+        targets = _era_targets(plan, rng, parts)
         if with_meta:
-            meta = _rank_pct(signal + plan.model.meta_noise * rng.standard_normal(n))
+            signal = parts.sum(axis=0)
+            noise = rng.standard_normal(n)
     return EraBlock(
-        _format_ids(codes), codes, era, data_type, cols, targets, _design(plan, cols), meta
+        _format_ids(codes), codes, era, data_type, cols, targets, _design(plan, cols), signal, noise
     )
 
 
 def _era_labels(sizes: SyntheticSizes, layout: str) -> dict[str, list[tuple[int, str]]]:
-    """(era number, era label) of each split; a gap of 4 era numbers between train and validation."""
+    """(era number, era label) of each split: validation starts right after train (no gap, as in
+    Numerai's v5 files), then the test eras, then the live era."""
     t, v, s = sizes.n_train_eras, sizes.n_validation_eras, sizes.n_test_eras
     width = max(4, len(str(_n_labels(sizes))))
     label = (lambda e: f"era{e}") if layout == "legacy" else (lambda e: f"{e:0{width}d}")
-    first_val = t + 5
+    first_val = t + 1
     first_after = first_val + v
-    out = {
+    live = first_after + s
+    return {
         "train": [(e, label(e)) for e in range(1, t + 1)],
         "validation": [(e, label(e)) for e in range(first_val, first_after)],
-        "test": [(e, label(e)) for e in range(first_after, first_after + s)],
+        "test": [(e, label(e)) for e in range(first_after, live)],
+        "live": [(live, "eraX" if layout == "legacy" else label(live))],
     }
-    out["live"] = [(first_after, "eraX" if layout == "legacy" else label(first_after))]
-    return out
 
 
 def iter_split(plan: Plan, layout: str, split: str) -> Iterator[EraBlock]:
@@ -505,29 +579,66 @@ def iter_split(plan: Plan, layout: str, split: str) -> Iterator[EraBlock]:
             )
 
 
-class ExampleModel:
-    """Least squares of ``target`` on :func:`_design`, accumulated era by era over train."""
+#: The targets of the benchmark models, by the model's name after ``<prefix>_lgbm_``
+#: (:func:`nbutils.data.layout.benchmark_columns` lists the columns).
+BENCHMARK_TARGETS: dict[str, str] = {
+    "cyrusd20": "target_cyrusd_20",
+    "ender20": "target_ender_20",
+    "teager2b20": "target_teager2b_20",
+    "ender60": "target_ender_60",
+}
+#: The two models blended into the example predictions (``v5_lgbm_ct_blend``).
+BLEND_MODELS: tuple[str, str] = ("cyrusd20", "teager2b20")
+
+
+class BenchmarkModels:
+    """Least squares of each benchmark target on :func:`_design`, accumulated era by era.
+
+    ``predict`` gives each model's per-era ranks ``(rank + 0.5) / n`` and the blend of
+    :data:`BLEND_MODELS` (ranks of the sum of their Gaussianized ranks), the example predictions.
+    """
 
     def __init__(self, n_cols: int) -> None:
         self.xtx = np.zeros((n_cols, n_cols))
-        self.xty = np.zeros(n_cols)
+        self.xty = np.zeros((n_cols, len(BENCHMARK_TARGETS)))
         self.n = 0
 
     def add(self, block: EraBlock) -> None:
         assert block.targets is not None
+        y = np.column_stack([block.targets[t] for t in BENCHMARK_TARGETS.values()])
         self.xtx += block.design.T @ block.design
-        self.xty += block.design.T @ block.targets[MAIN_TARGET]
+        self.xty += block.design.T @ y
         self.n += len(block)
 
     def coef(self) -> np.ndarray:
-        ridge = 1e-3 * self.n * np.eye(len(self.xty))
-        ridge[0, 0] = 0.0
+        ridge = 1e-3 * max(self.n, 1) * np.eye(len(self.xty))
+        ridge[0, 0] = 1e-9
         return np.linalg.solve(self.xtx + ridge, self.xty)
 
     @staticmethod
-    def predict(coef: np.ndarray, block: EraBlock) -> np.ndarray:
-        """The fitted values, as ranks within the era: ``(rank + 0.5) / n``."""
-        return _rank_pct(block.design @ coef)
+    def predict(coef: np.ndarray, block: EraBlock) -> dict[str, np.ndarray]:
+        """Each model's fitted values as ranks within the era, and the blend under "blend"."""
+        fitted = block.design @ coef
+        out = {name: _rank_pct(fitted[:, k]) for k, name in enumerate(BENCHMARK_TARGETS)}
+        out["blend"] = _rank_pct(sum(_gauss(out[name]) for name in BLEND_MODELS))
+        return out
+
+
+def _gauss(ranks: np.ndarray) -> np.ndarray:
+    """The standard normal quantiles of ranks in (0, 1)."""
+    from scipy.special import ndtri
+
+    return ndtri(ranks)
+
+
+def meta_model(plan: Plan, block: EraBlock, example: np.ndarray) -> np.ndarray:
+    """The meta model of a validation era: per-era ranks of
+    ``meta_example_weight * gauss(example) + signal / sd(signal) + meta_noise * noise``."""
+    assert block.signal is not None and block.noise is not None
+    m = plan.model
+    sd = block.signal.std()
+    signal = block.signal / sd if sd > 0 else block.signal
+    return _rank_pct(m.meta_example_weight * _gauss(example) + signal + m.meta_noise * block.noise)
 
 
 def chunk_rows(n_features: int) -> int:

@@ -17,9 +17,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 from collections.abc import Iterator
-from dataclasses import asdict, fields, replace
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -31,22 +32,29 @@ import pyarrow.parquet as pq
 
 from nbutils.checks import check_int
 from nbutils.data.layout import (
-    AUX_TARGETS,
+    BENCHMARK_SPLITS,
     DEFAULT_LEGACY_ROUND,
     DEFAULT_V5_VERSION,
+    EXAMPLE_BENCHMARK,
     GROUPS,
     LEGACY_DIR_PREFIX,
     LEGACY_FILES,
     MAIN_TARGET,
     META_MODEL_COL,
+    NAMED_TARGETS,
     PREDICTION_COL,
-    V5_DIR,
+    V5_CSV_FILES,
     V5_FILES,
+    V5_NEW_SETS,
+    V5_OTHER_SETS,
+    V5_VERSIONS,
+    benchmark_columns,
     feature_sets_by_rule,
 )
 from nbutils.data.synthetic import (
+    BENCHMARK_TARGETS,
+    BenchmarkModels,
     EraBlock,
-    ExampleModel,
     Plan,
     SyntheticModel,
     SyntheticSizes,
@@ -54,6 +62,7 @@ from nbutils.data.synthetic import (
     chunks,
     iter_split,
     make_plan,
+    meta_model,
     stack_eras,
     stacked_targets,
 )
@@ -99,87 +108,199 @@ def _write_parquet(path: Path, schema: pa.Schema, tables: Iterator[pa.Table]) ->
     return path
 
 
+#: Share of the features that v5.3 adds as its "quantum" set (807 of 3,555 in the real v5.3);
+#: the synthetic v5.2 files do not have them, as the real ones do not.
+QUANTUM_SHARE = 0.2
+#: Shares of the v5.2 features in the sets equivalent to older releases (real v5.2: 304, 1,000
+#: and 400 of 2,748).
+_OTHER_SET_SHARES = {
+    "v2_equivalent_features": 0.11,
+    "v3_equivalent_features": 0.36,
+    "fncv3_features": 0.15,
+}
+#: Targets of the v5 files: ``target`` first, then every named target.
+V5_TARGETS: tuple[str, ...] = (MAIN_TARGET, *NAMED_TARGETS)
+
+
+def _quantum(plan: Plan) -> list[str]:
+    """The features v5.3 adds: the last :data:`QUANTUM_SHARE` of the columns (file order)."""
+    n = math.ceil(QUANTUM_SHARE * plan.n_features)
+    return [plan.v5_names[j] for j in plan.v5_order[plan.n_features - n :]]
+
+
+def _v5_columns(plan: Plan, version: str) -> list[str]:
+    """The feature columns of a version's files, in file order (v5.2: without the quantum ones)."""
+    names = [plan.v5_names[j] for j in plan.v5_order]
+    if "quantum" in V5_NEW_SETS.get(version, ()):
+        return names
+    dropped = set(_quantum(plan))
+    return [n for n in names if n not in dropped]
+
+
 def _v5_split_tables(
     plan: Plan,
-    split: str,
+    splits: tuple[str, ...],
     schema: pa.Schema,
-    fit: ExampleModel | None,
-    keep: list[EraBlock] | None,
+    columns_of: list[str],
+    visit: Any,
 ) -> Iterator[pa.Table]:
-    """Tables of one v5 split; ``fit`` accumulates train, ``keep`` stores light copies of eras."""
-    targets = [MAIN_TARGET, *AUX_TARGETS]
-    for chunk in chunks(iter_split(plan, "v5", split), plan.n_features):
+    """Tables of the eras of ``splits`` (in order) with the features ``columns_of``; ``visit``
+    is called on each era block (to fit models or keep light copies)."""
+    position = {name: j for j, name in enumerate(plan.v5_names)}
+    blocks = (b for split in splits for b in iter_split(plan, "v5", split))
+    for chunk in chunks(blocks, plan.n_features):
         for block in chunk:
-            if fit is not None:
-                fit.add(block)
-            if keep is not None:  # all but the features and targets, for the prediction files
-                keep.append(replace(block, cols=block.cols[:, :0], targets=None))
+            visit(block)
         ids, eras, types, cols = stack_eras(chunk)
         columns: dict[str, np.ndarray] = {"id": ids, "era": eras, "data_type": types}
-        for j in plan.v5_order:
-            columns[plan.v5_names[j]] = cols[j]
-        columns.update(stacked_targets(chunk, targets))
+        for name in columns_of:
+            columns[name] = cols[position[name]]
+        columns.update(stacked_targets(chunk, V5_TARGETS))
         yield _v5_table(schema, columns)
 
 
-def _v5_features_json(plan: Plan) -> dict[str, Any]:
-    """``feature_sets`` (small, medium, all, one per group) and ``targets`` of features.json."""
+def _v5_features_json(plan: Plan, version: str) -> dict[str, Any]:
+    """``feature_sets`` and ``targets`` of features.json, shaped like the version's real file.
+
+    Sets: small, medium and all; the sets equivalent to older releases; one per feature group
+    (the synthetic data has the six 2021 groups); and the version's new sets (v5.3: quantum).
+    Every set lists only the version's columns, in file order (a group: in its own order).
+    """
     names = plan.v5_names
-    sets = feature_sets_by_rule(
+    present = _v5_columns(plan, version)
+    order = {name: k for k, name in enumerate(present)}
+    by_rule = feature_sets_by_rule(
         {g: [names[j] for j in np.flatnonzero(plan.group_of == i)] for i, g in enumerate(GROUPS)}
     )
-    sets["all"] = [names[j] for j in plan.v5_order]
-    order = {name: k for k, name in enumerate(sets["all"])}
-    for key in ("small", "medium"):
-        sets[key] = sorted(sets[key], key=order.__getitem__)
-    return {"feature_sets": sets, "targets": [MAIN_TARGET, *AUX_TARGETS]}
+
+    def listed(members: list[str]) -> list[str]:
+        return sorted((m for m in members if m in order), key=order.__getitem__)
+
+    sets: dict[str, list[str]] = {key: listed(by_rule[key]) for key in ("small", "medium")}
+    sets["all"] = list(present)
+    older = [n for n in present if n not in set(_quantum(plan))]
+    shuffled = [
+        older[k] for k in np.random.default_rng([20210, len(older), 2]).permutation(len(older))
+    ]
+    for key in V5_OTHER_SETS:
+        sets[key] = listed(shuffled[: max(1, round(_OTHER_SET_SHARES[key] * len(older)))])
+    for group in GROUPS:  # in the group's own order: feature k of group g is legacy's <g><k>
+        sets[group] = [m for m in by_rule[group] if m in order]
+    for key in V5_NEW_SETS.get(version, ()):
+        sets[key] = listed(_quantum(plan))
+    return {"feature_sets": sets, "targets": [*NAMED_TARGETS, MAIN_TARGET]}
 
 
-def _write_v5(plan: Plan, out: Path) -> None:
-    feature_cols = {plan.v5_names[j]: "int8" for j in plan.v5_order}
+@dataclass
+class _Kept:
+    """What the v5 writer keeps of each era for the prediction files (no features, no targets)."""
+
+    blocks: dict[str, list[EraBlock]]
+
+    def keep(self, split: str) -> Any:
+        def visit(block: EraBlock) -> None:
+            self.blocks[split].append(replace(block, cols=block.cols[:0], targets=None))
+
+        return visit
+
+
+def _train_cover(plan: Plan) -> tuple[int, int]:
+    """Train eras the benchmark files cover, walk-forward as Numerai makes them.
+
+    Numerai's train benchmark predictions start after a first training window (era 158 of 574);
+    here the second half of train, predicted by models fitted on the first half less a purge of
+    4 eras. Returns ``(last era number of the early fit, first era number covered)``.
+    """
+    first_covered = plan.sizes.n_train_eras // 2 + 1
+    return max(1, first_covered - 1 - 4), first_covered
+
+
+def _blocks_table(
+    blocks: list[EraBlock], values: dict[str, np.ndarray], schema: pa.Schema, with_era: bool
+) -> pa.Table:
+    columns: dict[str, np.ndarray] = {"id": np.concatenate([b.ids for b in blocks])}
+    if with_era:
+        columns["era"] = np.concatenate([np.full(len(b), b.era, dtype=object) for b in blocks])
+    columns.update(values)
+    return _v5_table(schema, columns)
+
+
+def _write_v5(plan: Plan, out: Path, version: str) -> None:
+    feature_names = _v5_columns(plan, version)
     data_schema = _pandas_schema(
         {
             "era": "str",
             "data_type": "str",
-            **feature_cols,
-            **dict.fromkeys([MAIN_TARGET, *AUX_TARGETS], "float32"),
+            **dict.fromkeys(feature_names, "int8"),
+            **dict.fromkeys(V5_TARGETS, "float32"),
         }
     )
-    fit = ExampleModel(plan.design_columns())
+    full, early = BenchmarkModels(plan.design_columns()), BenchmarkModels(plan.design_columns())
+    early_end, first_covered = _train_cover(plan)
+    kept = _Kept({"train": [], "validation": [], "live": []})
+    keep_train = kept.keep("train")
+
+    def fit(block: EraBlock) -> None:
+        number = int(block.era)
+        full.add(block)
+        if number <= early_end:
+            early.add(block)
+        if number >= first_covered:
+            keep_train(block)
+
     _write_parquet(
         out / V5_FILES["train"],
         data_schema,
-        _v5_split_tables(plan, "train", data_schema, fit, None),
+        _v5_split_tables(plan, ("train",), data_schema, feature_names, fit),
     )
-    kept: dict[str, list[EraBlock]] = {"validation": [], "live": []}
-    for split in ("validation", "live"):
-        tables = _v5_split_tables(plan, split, data_schema, None, kept[split])
+    for split, parts in (("validation", ("validation", "test")), ("live", ("live",))):
+        tables = _v5_split_tables(plan, parts, data_schema, feature_names, kept.keep(split))
         _write_parquet(out / V5_FILES[split], data_schema, tables)
-    coef = fit.coef()
-    pred_schema = _pandas_schema({PREDICTION_COL: "float64"})
-    for split in ("validation", "live"):
-        blocks = kept[split]
-        columns = {
-            "id": np.concatenate([b.ids for b in blocks]),
-            PREDICTION_COL: np.concatenate([ExampleModel.predict(coef, b) for b in blocks]),
-        }
-        _write_parquet(
-            out / V5_FILES[f"{split}_example_preds"],
-            pred_schema,
-            iter([_v5_table(pred_schema, columns)]),
-        )
-    meta_schema = _pandas_schema({"era": "str", "data_type": "str", META_MODEL_COL: "float64"})
-    blocks = kept["validation"]
-    columns = {
-        "id": np.concatenate([b.ids for b in blocks]),
-        "era": np.concatenate([np.full(len(b.ids), b.era, dtype=object) for b in blocks]),
-        "data_type": np.full(sum(len(b.ids) for b in blocks), "validation", dtype=object),
-        META_MODEL_COL: np.concatenate([b.meta for b in blocks]),
+    coefs = {"train": early.coef(), "validation": full.coef(), "live": full.coef()}
+    predicted = {
+        split: [BenchmarkModels.predict(coefs[split], b) for b in kept.blocks[split]]
+        for split in BENCHMARK_SPLITS
     }
-    _write_parquet(
-        out / V5_FILES["meta_model"], meta_schema, iter([_v5_table(meta_schema, columns)])
-    )
-    write_json(out / V5_FILES["features"], _v5_features_json(plan))
+    columns = benchmark_columns(version)
+    bench_schema = _pandas_schema({"era": "str", **dict.fromkeys(columns, "float32")})
+    for split in BENCHMARK_SPLITS:
+        per_era = predicted[split]
+        values = {
+            col: np.concatenate([p[_model_of(col)] for p in per_era]).astype(np.float32)
+            for col in columns
+        }
+        table = _blocks_table(kept.blocks[split], values, bench_schema, with_era=True)
+        _write_parquet(out / V5_FILES[f"{split}_benchmark_models"], bench_schema, iter([table]))
+    pred_schema = _pandas_schema({PREDICTION_COL: "float32"})  # the blend's values, exactly
+    for split in ("validation", "live"):
+        example = np.concatenate([p["blend"] for p in predicted[split]]).astype(np.float32)
+        table = _blocks_table(kept.blocks[split], {PREDICTION_COL: example}, pred_schema, False)
+        _write_parquet(out / V5_FILES[f"{split}_example_preds"], pred_schema, iter([table]))
+        csv = table.select(["id", PREDICTION_COL]).replace_schema_metadata(None)
+        _write_csv(out / V5_CSV_FILES[f"{split}_example_preds_csv"], iter([csv]))
+    meta_schema = _pandas_schema({"era": "str", "data_type": "str", META_MODEL_COL: "float32"})
+    scored = [
+        (b, p)
+        for b, p in zip(kept.blocks["validation"], predicted["validation"], strict=True)
+        if b.data_type == "validation"
+    ]
+    blocks = [b for b, _ in scored]
+    values = {
+        "data_type": np.full(sum(len(b) for b in blocks), "validation", dtype=object),
+        META_MODEL_COL: np.concatenate([meta_model(plan, b, p["blend"]) for b, p in scored]),
+    }
+    table = _blocks_table(blocks, values, meta_schema, with_era=True)
+    _write_parquet(out / V5_FILES["meta_model"], meta_schema, iter([table]))
+    write_json(out / V5_FILES["features"], _v5_features_json(plan, version))
+
+
+def _model_of(column: str) -> str:
+    """The :class:`BenchmarkModels` output behind a benchmark column."""
+    if column == EXAMPLE_BENCHMARK:
+        return "blend"
+    name = column.split("_lgbm_", 1)[1]
+    assert name in BENCHMARK_TARGETS, column
+    return name
 
 
 # -- legacy writer -----------------------------------------------------------------------------
@@ -218,7 +339,7 @@ def _write_csv(path: Path, tables: Iterator[pa.Table]) -> Path:
     return path
 
 
-def _legacy_train_tables(plan: Plan, fit: ExampleModel) -> Iterator[pa.Table]:
+def _legacy_train_tables(plan: Plan, fit: BenchmarkModels) -> Iterator[pa.Table]:
     names = plan.legacy_names
     for chunk in chunks(iter_split(plan, "legacy", "train"), plan.n_features):
         for block in chunk:
@@ -236,7 +357,7 @@ def _write_legacy(plan: Plan, out: Path) -> None:
     within each part the rows are sorted by id (eras interleaved), so only the file's own order
     is right for a submission.
     """
-    fit = ExampleModel(plan.design_columns())
+    fit = BenchmarkModels(plan.design_columns())
     _write_csv(out / LEGACY_FILES["train"], _legacy_train_tables(plan, fit))
     coef = fit.coef()
     tagged = [
@@ -247,7 +368,7 @@ def _write_legacy(plan: Plan, out: Path) -> None:
     blocks = [b for _, b in tagged]
     ids, eras, types, cols = stack_eras(blocks)
     target = stacked_targets(blocks, [MAIN_TARGET])[MAIN_TARGET]
-    preds = np.concatenate([ExampleModel.predict(coef, b) for b in blocks])
+    preds = np.concatenate([BenchmarkModels.predict(coef, b)["blend"] for b in blocks])
     part = np.concatenate([np.full(len(b.id_codes), k) for k, b in tagged])
     order = np.lexsort((np.concatenate([b.id_codes for b in blocks]), part))
     step = chunk_rows(plan.n_features)
@@ -267,7 +388,7 @@ def _write_legacy(plan: Plan, out: Path) -> None:
 
 #: Bumped whenever the generator's output changes for the same inputs, so that directories
 #: written by an older generator are never taken for complete ones.
-GENERATOR_VERSION = 2
+GENERATOR_VERSION = 3
 #: Hidden file written last in a synthetic dataset directory: its inputs and each file's size
 #: and SHA-256.
 SYNTHETIC_MARKER = ".nbutils_synthetic.json"
@@ -338,8 +459,11 @@ def _check_inputs(
         raise DataError(f"model={model!r} is invalid: pass a SyntheticModel(...) or None")
     if layout == "legacy":
         return resolved, f"{LEGACY_DIR_PREFIX}{check_int(round_, 'round', 0, error=DataError)}"
-    if not isinstance(version, str) or not V5_DIR.match(version):
-        raise DataError(f'version {version!r} is not like "v5.2": use "v<major>.<minor>"')
+    if version not in V5_VERSIONS:
+        raise DataError(
+            f"version={version!r} is not a v5 release the synthetic data mirrors: use one of "
+            f"{list(V5_VERSIONS)} (default {DEFAULT_V5_VERSION!r}, the latest)"
+        )
     return resolved, version
 
 
@@ -359,7 +483,7 @@ def make_synthetic_dataset(
     ----------
     data_dir : path
         Parent directory. The dataset goes to ``<data_dir>/seed<seed>-<key>/<version>`` (v5,
-        default ``v5.2``) or ``<data_dir>/seed<seed>-<key>/numerai_dataset_<round>`` (legacy,
+        ``version`` one of :data:`~nbutils.data.layout.V5_VERSIONS`, default ``v5.3``) or ``<data_dir>/seed<seed>-<key>/numerai_dataset_<round>`` (legacy,
         default round 280); ``key`` hashes every input (see the module docstring), so datasets
         of other seeds, sizes, layouts or model knobs never share a file.
     layout : {"v5", "legacy"}
@@ -382,9 +506,12 @@ def make_synthetic_dataset(
 
     Notes
     -----
-    Eras: ``n_train_eras`` train eras, a gap of 4 era numbers, ``n_validation_eras`` validation
-    eras, then (legacy) ``n_test_eras`` test eras, and one live era (v5 labels ``0001``...,
-    legacy ``era1``..., live ``eraX``). Every file is written to a temporary name and renamed;
+    Eras: ``n_train_eras`` train eras, then right after them (no gap, as in Numerai's v5 files)
+    ``n_validation_eras`` validation eras, ``n_test_eras`` test eras without targets (v5: at the
+    end of ``validation.parquet``; legacy: in the tournament file), and one live era (v5 labels
+    ``0001``..., legacy ``era1``..., live ``eraX``). v5 also writes the benchmark models of
+    ``version`` (:func:`~nbutils.data.layout.benchmark_columns`), the example predictions (the
+    ``v5_lgbm_ct_blend`` column) and the meta model (validation eras); docs/data.md. Every file is written to a temporary name and renamed;
     :data:`SYNTHETIC_MARKER` is written last, and a directory whose marker matches is returned
     as it is, without writing anything.
     """
@@ -397,8 +524,12 @@ def make_synthetic_dataset(
     out.mkdir(parents=True, exist_ok=True)
     (out / SYNTHETIC_MARKER).unlink(missing_ok=True)
     plan = make_plan(resolved, chosen, int(seed))
-    (_write_v5 if layout == "v5" else _write_legacy)(plan, out)
-    names = V5_FILES.values() if layout == "v5" else LEGACY_FILES.values()
+    if layout == "v5":
+        _write_v5(plan, out, name)
+        names = [*V5_FILES.values(), *V5_CSV_FILES.values()]
+    else:
+        _write_legacy(plan, out)
+        names = list(LEGACY_FILES.values())
     write_json(
         out / SYNTHETIC_MARKER,
         {"inputs": inputs, "files": {n: _file_entry(out / n) for n in names}},

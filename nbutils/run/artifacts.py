@@ -29,6 +29,7 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import pandas as pd
 
 from nbutils.errors import PipelineError
@@ -212,7 +213,10 @@ def _check_prediction_rows(frame: pd.DataFrame, path: Path, run_dir: str | os.Pa
         return  # nothing to compare with (the notebooks load data.json first)
     info = read_artifact_json(run_dir, "data.json")
     rows = info.get("rows") or {}
-    is_validation = frame["data_type"].astype(str).to_numpy() == "validation"
+    # v5's validation split is the whole validation.parquet: its "test" eras (no targets yet) at
+    # the end included; the 2021 layout puts its "test" rows in the live split
+    types = ("validation", "test") if info.get("layout") == "v5" else ("validation",)
+    is_validation = np.isin(frame["data_type"].astype(str).to_numpy(), types)
     found = {"validation": int(is_validation.sum()), "live": int((~is_validation).sum())}
     expected = {k: rows.get(k) for k in found}
     problem = None
@@ -294,6 +298,16 @@ def adopt_artifact(file: str | os.PathLike, run_dir: str | os.PathLike) -> Path:
 
 
 # -- data.json: how notebook 01 loaded the data, so that 02..06 load exactly the same -------------
+def training_target(run_dir: str | os.PathLike) -> str:
+    """The target column notebook 03 trained on: its ``target`` parameter as recorded with
+    ``predictions.parquet`` in fingerprints.json; ``"target"`` (03's default) when not recorded.
+
+    Notebooks 04 and 06 choose their embargo from it (:func:`nbutils.eras.embargo_eras`).
+    """
+    entry = fingerprints.read_manifest(run_dir).get("predictions.parquet") or {}
+    return str((entry.get("parameters") or {}).get("target", "target"))
+
+
 def save_data_info(
     run_dir: str | os.PathLike,
     data: NumeraiData,

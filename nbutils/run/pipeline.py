@@ -367,19 +367,47 @@ def format_summary(summary: Mapping[str, Any]) -> str:
 
 
 # -- HTML ----------------------------------------------------------------------------------------
+#: The files of a run that the index links to, with what each holds (Japanese, for the learner).
+INDEX_FILES = {
+    "submission.csv": "提出ファイル（05）",
+    "neutralized_submission.csv": "中和した提出ファイル（06）",
+    "metrics.json": "まとめの数字（04）",
+    "per_era.csv": "era ごとのスコア（04）",
+    "diagnostics.csv": "診断表、中和の前と後（06）",
+    "validation.json": "ウォークフォワード、エラブースティング、探索の数字（09）",
+    "param_search.csv": "パラメータ探索の表（09）",
+    "model.txt": "学習したモデル（03）",
+    "summary.json": "この実行のまとめ",
+}
+_PAGE_STYLE = """body{font-family:"Noto Sans CJK JP","Noto Sans JP",sans-serif;max-width:64em;
+margin:2em auto;padding:0 1em;line-height:1.6}
+table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:.3em .8em}
+td{text-align:right}th{text-align:left}td.text{text-align:left}
+figure{margin:1.5em 0}figure img{max-width:100%;height:auto;border:1px solid #ddd}
+figcaption{color:#444;font-size:.9em}"""
+_NAV_STYLE = (
+    "display:flex;gap:1.5em;justify-content:space-between;font-family:sans-serif;"
+    "padding:.6em 1em;margin:0 0 1em;background:#f3f5f8;border-bottom:1px solid #d0d7de"
+)
+
+
 def notebook_figures(executed: Sequence[Path], out_dir: Path) -> list[tuple[str, str, Path]]:
     """Every PNG figure the executed notebooks show, in notebook order, written to ``out_dir``.
 
-    Returns ``(notebook stem, section heading, path)`` per figure: the heading is the last
-    markdown ``#`` line above the figure's cell. Figures that are only shown inline (01's era
-    plot, 03's importances) are included, not only the PNG files the notebooks save.
+    Returns ``(notebook stem, caption, path)`` per figure. The caption is the figure's own title,
+    which every :class:`nbutils.plots.NotebookFigure` writes into its PNG; a figure without one
+    (drawn with pyplot) is captioned by the last markdown ``#`` line above its cell, numbered when
+    several figures share that heading. Figures that are only shown inline are included, not
+    only the PNG files the notebooks save.
     """
     import base64
 
     import nbformat
 
+    from nbutils.plots import png_title
+
     make_dir(out_dir)
-    found = []
+    found: list[tuple[str, str, Path, str]] = []  # stem, title, path, heading
     for nb_path in executed:
         heading = nb_path.stem
         number = 0
@@ -395,9 +423,119 @@ def notebook_figures(executed: Sequence[Path], out_dir: Path) -> list[tuple[str,
                 if png:
                     number += 1
                     path = out_dir / f"{nb_path.stem}-{number:02d}.png"
-                    atomic_write_bytes(path, base64.b64decode(png))
-                    found.append((nb_path.stem, heading, path))
-    return found
+                    data = base64.b64decode(png)
+                    atomic_write_bytes(path, data)
+                    found.append((nb_path.stem, png_title(data), path, heading))
+    untitled: dict[tuple[str, str], int] = {}
+    for stem, title, _, heading in found:
+        if not title:
+            untitled[(stem, heading)] = untitled.get((stem, heading), 0) + 1
+    seen: dict[tuple[str, str], int] = {}
+    out = []
+    for stem, title, path, heading in found:
+        caption = title
+        if not caption:
+            key = (stem, heading)
+            seen[key] = seen.get(key, 0) + 1
+            caption = heading + (f"（図 {seen[key]}）" if untitled[key] > 1 else "")
+        out.append((stem, caption, path))
+    return out
+
+
+def _notebook_title(nb_path: Path) -> str:
+    """The first ``# `` heading of an executed notebook ("" if none)."""
+    import nbformat
+
+    for cell in nbformat.read(nb_path, as_version=4).cells:
+        if cell.cell_type == "markdown":
+            for line in cell.source.splitlines():
+                if line.startswith("# "):
+                    return line[2:].strip()
+    return ""
+
+
+def _navigation(stems: Sequence[str], i: int) -> str:
+    """Previous / index / next links of notebook page ``i`` (pages are html/<stem>.html)."""
+    prev_link = (
+        f'<a href="{escape(stems[i - 1])}.html">← 前: {escape(stems[i - 1])}</a>'
+        if i > 0
+        else "<span></span>"
+    )
+    next_link = (
+        f'<a href="{escape(stems[i + 1])}.html">次: {escape(stems[i + 1])} →</a>'
+        if i + 1 < len(stems)
+        else "<span></span>"
+    )
+    return (
+        f'<nav class="nbutils-nav" style="{_NAV_STYLE}">{prev_link}'
+        f'<a href="../index.html">一覧（index）</a>{next_link}</nav>'
+    )
+
+
+def _with_navigation(body: str, nav: str) -> str:
+    """The nbconvert page with ``nav`` right after ``<body ...>`` and again before ``</body>``."""
+    body = re.sub(r"(<body[^>]*>)", lambda m: m.group(1) + "\n" + nav, body, count=1)
+    head, sep, tail = body.rpartition("</body>")
+    return head + nav + "\n" + sep + tail if sep else body + nav
+
+
+def _status_table(run_dir: Path, summary: Mapping[str, Any]) -> str:
+    """The summary rows (before / after neutralization) with their status words in Japanese."""
+    from nbutils.diagnostics import STATUS_JA, guideline_ja
+
+    statuses: dict[str, dict[str, str]] = {}
+    diag_path = run_dir / "diagnostics.csv"
+    if diag_path.is_file():
+        import pandas as pd
+
+        diag = pd.read_csv(diag_path).set_index("metric")
+        for row in diag.index:
+            statuses[row] = {
+                k: STATUS_JA.get(str(diag.loc[row, f"{k}_status"]), "")
+                for k in ("before", "after")
+                if f"{k}_status" in diag.columns
+            }
+    rows = []
+    for name, v in summary.items():
+        if not (isinstance(v, dict) and "before" in v):
+            continue
+        st = statuses.get(name, {})
+        try:
+            guideline = guideline_ja(name)
+        except KeyError:
+            guideline = ""
+        rows.append(
+            f"<tr><th>{escape(name)}</th><td>{v['before']:.4f}</td>"
+            f"<td>{escape(st.get('before', ''))}</td><td>{v['after']:.4f}</td>"
+            f'<td>{escape(st.get("after", ""))}</td><td class="text">{escape(guideline)}</td></tr>'
+        )
+    if not rows:
+        return "<p>診断表（06 の diagnostics.csv）はまだありません。</p>"
+    return (
+        "<table><tr><th>診断項目</th><th>中和前</th><th>判定</th><th>中和後</th><th>判定</th>"
+        "<th>目安</th></tr>" + "".join(rows) + "</table>"
+        "<p>判定に使う Sharpe は 1 つだけです: era ごとの numerai corr の平均 ÷ 標準偏差"
+        "（ddof=0、Numerai の定義）。04 の判定と 06 の診断表も同じです。チュートリアルの Sharpe"
+        "（Spearman、ddof=1）は 04 に並べてあります。</p>"
+    )
+
+
+def _embargo_note(run_dir: Path) -> str:
+    """One line on the embargo the validation scores used (metrics.json), if recorded."""
+    path = run_dir / "metrics.json"
+    if not path.is_file():
+        return ""
+    try:
+        validation = json.loads(path.read_text(encoding="utf-8")).get("validation", {})
+    except (json.JSONDecodeError, AttributeError):
+        return ""
+    n = validation.get("embargo_eras") if isinstance(validation, dict) else None
+    if not isinstance(n, int | float):
+        return ""
+    return (
+        f"<p>検証のスコアは、学習に使った最後の era の直後 {int(n)} era を除いて計算しています"
+        "（エンバーゴ: ターゲットの期間が重なる era を除く）。</p>"
+    )
 
 
 def render_html(
@@ -406,63 +544,57 @@ def render_html(
     summary: Mapping[str, Any],
     keys: NumeraiKeys | None = None,
 ) -> Path:
-    """Render each executed notebook to ``html/<name>.html`` and write ``index.html``."""
+    """Render each executed notebook to ``html/<name>.html`` and write ``index.html``.
+
+    Every notebook page gets previous / index / next links at its top and bottom. The index
+    (Japanese, for the learner) names the run by its directory's name only, shows the summary
+    with its status words, links the run's files, and shows every figure at its natural size
+    (never wider than the page) with its own caption (:func:`notebook_figures`).
+    """
     import nbformat
     from nbconvert import HTMLExporter
 
     exporter = HTMLExporter()
     html_dir = make_dir(run_dir / "html")
+    stems = [nb_path.stem for nb_path in executed]
     items = []
-    for nb_path in executed:
-        body, _ = exporter.from_notebook_node(nbformat.read(nb_path, as_version=4))
+    for i, nb_path in enumerate(executed):
+        body, _ = exporter.from_notebook_node(
+            nbformat.read(nb_path, as_version=4), resources={"metadata": {"name": nb_path.stem}}
+        )
         out = html_dir / (nb_path.stem + ".html")
-        atomic_write_text(out, redact(body, keys))
-        items.append((nb_path.stem, f"html/{out.name}", nb_path.name))
+        atomic_write_text(out, redact(_with_navigation(body, _navigation(stems, i)), keys))
+        items.append((nb_path.stem, f"html/{out.name}", nb_path.name, _notebook_title(nb_path)))
     figures = notebook_figures(executed, html_dir / "figures")
-    rows = "".join(
-        f"<tr><th>{escape(k)}</th><td>{v['before']:.4f}</td><td>{v['after']:.4f}</td></tr>"
-        for k, v in summary.items()
-        if isinstance(v, dict) and "before" in v
-    )
     links = "".join(
-        f'<li><a href="{escape(href)}">{escape(stem)}</a> (<a href="{escape(nb)}">ipynb</a>)</li>'
-        for stem, href, nb in items
+        f'<li><a href="{escape(href)}">{escape(title or stem)}</a>'
+        f'（{escape(stem)}、<a href="{escape(nb)}">ipynb</a>）</li>'
+        for stem, href, nb, title in items
     )
     figs = "".join(
-        f'<figure><a href="{escape(rel)}" title="full size"><img src="{escape(rel)}" '
-        f'alt="{escape(stem)}: {escape(heading)}"></a>'
-        f"<figcaption>{escape(stem)} — {escape(heading)}</figcaption></figure>"
-        for stem, heading, rel in (
-            (stem, heading, path.relative_to(run_dir).as_posix()) for stem, heading, path in figures
+        f'<figure><a href="{escape(rel)}" title="原寸で開く"><img src="{escape(rel)}" '
+        f'alt="{escape(caption)}"></a>'
+        f"<figcaption>{escape(stem)} — {escape(caption)}</figcaption></figure>"
+        for stem, caption, rel in (
+            (stem, caption, path.relative_to(run_dir).as_posix()) for stem, caption, path in figures
         )
     )
     files = "".join(
-        f'<li><a href="{escape(n)}">{escape(n)}</a></li>'
-        for n in (
-            "submission.csv",
-            "neutralized_submission.csv",
-            "metrics.json",
-            "per_era.csv",
-            "diagnostics.csv",
-            "validation.json",
-            "param_search.csv",
-            "model.txt",
-            "summary.json",
-        )
+        f'<li><a href="{escape(n)}">{escape(n)}</a> — {escape(what)}</li>'
+        for n, what in INDEX_FILES.items()
         if (run_dir / n).is_file()
     )
+    name = escape(run_dir.name)
     page = f"""<!doctype html>
-<html lang="ja"><head><meta charset="utf-8"><title>nbutils run: {escape(run_dir.name)}</title>
-<style>body{{font-family:sans-serif;max-width:60em;margin:2em auto}}
-table{{border-collapse:collapse}}td,th{{border:1px solid #ccc;padding:.3em .8em;text-align:right}}
-figure{{margin:1.5em 0}}figure img{{width:100%;height:auto;border:1px solid #ddd}}
-figcaption{{color:#444;font-size:.9em}}</style></head><body>
-<h1>nbutils run: {escape(str(run_dir))}</h1>
-<h2>Notebooks / ノートブック</h2><ol>{links}</ol>
-<h2>Summary / 結果 (validation, numerai corr)</h2>
-<table><tr><th></th><th>before neutralization</th><th>after</th></tr>{rows}</table>
-<h2>Files / ファイル</h2><ul>{files}</ul>
-<h2>Figures / 図 (notebook order; click for full size / クリックで原寸)</h2>{figs}
+<html lang="ja"><head><meta charset="utf-8"><title>nbutils の実行結果: {name}</title>
+<style>{_PAGE_STYLE}</style></head><body>
+<h1>nbutils の実行結果: {name}</h1>
+<h2>ノートブック</h2><ol>{links}</ol>
+<h2>結果（検証データ、era ごとの numerai corr）</h2>
+{_status_table(run_dir, summary)}
+{_embargo_note(run_dir)}
+<h2>ファイル</h2><ul>{files}</ul>
+<h2>図（ノートブックの順。クリックで原寸）</h2>{figs}
 </body></html>
 """
     index = run_dir / "index.html"
