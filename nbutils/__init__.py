@@ -15,6 +15,10 @@ Importing ``nbutils`` itself is cheap: submodules are imported on use.
 """
 
 from nbutils.errors import NbutilsError
+from nbutils.versions import require
+
+# Everything in nbutils computes with these three: an older release stops here, named.
+require("numpy", "pandas", "pyarrow")
 
 __version__ = "0.1.0"
 __all__ = ["NbutilsError", "__version__"]

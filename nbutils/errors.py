@@ -43,3 +43,7 @@ class FileWriteError(NbutilsError, OSError):
 
     def __str__(self) -> str:  # OSError's own would show "[Errno n] None: <file>"
         return str(self.args[0]) if self.args else ""
+
+
+class DependencyError(NbutilsError, ImportError):
+    """An installed dependency is older than nbutils needs (or missing); names the fix."""

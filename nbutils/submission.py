@@ -34,6 +34,7 @@ from nbutils.data import NumeraiData
 from nbutils.errors import SubmissionError
 from nbutils.run.keys import PUBLIC_ENV, SECRET_ENV, NumeraiKeys, load_keys, redact
 from nbutils.util import atomic_write_text
+from nbutils.versions import require
 
 logger = logging.getLogger(__name__)
 
@@ -154,6 +155,7 @@ def check_shape(submission: pd.DataFrame | pd.Series) -> pd.DataFrame:
     DataFrame
         The submission with ``id,prediction`` columns.
     """
+    require("numerai-tools")
     from numerai_tools.submissions import validate_headers_numerai
 
     frame = _as_frame(submission)
@@ -212,6 +214,7 @@ def validate_submission(submission: pd.DataFrame | pd.Series, data: NumeraiData)
     DataFrame
         ``id,prediction`` columns, without the dropped unknown ids.
     """
+    require("numerai-tools")
     from numerai_tools.submissions import validate_submission_numerai
 
     frame = check_shape(submission)
@@ -266,9 +269,10 @@ def write_submission(submission: pd.DataFrame | pd.Series, path: str | os.PathLi
 
 
 def read_submission(path: str | os.PathLike) -> pd.DataFrame:
-    """Read a submission CSV (ids as strings)."""
+    """Read a submission CSV (ids as strings; predictions exactly as written: pandas < 3 parses
+    floats to the nearest double only with ``float_precision="round_trip"``)."""
     try:
-        return pd.read_csv(path, dtype={ID_COL: str})
+        return pd.read_csv(path, dtype={ID_COL: str}, float_precision="round_trip")
     except (OSError, ValueError) as err:
         raise SubmissionError(f"cannot read submission {path}: {err}") from None
 

@@ -271,3 +271,105 @@ def test_a_bare_kaggle_kernel_installs_the_wheel_and_completes_notebook_01(bare,
     text = out.read_text(encoding="utf-8")
     assert "nbutils をインストールしました" in text
     assert (tmp_path / "kaggle" / "runs" / "latest" / "data.json").is_file()
+
+
+# -- slow: Kaggle with Internet off ---------------------------------------------------------------
+#: What Kaggle's image has that matters here (docs/versions.md): its pandas, numpy and nbconvert.
+KAGGLE_IMAGE_PINS = ("pandas==2.2.2", "numpy==2.0.2", "nbconvert==6.4.5")
+
+
+@pytest.fixture(scope="session")
+def kaggle_input(tmp_path_factory, wheel) -> Path:
+    """/kaggle/input with the folder of ``make kaggle-dataset`` (built for this Python) mounted
+    as Kaggle mounts a dataset: <input>/<dataset>/."""
+    root = tmp_path_factory.mktemp("kaggle_input")
+    version = f"{sys.version_info.major}.{sys.version_info.minor}"
+    builder = ROOT / "tools" / "kaggle_dataset.py"
+    out = root / "nbutils-offline"
+    _run(
+        [sys.executable, builder, "--out", out, "--python-version", version, "--wheel", wheel], root
+    )
+    return root
+
+
+@pytest.fixture(scope="session")
+def kaggle_like(tmp_path_factory) -> Path:
+    """A venv like Kaggle's kernel before nbutils: papermill, ipykernel and the image's pins."""
+    root = tmp_path_factory.mktemp("kaggle_like")
+    python = _venv(root / "venv")
+    _run([python, *PIP_QUIET, "papermill", "ipykernel", *KAGGLE_IMAGE_PINS], cwd=root)
+    return python
+
+
+def _offline_env(**extra: str) -> dict[str, str]:
+    """No package index and no folder but the dataset's: pip's config files (this machine's name
+    a local index and a wheel folder) are not read, PIP_FIND_LINKS is unset, PIP_NO_INDEX is on,
+    and an index, if asked anyway, is an address where nothing listens."""
+    env = _clean_env(
+        PIP_NO_INDEX="1",
+        PIP_CONFIG_FILE=os.devnull,
+        PIP_INDEX_URL="http://127.0.0.1:9/simple",
+        PIP_RETRIES="0",
+        PIP_DEFAULT_TIMEOUT="5",
+        **extra,
+    )
+    for name in ("PIP_FIND_LINKS", "PIP_EXTRA_INDEX_URL"):
+        env.pop(name, None)
+    return env
+
+
+@pytest.mark.slow
+def test_kaggle_without_internet_installs_from_the_dataset_folder(
+    kaggle_like, kaggle_input, tmp_path
+):
+    env = _offline_env()
+    config = _run([kaggle_like, "-m", "pip", "config", "list"], tmp_path, env=env).stdout
+    assert "find-links" not in config and "index-url='file" not in config, config
+    # nothing to find without the folder: the index is really out of reach
+    lost = _run([kaggle_like, "-m", "pip", "install", "numerapi"], tmp_path, env=env, check=False)
+    assert lost.returncode != 0
+    work = tmp_path / "kaggle"
+    work.mkdir()
+    jupyter = _kernel_dir(kaggle_like, tmp_path / "jupyter", "kaggle")
+    sizes = ", ".join(f"{k}: {v}" for k, v in TINY_SIZES.items())
+    out = work / "01_load_data.ipynb"
+    done = _run(
+        [
+            kaggle_like,
+            "-m",
+            "papermill",
+            ROOT / "notebooks" / "01_load_data.ipynb",
+            out,
+            "-k",
+            "kaggle",
+            "--cwd",
+            work,
+            "-y",
+            f"synthetic_sizes: {{{sizes}}}",
+            "--no-progress-bar",
+        ],
+        cwd=work,
+        env=_offline_env(
+            JUPYTER_PATH=str(jupyter),
+            KAGGLE_KERNEL_RUN_TYPE="Batch",
+            NBUTILS_KAGGLE_INPUT=str(kaggle_input),
+        ),
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    text = out.read_text(encoding="utf-8")
+    assert "nbutils をインストールしました" in text
+    assert str(kaggle_input / "nbutils-offline") in text
+    assert (work / "runs" / "latest" / "data.json").is_file()
+    # the image's releases satisfy requirements.txt, so pip kept them
+    kept = _run(
+        [
+            kaggle_like,
+            "-c",
+            "import nbconvert, numpy, pandas, nbutils; "
+            "print(pandas.__version__, numpy.__version__, nbconvert.__version__)",
+        ],
+        tmp_path,
+        env=env,
+    ).stdout.split()
+    assert kept == [pin.split("==")[1] for pin in KAGGLE_IMAGE_PINS]

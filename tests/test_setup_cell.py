@@ -11,6 +11,8 @@ import json
 import re
 import shutil
 import subprocess
+import sys
+import types
 from pathlib import Path
 
 import pytest
@@ -116,13 +118,13 @@ def test_a_setup_cell_before_the_parameters_cell_is_found_and_sync_refuses(tmp_p
 class _Pip:
     """Records pip calls; answers with ``returncode`` and ``stderr``."""
 
-    def __init__(self, returncode=0, stderr=""):
+    def __init__(self, returncode=0, stderr="", stdout=""):
         self.calls: list[list[str]] = []
-        self.returncode, self.stderr = returncode, stderr
+        self.returncode, self.stderr, self.stdout = returncode, stderr, stdout
 
     def __call__(self, args, **kwargs):
         self.calls.append(list(args))
-        return subprocess.CompletedProcess(args, self.returncode, "", self.stderr)
+        return subprocess.CompletedProcess(args, self.returncode, self.stdout, self.stderr)
 
 
 def _run_cell(monkeypatch, *, kaggle: bool, importable: bool, pip: _Pip, source: str | None = None):
@@ -166,12 +168,62 @@ def test_in_kaggle_the_cell_installs_the_constant_or_the_override(monkeypatch, c
     assert pip.calls[-1][-1] == project.INSTALL_SOURCE
     wheel = "/kaggle/input/nbutils/nbutils-0.1.0-py3-none-any.whl"
     _run_cell(monkeypatch, kaggle=True, importable=False, pip=pip, source=wheel)
-    assert pip.calls[-1][-3:] == ["install", "-q", wheel]
+    assert pip.calls[-1][-2:] == ["install", wheel]
     out = capsys.readouterr().out.splitlines()
     assert out == [
         f"インストール: nbutils をインストールしました（{project.INSTALL_SOURCE}）",
         f"インストール: nbutils をインストールしました（{wheel}）",
     ]  # one line per install
+
+
+def _kaggle_dataset(root: Path) -> Path:
+    """A folder like ``make kaggle-dataset``'s, as Kaggle mounts it: root/<dataset>/."""
+    folder = root / "nbutils-offline"
+    folder.mkdir(parents=True)
+    (folder / "nbutils-0.1.0-py3-none-any.whl").write_bytes(b"")
+    (folder / "numerapi-2.23.0-py3-none-any.whl").write_bytes(b"")
+    return folder
+
+
+def test_in_kaggle_the_dataset_folder_is_installed_from_with_no_index(
+    monkeypatch, tmp_path, capsys
+):
+    folder = _kaggle_dataset(tmp_path / "input")
+    monkeypatch.setenv("NBUTILS_KAGGLE_INPUT", str(tmp_path / "input"))
+    pip = _Pip()
+    _run_cell(monkeypatch, kaggle=True, importable=False, pip=pip)
+    assert pip.calls[-1][-5:] == ["install", "--no-index", "--find-links", str(folder), "nbutils"]
+    assert capsys.readouterr().out == f"インストール: nbutils をインストールしました（{folder}）\n"
+    # one level deeper (a dataset whose files sit in a subfolder) is found too
+    deeper = _kaggle_dataset(tmp_path / "input2" / "mine")
+    monkeypatch.setenv("NBUTILS_KAGGLE_INPUT", str(tmp_path / "input2"))
+    _run_cell(monkeypatch, kaggle=True, importable=False, pip=pip)
+    assert pip.calls[-1][-3:] == ["--find-links", str(deeper), "nbutils"]
+
+
+def test_the_override_wins_over_the_dataset_folder_and_colab_ignores_it(monkeypatch, tmp_path):
+    _kaggle_dataset(tmp_path / "input")
+    monkeypatch.setenv("NBUTILS_KAGGLE_INPUT", str(tmp_path / "input"))
+    pip = _Pip()
+    _run_cell(monkeypatch, kaggle=True, importable=False, pip=pip, source="nbutils==0.1.0")
+    assert pip.calls[-1][-2:] == ["install", "nbutils==0.1.0"]
+    monkeypatch.setitem(sys.modules, "google.colab", types.ModuleType("google.colab"))
+    _run_cell(monkeypatch, kaggle=False, importable=False, pip=pip)
+    assert pip.calls[-1][-2:] == ["install", project.INSTALL_SOURCE]
+    assert "--no-index" not in pip.calls[-1]
+
+
+def test_the_cell_says_what_pip_installed_and_when_to_restart(monkeypatch, capsys):
+    monkeypatch.delitem(sys.modules, "not_loaded_pkg", raising=False)
+    pip = _Pip(stdout="Collecting x\nSuccessfully installed nbutils-0.1.0 not-loaded-pkg-2.0\n")
+    _run_cell(monkeypatch, kaggle=True, importable=False, pip=pip)
+    out = capsys.readouterr().out.splitlines()
+    assert out[1:] == ["Successfully installed nbutils-0.1.0 not-loaded-pkg-2.0"]
+    # nothing this kernel had imported was replaced: no restart asked
+    monkeypatch.setitem(sys.modules, "loaded_pkg", types.ModuleType("loaded_pkg"))
+    pip.stdout = "Successfully installed loaded-pkg-2.2.3 nbutils-0.1.0\n"
+    _run_cell(monkeypatch, kaggle=True, importable=False, pip=pip)
+    assert "再起動" in capsys.readouterr().out.splitlines()[-1]  # loaded_pkg is imported here
 
 
 def test_a_failed_install_stops_with_the_short_message_and_no_traceback(monkeypatch):
@@ -184,7 +236,7 @@ def test_a_failed_install_stops_with_the_short_message_and_no_traceback(monkeypa
     shown = err._render_traceback_()  # what IPython shows instead of a traceback
     text = "\n".join(shown)
     assert "nbutils==99" in text and "Could not find a version" in text
-    assert "Internet" in text and "NBUTILS_INSTALL_SOURCE" in text and "Colab" in text
+    assert "Internet" in text and "make kaggle-dataset" in text and "Colab" in text
     assert len(shown) <= 8 and "Traceback" not in text
 
 

@@ -112,9 +112,14 @@ def timed_raw_query(
 
 def make_client(keys: NumeraiKeys | None, timeout: float | None = None) -> Any:
     """A numerapi client with ``keys`` (anonymous when None) whose every post has a timeout:
-    ``timeout`` seconds, else ``$NBUTILS_NUMERAI_TIMEOUT``, else 60."""
+    ``timeout`` seconds, else ``$NBUTILS_NUMERAI_TIMEOUT``, else 60. An old numerapi is refused
+    here, named (``nbutils.versions.require``), before a missing method could pass for a server
+    error."""
     import numerapi
 
+    from nbutils.versions import require
+
+    require("numerapi")
     limits = timeout_seconds(timeout)
     if keys is None:
         napi = numerapi.NumerAPI(show_progress_bars=False)

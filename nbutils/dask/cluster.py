@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 import lightgbm as lgb
 
 from nbutils.errors import NbutilsError
+from nbutils.versions import require
 
 if TYPE_CHECKING:  # imported lazily at run time: see optional()
     import distributed
@@ -41,6 +42,7 @@ def optional() -> tuple[Any, Any, Any]:
         raise DaskEngineError(
             f"the Dask engine needs dask and distributed ({err}); {_INSTALL_HINT}"
         ) from err
+    require("dask", "distributed")
     return dask, ddf_module, distributed
 
 

@@ -43,6 +43,7 @@ from nbutils.data.layout import MANIFEST_NAME, V5_FILES
 from nbutils.data.load import columns_per_read
 from nbutils.errors import DataError, DownloadError
 from nbutils.util import natural_sorted, read_json, release_memory, write_json
+from nbutils.versions import require
 
 #: Files fetched only when named in ``files=``: the train benchmark models (hundreds of MB on
 #: Numerai, and nothing in nbutils reads them).
@@ -417,6 +418,7 @@ def download_file(
 
 def _make_napi(show_progress: bool) -> Any:
     """A real, anonymous ``numerapi.NumerAPI`` (Numerai's datasets are public)."""
+    require("numerapi")
     return numerapi.NumerAPI(verbosity="warning", show_progress_bars=show_progress)
 
 

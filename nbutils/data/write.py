@@ -77,17 +77,27 @@ _PARQUET_OPTIONS: dict[str, Any] = {
 
 
 def _pandas_schema(columns: dict[str, str]) -> pa.Schema:
-    """An Arrow schema with pandas metadata: ``id`` is the index, like Numerai's own files."""
+    """An Arrow schema with pandas metadata: ``id`` is the index, like Numerai's own files.
+
+    The same schema and metadata under pandas 2 and 3: pandas 2 makes an empty ``dtype="str"``
+    column object dtype, which Arrow types as null (writing strings into it then fails with
+    ``ArrowInvalid``); so every string column is ``pa.string()`` and is described as pandas 2
+    describes a column of strings (``unicode``, numpy ``object``), as Numerai's files are.
+    """
     empty = pd.DataFrame({name: pd.Series([], dtype=dtype) for name, dtype in columns.items()})
     empty.index = pd.Index([], dtype="str", name="id")
     schema = pa.Schema.from_pandas(empty, preserve_index=True)
+    text = {name for name, dtype in columns.items() if dtype == "str"} | {"id"}
     # pandas' metadata records the writing pandas version; drop it for byte-identical files.
     meta = json.loads(schema.metadata[b"pandas"])
     meta.pop("pandas_version", None)
+    if not meta.get("attributes"):
+        meta.pop("attributes", None)  # written (empty) by newer pyarrow only
     meta["creator"] = {"library": "nbutils", "version": "synthetic"}
-    strings = [
-        pa.field(f.name, pa.string()) if pa.types.is_large_string(f.type) else f for f in schema
-    ]
+    for column in [*meta["columns"], *meta["column_indexes"]]:
+        if column["name"] in text or column["numpy_type"] == "str":
+            column.update(pandas_type="unicode", numpy_type="object")
+    strings = [pa.field(f.name, pa.string()) if f.name in text else f for f in schema]
     return pa.schema(strings, metadata={b"pandas": json.dumps(meta, sort_keys=True).encode()})
 
 

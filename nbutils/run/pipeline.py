@@ -38,6 +38,7 @@ from nbutils.run.lock import run_lock
 from nbutils.run.parameters import check_run_parameters, schema_for
 from nbutils.run.project import NOTEBOOK_NAMES, copy_notebooks, notebooks_dir
 from nbutils.util import atomic_write_bytes, atomic_write_text, make_dir, write_json
+from nbutils.versions import require
 
 #: The six notebooks, in the order they run (one list: :data:`nbutils.run.project.NOTEBOOK_NAMES`).
 NOTEBOOKS: tuple[str, ...] = NOTEBOOK_NAMES
@@ -552,6 +553,8 @@ def render_html(
     (never wider than the page) with its own caption (:func:`notebook_figures`).
     """
     import nbformat
+
+    require("nbconvert")
     from nbconvert import HTMLExporter
 
     exporter = HTMLExporter()

@@ -120,7 +120,9 @@ def badge_line(name: str) -> str:
 #: The install part of the setup cell, delimited so that a change of the install logic touches
 #: only this string: a literal copy of it opens every notebook's setup cell (nbutils is not
 #: importable before it is installed). It defines and calls ``install_nbutils``; outside Colab and
-#: Kaggle, or where nbutils already imports, it installs nothing. A failed pip stops with a short
+#: Kaggle, or where nbutils already imports, it installs nothing. On Kaggle, a folder made by
+#: ``make kaggle-dataset`` and added as a dataset (found under /kaggle/input, or
+#: NBUTILS_KAGGLE_INPUT) is installed from with no package index. A failed pip stops with a short
 #: Japanese message and no traceback (IPython shows ``_render_traceback_``).
 _INSTALL_CODE = """\
 # @title ここは実行するだけ（インストール、パラメータの確認、前のノートブックの成果物）
@@ -130,6 +132,7 @@ INSTALL_SOURCE = "{install_source}"
 
 def install_nbutils(default_source):
     \"\"\"In Colab or Kaggle, pip-install nbutils unless it already imports.\"\"\"
+    import glob
     import importlib.util
     import os
     import subprocess
@@ -137,11 +140,23 @@ def install_nbutils(default_source):
 
     if importlib.util.find_spec("nbutils") is not None:
         return print("インストール: nbutils はこの環境にあります")
-    if "google.colab" not in sys.modules and "KAGGLE_KERNEL_RUN_TYPE" not in os.environ:
+    in_kaggle = "KAGGLE_KERNEL_RUN_TYPE" in os.environ
+    if "google.colab" not in sys.modules and not in_kaggle:
         return print("インストール: nbutils がありません（make setup をしてください）")
-    source = os.environ.get("NBUTILS_INSTALL_SOURCE", "").strip() or default_source
+    override = os.environ.get("NBUTILS_INSTALL_SOURCE", "").strip()
+    source = override or default_source
+    args = [source]
+    # Kaggle with Internet off: the folder of `make kaggle-dataset` added as a dataset
+    # (nbutils and the wheels of its dependencies) is installed from, with no package index.
+    kaggle_input = os.environ.get("NBUTILS_KAGGLE_INPUT", "/kaggle/input")
+    wheels = glob.glob(f"{{kaggle_input}}/*/nbutils-*.whl") + glob.glob(
+        f"{{kaggle_input}}/*/*/nbutils-*.whl"
+    )
+    if in_kaggle and wheels and not override:
+        source = os.path.dirname(sorted(wheels)[-1])
+        args = ["--no-index", "--find-links", source, "nbutils"]
     pip = subprocess.run(
-        [sys.executable, "-m", "pip", "install", "-q", source], capture_output=True, text=True
+        [sys.executable, "-m", "pip", "install", *args], capture_output=True, text=True
     )
     if pip.returncode != 0:
 
@@ -151,16 +166,23 @@ def install_nbutils(default_source):
 
         last = (pip.stderr.strip().splitlines() or ["(pip printed nothing)"])[-1]
         raise SetupFailed(
-            f"nbutils をインストールできませんでした（pip install {{source}}）。\\n"
+            f"nbutils をインストールできませんでした（pip install {{' '.join(args)}}）。\\n"
             f"pip: {{last}}\\n"
             "直し方:\\n"
             "- Kaggle: 右のサイドバーの Session options で Internet をオンにして、もう一度実行します。\\n"
-            "- インターネットなしで: nbutils の wheel (nbutils-*.whl) をデータセットとして追加し、"
-            "このセルの INSTALL_SOURCE か環境変数 NBUTILS_INSTALL_SOURCE をそのパスにします。\\n"
+            "- Kaggle でインターネットなしで: make kaggle-dataset で作ったフォルダ "
+            "(dist/kaggle-dataset) をデータセットとして追加すると、このセルがそこから入れます。\\n"
             "- Colab: ネットワークを確かめて、ランタイムを再起動してからもう一度実行します。"
         )
     importlib.invalidate_caches()
     print(f"インストール: nbutils をインストールしました（{{source}}）")
+    done = [ln for ln in pip.stdout.splitlines() if ln.startswith("Successfully installed")]
+    if done:
+        print(done[-1])
+    # a package this kernel has already imported keeps its old version until a restart
+    names = [w.rsplit("-", 1)[0].replace("-", "_").lower() for w in " ".join(done).split()[2:]]
+    if any(name in sys.modules for name in names if name != "nbutils"):
+        print("読み込み済みのパッケージを入れ替えました: ランタイムを再起動してください")
 
 
 install_nbutils(INSTALL_SOURCE)
