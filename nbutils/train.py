@@ -336,16 +336,17 @@ def _in_kernel() -> bool:
     return shell is not None and getattr(shell, "kernel", None) is not None
 
 
-def _progress_bar(total: int, enabled: bool) -> NotebookProgress | tqdm:
-    """The progress of ``train_lgbm``: :class:`NotebookProgress` in a Jupyter kernel, else
-    tqdm's text bar on stderr (a terminal redraws it in place); both update every 10 %."""
+def _progress_bar(total: int, enabled: bool, desc: str = "LightGBM") -> NotebookProgress | tqdm:
+    """The progress of ``train_lgbm`` (and of :mod:`nbutils.validation`, named by ``desc``):
+    :class:`NotebookProgress` in a Jupyter kernel, else tqdm's text bar on stderr (a terminal
+    redraws it in place); both update every 10 %."""
     every = max(1, total // 10)
     if enabled and _in_kernel():
-        return NotebookProgress(total, every)
+        return NotebookProgress(total, every, desc)
     # maxinterval=inf: tqdm's monitor thread would otherwise drop miniters to 1 on a slow run
     return tqdm(
         total=total,
-        desc="LightGBM",
+        desc=desc,
         unit="round",
         disable=not enabled,
         miniters=every,

@@ -364,3 +364,17 @@ def test_features_are_converted_to_float_one_era_at_a_time(paths):
         tracemalloc.stop()
     assert peak < payload / 2, (peak, payload)
     assert paths == {"cholesky": 2 * n_eras}
+
+
+def test_column_block_is_a_view_for_contiguous_columns_and_a_selection_otherwise():
+    from nbutils.checks import column_block
+
+    matrix = np.asfortranarray(np.arange(12, dtype=np.int8).reshape(3, 4))
+    frame = pd.DataFrame(matrix, columns=list("abcd"), copy=False)
+    frame.insert(0, "era", ["1", "1", "2"])
+    block = np.asarray(column_block(frame, ["b", "c"]))
+    assert np.shares_memory(block, frame["b"].to_numpy()) and not block.flags.writeable
+    np.testing.assert_array_equal(block, frame[["b", "c"]].to_numpy())
+    np.testing.assert_array_equal(np.asarray(column_block(frame, ["c", "a"])), frame[["c", "a"]])
+    mixed = frame.assign(e=np.zeros(3))
+    np.testing.assert_array_equal(np.asarray(column_block(mixed, ["d", "e"])), mixed[["d", "e"]])

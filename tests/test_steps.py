@@ -115,6 +115,11 @@ def test_only_the_first_missing_step_and_the_later_ones_are_remade(tmp_path, mad
     assert (copy / "feature_spec.json").is_file()
 
 
+def test_notebook_09_needs_the_steps_of_03(tmp_path):
+    assert steps.missing_steps(tmp_path, "09") == ["01", "02", "03"]
+    assert steps.missing_steps(tmp_path, "09_validation.ipynb") == ["01", "02", "03"]
+
+
 def test_notebook_01_needs_nothing(tmp_path):
     assert steps.ensure_upstream(tmp_path / "run", "01", log=print) == []
     assert not (tmp_path / "run").exists()

@@ -27,6 +27,9 @@ PRODUCERS: dict[str, str] = {
     "ensemble_scores.csv": "08_target_ensemble.ipynb",
     "ensemble.json": "08_target_ensemble.ipynb",
     "ensemble_submission.csv": "08_target_ensemble.ipynb",
+    "walk_forward_per_era.csv": "09_validation.ipynb",
+    "param_search.csv": "09_validation.ipynb",
+    "validation.json": "09_validation.ipynb",
 }
 
 

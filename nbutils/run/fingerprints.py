@@ -49,6 +49,7 @@ READS: dict[str, tuple[str, ...]] = {
     "06_neutralization.ipynb": ("data.json", "predictions.parquet"),
     "07_benchmark_models.ipynb": ("data.json", "predictions.parquet"),
     "08_target_ensemble.ipynb": ("data.json", "feature_spec.json", "predictions.parquet"),
+    "09_validation.ipynb": ("data.json", "feature_spec.json", "predictions.parquet"),
 }
 
 _TAIL = 1 << 20

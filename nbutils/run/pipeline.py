@@ -379,6 +379,8 @@ INDEX_FILES = {
     "feature_risk.csv": "特徴量リスク（07）",
     "ensemble_submission.csv": "ターゲットアンサンブルの提出ファイル（08）",
     "ensemble_scores.csv": "単独のモデルとアンサンブルの比較（08）",
+    "validation.json": "ウォークフォワード、エラブースティング、探索の数字（09）",
+    "param_search.csv": "パラメータ探索の表（09）",
     "model.txt": "学習したモデル（03）",
     "summary.json": "この実行のまとめ",
 }

@@ -47,6 +47,7 @@ NOTEBOOK_NAMES: tuple[str, ...] = (
     "06_neutralization.ipynb",
     "07_benchmark_models.ipynb",
     "08_target_ensemble.ipynb",
+    "09_validation.ipynb",
 )
 
 
