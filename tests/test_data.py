@@ -757,3 +757,45 @@ def test_to_int8_bins_maps_the_2021_grid_and_rejects_other_values():
         to_int8_bins(np.array([0.0, 0.3]), 4.0, "column 'f'")
     with pytest.raises(DataError, match="off the"):
         to_int8_bins(np.array([5.0]), 1.0, "v5 file")
+
+
+def test_benchmark_models_lean_on_the_risky_features():
+    """The benchmark models' coefficients are the ridge least squares of each target on the
+    design (checked against numpy's lstsq on the design with the ridge as extra rows), then the
+    risky features' columns, and only those, times ``example_risk_tilt``."""
+    from nbutils.data.synthetic import (
+        BENCHMARK_TARGETS,
+        BenchmarkModels,
+        SyntheticSizes,
+        _centred,
+        iter_split,
+        make_plan,
+    )
+
+    plan = make_plan(SyntheticSizes(**TINY_SIZES), SyntheticModel(example_risk_tilt=2.5), seed=3)
+    plain = BenchmarkModels(plan.design_columns())
+    tilted = BenchmarkModels(plan.design_columns(), plan.design_tilt())
+    blocks = list(iter_split(plan, "v5", "train"))
+    for block in blocks:
+        plain.add(block)
+        tilted.add(block)
+    x = np.vstack([b.design for b in blocks])
+    y = np.column_stack(
+        [np.concatenate([b.targets[t] for b in blocks]) for t in BENCHMARK_TARGETS.values()]
+    )
+    penalty = np.sqrt(1e-3 * len(x)) * np.eye(x.shape[1])
+    penalty[0, 0] = np.sqrt(1e-9)
+    reference = np.linalg.lstsq(
+        np.vstack([x, penalty]), np.vstack([y, np.zeros((x.shape[1], y.shape[1]))]), rcond=None
+    )[0]
+    np.testing.assert_allclose(plain.coef(), reference, rtol=1e-6, atol=1e-9)
+    ratio = tilted.coef() / plain.coef()
+    n_lin = len(plan.lin[: plan.model.example_features])
+    risky = slice(1 + n_lin, 1 + n_lin + len(plan.risk[: plan.model.example_features]))
+    np.testing.assert_allclose(ratio[risky], 2.5)
+    np.testing.assert_allclose(np.delete(ratio, np.r_[risky], axis=0), 1.0)
+    # those columns are the risky features' centred bins
+    block = blocks[0]
+    np.testing.assert_array_equal(
+        block.design[:, risky].T, _centred(block.cols, plan.risk[: plan.model.example_features])
+    )
