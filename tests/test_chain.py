@@ -179,6 +179,8 @@ def test_figures_are_shown_inside_the_executed_notebooks(chain_run):
         "03_training.ipynb": 1,
         "04_evaluation.ipynb": 3,
         "06_neutralization.ipynb": 4,
+        "07_benchmark_models.ipynb": 4,
+        "09_validation.ipynb": 3,
     }
     for name, least in expected.items():
         nb = nbformat.read(root / "run" / name, as_version=4)
@@ -322,6 +324,23 @@ def test_each_lesson_check_ran_in_the_default_chain(default_chain):
             "lstsq の手計算 = neutralize(era_col='era')",
             "MMC と Corr + MMC Sharpe の相手: メタモデル",
         ],
+        "07_benchmark_models.ipynb": [
+            "各ベンチマークとの Spearman の手計算 = per_era_corr(method='spearman')",
+            "MMC と BMC の手計算 = per_era_mmc と per_era_bmc",
+            "era ごとの相関の平均と half_change の手計算 = feature_risk",
+        ],
+        "08_target_ensemble.ipynb": [
+            "全行での target との Pearson 相関の手計算 = target_correlations",
+            "順位の重みつき平均の手計算 = target_ensemble",
+            "ensemble_submission.csv",
+        ],
+        "09_validation.ipynb": [
+            "自分で書いた分け方 = walk_forward_splits",
+            "fold 1 の手計算 = walk_forward_predict",
+            "1 回目と悪い era の手計算 = era_boost",
+            "1 つ目の設定の fold 1 の手計算 = search_params",
+            "save_as_run_model=False: model.txt は 03 のモデルのままです",
+        ],
     }
     for name, lines in expected.items():
         nb = nbformat.read(run / name, as_version=4)
@@ -391,3 +410,35 @@ def test_training_shows_one_progress_line_and_nothing_on_stderr(default_chain):
     ]
     assert len(lines) == 2  # the tutorial check and the model
     assert all("ラウンドの学習が終わりました" in line and "\n" not in line for line in lines)
+
+
+def test_a_model_chosen_in_09_becomes_the_runs_model(chain_run, tmp_path):
+    """Issue 18: with save_as_run_model, 09 replaces model.txt and predictions.parquet, records
+    them as its own, and the daily round (submit, export-model) loads that model."""
+    import shutil
+
+    from nbutils.daily.run import load_run
+    from nbutils.run.artifacts import load_predictions
+    from nbutils.run.fingerprints import file_sha256, read_manifest
+
+    _, root, _ = chain_run
+    run = tmp_path / "run"
+    shutil.copytree(root / "run", run)
+    before = (run / "model.txt").read_bytes()
+    run_pipeline(
+        run,
+        {"save_as_run_model": True, "chosen_model": "era_boost", "n_estimators": 12},
+        notebooks=("09_validation.ipynb",),
+        progress=False,
+        html=False,
+        log=lambda *_: None,
+    )
+    manifest = read_manifest(run)
+    for name in ("model.txt", "predictions.parquet"):
+        assert manifest[name]["notebook"] == "09_validation.ipynb", name
+        assert manifest[name]["sha256"] == file_sha256(run / name), name
+        assert manifest[name]["parameters"]["chosen_model"] == "era_boost"
+    assert (run / "model.txt").read_bytes() != before
+    daily = load_run(run)  # what submit and export-model load
+    assert daily.model.num_trees == [12]  # era boosting: 4 rounds of 12 // 4 trees
+    assert load_predictions(run)["prediction"].notna().all()

@@ -20,6 +20,16 @@ PRODUCERS: dict[str, str] = {
     "neutralized_submission.csv": "06_neutralization.ipynb",
     "diagnostics.csv": "06_neutralization.ipynb",
     "neutralization.json": "06_neutralization.ipynb",
+    "benchmark_scores.csv": "07_benchmark_models.ipynb",
+    "feature_risk.csv": "07_benchmark_models.ipynb",
+    "benchmark_models.json": "07_benchmark_models.ipynb",
+    "target_correlations.csv": "08_target_ensemble.ipynb",
+    "ensemble_scores.csv": "08_target_ensemble.ipynb",
+    "ensemble.json": "08_target_ensemble.ipynb",
+    "ensemble_submission.csv": "08_target_ensemble.ipynb",
+    "walk_forward_per_era.csv": "09_validation.ipynb",
+    "param_search.csv": "09_validation.ipynb",
+    "validation.json": "09_validation.ipynb",
 }
 
 

@@ -375,6 +375,12 @@ INDEX_FILES = {
     "metrics.json": "まとめの数字（04）",
     "per_era.csv": "era ごとのスコア（04）",
     "diagnostics.csv": "診断表、中和の前と後（06）",
+    "benchmark_scores.csv": "era ごとの CORR・MMC・BMC（07）",
+    "feature_risk.csv": "特徴量リスク（07）",
+    "ensemble_submission.csv": "ターゲットアンサンブルの提出ファイル（08）",
+    "ensemble_scores.csv": "単独のモデルとアンサンブルの比較（08）",
+    "validation.json": "ウォークフォワード、エラブースティング、探索の数字（09）",
+    "param_search.csv": "パラメータ探索の表（09）",
     "model.txt": "学習したモデル（03）",
     "summary.json": "この実行のまとめ",
 }
