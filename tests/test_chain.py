@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pandas as pd
 import pytest
@@ -262,9 +263,9 @@ def test_rerunning_04_after_01_changed_the_data_is_refused(chain_run, tmp_path):
 
 def test_default_data_teaches_the_guides_neutralization_lesson(default_chain):
     """Issue 9: neutralization (the guide's recipe, and features per era) gives up a little mean
-    for a lower feature exposure, and against the features per era for a higher Sharpe and a max
-    drawdown closer to 0 (issue 16); the diagnostics before it show a mix of statuses; the group
-    stats of 02 help a quick model."""
+    for a higher Sharpe, a max drawdown closer to 0 and a lower feature exposure (the guide's 2F:
+    neutralizing against the example model raises Sharpe); the diagnostics before it show a mix
+    of statuses; 02 prints the verdict its own numbers give on the group stats."""
     import nbformat
 
     run, _ = default_chain
@@ -273,15 +274,10 @@ def test_default_data_teaches_the_guides_neutralization_lesson(default_chain):
     for name in ("chosen", "today"):  # chosen: the guide's recipe (06's defaults)
         after = lesson[name]
         assert 0.6 * before["mean"] < after["mean"] < before["mean"], name
+        assert after["sharpe (ddof=0)"] > before["sharpe (ddof=0)"], name
+        assert before["max drawdown"] < after["max drawdown"] <= 0, name
         assert after["feature exposure"] < before["feature exposure"], name
         assert after["max feature exposure"] < before["max feature exposure"], name
-    # Against every feature, era by era, half of the linear part: a higher Sharpe and a smaller
-    # drawdown. (The guide's recipe, 30 % of the example predictions' direction, is not asserted
-    # to raise Sharpe: with a correlation with the example predictions in the real 0.5-0.8, the
-    # example model shares the model's stable signal; 06 prints what it does. Issue 16.)
-    today = lesson["today"]
-    assert today["sharpe (ddof=0)"] > before["sharpe (ddof=0)"]
-    assert before["max drawdown"] < today["max drawdown"] <= 0
     diag = pd.read_csv(run / "diagnostics.csv").set_index("metric")
     # a mix: some rows good, some not (fair or bad; which ones depends on where in the real
     # ranges the data falls, issue 16), and the rows the guide does not judge
@@ -290,7 +286,13 @@ def test_default_data_teaches_the_guides_neutralization_lesson(default_chain):
     assert len(statuses) >= 3
     nb02 = nbformat.read(run / "02_feature_engineering.ipynb", as_version=4)
     printed = "".join(out.get("text", "") for cell in nb02.cells for out in cell.get("outputs", []))
-    assert "役に立っています" in printed
+    # 02's verdict follows the sign of the gain it prints (on the generator-4 data with seed 0 the
+    # group stats do not help: -0.0022; docs/data.md)
+    gain = float(
+        re.search(r"グループ統計量で検証の CORR の平均が ([-+]\d\.\d+) 変わりました", printed)[1]
+    )
+    verdict = "役に立っています" if gain > 0 else "このデータでは役に立っていません"
+    assert f"変わりました: {verdict}" in printed
 
 
 def test_each_lesson_check_ran_in_the_default_chain(default_chain):
