@@ -6,6 +6,7 @@ list of several prediction columns. The definitions are Numerai's, applied era b
 
 - ``per_era_corr(method="numerai")`` equals ``numerai_tools.scoring.numerai_corr``;
 - ``per_era_mmc`` equals ``numerai_tools.scoring.correlation_contribution``;
+- ``per_era_bmc`` is ``correlation_contribution`` against the benchmark models' ensemble;
 - ``per_era_fnc`` equals ``numerai_tools.scoring.feature_neutral_corr``;
 - ``per_era_corr(method="spearman")`` is the tutorial's ``spearmanr`` per era.
 
@@ -34,7 +35,7 @@ Input rules, the same everywhere:
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Literal
 
 import numpy as np
@@ -60,6 +61,7 @@ from nbutils.checks import (
     numeric_matrix,
     require_columns,
 )
+from nbutils.ensemble import target_ensemble
 from nbutils.eras import era_groups
 from nbutils.errors import ScoringError
 from nbutils.neutralize import fit_by_era
@@ -71,6 +73,7 @@ __all__ = [
     "max_drawdown",
     "max_feature_exposure",
     "payout",
+    "per_era_bmc",
     "per_era_corr",
     "per_era_fnc",
     "per_era_mmc",
@@ -246,6 +249,49 @@ def per_era_mmc(
                 ],
             )
     return frame.output(scores, invalid)
+
+
+def per_era_bmc(
+    df: pd.DataFrame,
+    pred_col: PredCols = "prediction",
+    benchmark_cols: Sequence[str] = (),
+    target_col: str = "target",
+    era_col: str = "era",
+    weights: Mapping[str, float] | Sequence[float] | None = None,
+) -> pd.Series | pd.DataFrame:
+    """Benchmark Model Contribution (BMC) in each era: MMC measured against the benchmark models.
+
+    Numerai's definition (docs.numer.ai, "Meta Model Contribution (MMC)"; numerai/docs,
+    numerai-tournament/scoring/meta-model-contribution-mmc.md): "BMC is the covariance of a
+    model with the target, after its predictions have been neutralized to the stake-weighted
+    Benchmark Models", computed like MMC (numerai-tools' ``correlation_contribution``) with the
+    benchmark ensemble in place of the meta model. Per era:
+
+    1. the benchmark ensemble ``b``: each benchmark column ranked within the era,
+       ``(rank - 0.5) / n``, then averaged with ``weights``
+       (:func:`nbutils.ensemble.target_ensemble`). Numerai weights by the benchmark models'
+       stakes, which the data files do not hold: by default every benchmark counts the same;
+       pass the stakes as ``weights`` to follow Numerai exactly;
+    2. ``BMC = correlation_contribution(predictions, b, target)``: :func:`per_era_mmc` with
+       ``b`` as the meta model (rank and gaussianize both, orthogonalize the predictions to
+       ``b``, covariance with the centered target).
+
+    With a single benchmark column, step 1 is a rank, which step 2 ranks again: BMC is exactly
+    ``correlation_contribution`` against that column. Benchmark columns must be finite (no NaN).
+    """
+    benchmarks = as_column_list(benchmark_cols, "benchmark columns")
+    clash = sorted(set(as_column_list(pred_col, "prediction columns")) & set(benchmarks))
+    if clash:
+        raise ScoringError(
+            f"{clash} are both prediction and benchmark columns: a model's BMC against itself is "
+            "0 by construction; pass the benchmark columns without the prediction column."
+        )
+    ensemble = target_ensemble(df, benchmarks, weights=weights, era_col=era_col)
+    preds = as_column_list(pred_col, "prediction columns")
+    require_columns(df, [era_col, target_col, *preds], "columns")
+    name = "__benchmark_ensemble__"
+    frame = df[[era_col, target_col, *preds]].assign(**{name: ensemble})
+    return per_era_mmc(frame, pred_col, meta_col=name, target_col=target_col, era_col=era_col)
 
 
 def _warn_constant_target_mmc(constant: np.ndarray, frame: ScoreFrame) -> None:

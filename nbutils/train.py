@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -335,16 +336,17 @@ def _in_kernel() -> bool:
     return shell is not None and getattr(shell, "kernel", None) is not None
 
 
-def _progress_bar(total: int, enabled: bool) -> NotebookProgress | tqdm:
-    """The progress of ``train_lgbm``: :class:`NotebookProgress` in a Jupyter kernel, else
-    tqdm's text bar on stderr (a terminal redraws it in place); both update every 10 %."""
+def _progress_bar(total: int, enabled: bool, desc: str = "LightGBM") -> NotebookProgress | tqdm:
+    """The progress of ``train_lgbm`` (and of :mod:`nbutils.validation`, named by ``desc``):
+    :class:`NotebookProgress` in a Jupyter kernel, else tqdm's text bar on stderr (a terminal
+    redraws it in place); both update every 10 %."""
     every = max(1, total // 10)
     if enabled and _in_kernel():
-        return NotebookProgress(total, every)
+        return NotebookProgress(total, every, desc)
     # maxinterval=inf: tqdm's monitor thread would otherwise drop miniters to 1 on a slow run
     return tqdm(
         total=total,
-        desc="LightGBM",
+        desc=desc,
         unit="round",
         disable=not enabled,
         miniters=every,
@@ -653,3 +655,88 @@ def load_model(path: str | os.PathLike) -> SeedAveragedModel:
         list(header.get("seeds") or []),
         None if cv is None else pd.DataFrame(cv),
     )
+
+
+# -- one model per target (notebook 08) --------------------------------------------------------
+_TARGET_NAME = re.compile(r"^[A-Za-z0-9_]+$")
+
+
+def _check_targets(train_df: pd.DataFrame, targets: Sequence[str]) -> list[str]:
+    names = [targets] if isinstance(targets, str) else list(targets)
+    if not names:
+        raise DataError("targets is empty: name at least one target column, e.g. ['target'].")
+    duplicated = sorted({t for t in names if names.count(t) > 1})
+    if duplicated:
+        raise DataError(f"targets names {duplicated} more than once: give each target once.")
+    bad = [t for t in names if not isinstance(t, str) or not _TARGET_NAME.match(t)]
+    if bad:
+        raise DataError(
+            f"targets {bad} are not column names of letters, digits and '_' "
+            "(e.g. 'target_cyrusd_20')."
+        )
+    missing = [t for t in names if t not in train_df.columns]
+    if missing:
+        known = [c for c in train_df.columns if str(c).startswith("target")]
+        raise DataError(
+            f"targets {missing} are not columns of the training frame; its targets: {known}. "
+            "Load them with load_data(..., targets=None) or fix the names."
+        )
+    return names
+
+
+def train_targets(
+    train_df: pd.DataFrame,
+    features: Sequence[str],
+    targets: Sequence[str],
+    params: dict[str, Any] | None = None,
+    seeds: Sequence[int] = (0,),
+    progress: bool = True,
+    **kwargs: Any,
+) -> dict[str, SeedAveragedModel]:
+    """One model per target, each ``train_lgbm(train_df, features, target, params, seeds)``.
+
+    Every model gets the same parameters and seeds (the run's preset), so the models differ only
+    in what they learn from; ``kwargs`` go to :func:`train_lgbm` unchanged. Each target's rows
+    with a NaN target are skipped for that model only. Returns ``{target: model}`` in the order
+    of ``targets``.
+
+    Raises
+    ------
+    DataError
+        An empty or repeated target list, or a name that is not a column of ``train_df``.
+    """
+    names = _check_targets(train_df, targets)
+    return {
+        target: train_lgbm(
+            train_df,
+            features,
+            target=target,
+            params=params,
+            seeds=seeds,
+            progress=progress,
+            **kwargs,
+        )
+        for target in names
+    }
+
+
+def target_model_path(directory: str | os.PathLike, target: str) -> Path:
+    """Where the model of ``target`` is saved: ``<directory>/model_<target>.txt``."""
+    if not isinstance(target, str) or not _TARGET_NAME.match(target):
+        raise DataError(f"target {target!r} is not a column name of letters, digits and '_'.")
+    return Path(directory) / f"model_{target}.txt"
+
+
+def save_target_models(
+    models: dict[str, SeedAveragedModel], directory: str | os.PathLike
+) -> dict[str, Path]:
+    """Save each model with :func:`save_model` at :func:`target_model_path`; returns the paths."""
+    Path(directory).mkdir(parents=True, exist_ok=True)
+    return {t: save_model(m, target_model_path(directory, t)) for t, m in models.items()}
+
+
+def load_target_models(
+    directory: str | os.PathLike, targets: Sequence[str]
+) -> dict[str, SeedAveragedModel]:
+    """The models :func:`save_target_models` wrote for ``targets`` (in that order)."""
+    return {t: load_model(target_model_path(directory, t)) for t in targets}

@@ -35,7 +35,10 @@ MINIMUMS: dict[str, tuple[str, str]] = {
     "pyarrow": ("16", "the first release built for numpy 2"),
     "scipy": ("1.13", "numerai-tools 0.6 requires it"),
     "scikit-learn": ("1.5", "numerai-tools 0.6 requires it"),
-    "lightgbm": ("4.3", "the lowest release tested"),
+    "lightgbm": (
+        "4.6",
+        "4.5 and older warn on stderr when params name n_estimators (the tutorial's best_config in 03)",
+    ),
     "matplotlib": ("3.8.4", "the first release that allows numpy 2"),
     "matplotlib-fontja": ("1.1", "the lowest release tested (IPAexGothic for Japanese figures)"),
     "seaborn": ("0.13", "the lowest release tested"),

@@ -55,7 +55,7 @@ def with_nan_targets(df: pd.DataFrame, share: float = 0.1) -> pd.DataFrame:
 #: Benchmark columns named as in Numerai's v5.2 ``*_benchmark_models.parquet`` files; the
 #: example predictions come from :data:`EXAMPLE_BENCHMARK` (deliberately not the first column).
 BENCHMARK_COLUMNS = ("v52_lgbm_cyrusd20", "v52_lgbm_ender20", "v5_lgbm_ct_blend")
-EXAMPLE_BENCHMARK = "v52_lgbm_ender20"
+EXAMPLE_BENCHMARK = "v5_lgbm_ct_blend"
 
 
 def benchmark_models(example: pd.Series, seed: int = 0) -> pd.DataFrame:

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pandas as pd
 import pytest
 
 from nbutils.data import TINY_SIZES, load_data
+from nbutils.run.catalog import NEEDS_V5
 from nbutils.run.pipeline import NOTEBOOKS, run_pipeline
 
 SECRET_PUBLIC = "CHAINPUBLICID0123456789"
@@ -60,14 +62,16 @@ def chain_run(request, tmp_path_factory):
 
 
 def test_every_notebook_was_executed_and_rendered(chain_run):
-    _, root, result = chain_run
+    layout, root, result = chain_run
     run = root / "run"
-    assert [p.name for p in result.executed] == list(NOTEBOOKS)
-    for name in NOTEBOOKS:
+    expected = [n for n in NOTEBOOKS if not (layout == "legacy" and n in NEEDS_V5)]
+    assert [p.name for p in result.executed] == expected
+    assert sorted(result.skipped) == sorted(set(NOTEBOOKS) - set(expected))
+    for name in expected:
         assert (run / name).is_file()
         assert (run / "html" / name.replace(".ipynb", ".html")).is_file()
     index = (run / "index.html").read_text(encoding="utf-8")
-    assert all(name.replace(".ipynb", "") in index for name in NOTEBOOKS)
+    assert all(name.replace(".ipynb", "") in index for name in expected)
 
 
 def test_every_artifact_is_written(chain_run):
@@ -172,14 +176,18 @@ def test_figures_are_shown_inside_the_executed_notebooks(chain_run):
     """
     import nbformat
 
-    _, root, _ = chain_run
+    layout, root, _ = chain_run
     expected = {  # notebook -> figures it shows at least
         "01_load_data.ipynb": 1,
         "03_training.ipynb": 1,
         "04_evaluation.ipynb": 3,
         "06_neutralization.ipynb": 4,
+        "07_benchmark_models.ipynb": 4,
+        "09_validation.ipynb": 3,
     }
     for name, least in expected.items():
+        if layout == "legacy" and name in NEEDS_V5:
+            continue  # skipped by the chain (catalog.skip_reason)
         nb = nbformat.read(root / "run" / name, as_version=4)
         code = [(i, c) for i, c in enumerate(nb.cells) if c.cell_type == "code"]
         images = sum(
@@ -255,9 +263,9 @@ def test_rerunning_04_after_01_changed_the_data_is_refused(chain_run, tmp_path):
 
 def test_default_data_teaches_the_guides_neutralization_lesson(default_chain):
     """Issue 9: neutralization (the guide's recipe, and features per era) gives up a little mean
-    for a lower feature exposure, and against the features per era for a higher Sharpe and a max
-    drawdown closer to 0 (issue 16); the diagnostics before it show a mix of statuses; the group
-    stats of 02 help a quick model."""
+    for a higher Sharpe, a max drawdown closer to 0 and a lower feature exposure (the guide's 2F:
+    neutralizing against the example model raises Sharpe); the diagnostics before it show a mix
+    of statuses; 02 prints the verdict its own numbers give on the group stats."""
     import nbformat
 
     run, _ = default_chain
@@ -266,15 +274,10 @@ def test_default_data_teaches_the_guides_neutralization_lesson(default_chain):
     for name in ("chosen", "today"):  # chosen: the guide's recipe (06's defaults)
         after = lesson[name]
         assert 0.6 * before["mean"] < after["mean"] < before["mean"], name
+        assert after["sharpe (ddof=0)"] > before["sharpe (ddof=0)"], name
+        assert before["max drawdown"] < after["max drawdown"] <= 0, name
         assert after["feature exposure"] < before["feature exposure"], name
         assert after["max feature exposure"] < before["max feature exposure"], name
-    # Against every feature, era by era, half of the linear part: a higher Sharpe and a smaller
-    # drawdown. (The guide's recipe, 30 % of the example predictions' direction, is not asserted
-    # to raise Sharpe: with a correlation with the example predictions in the real 0.5-0.8, the
-    # example model shares the model's stable signal; 06 prints what it does. Issue 16.)
-    today = lesson["today"]
-    assert today["sharpe (ddof=0)"] > before["sharpe (ddof=0)"]
-    assert before["max drawdown"] < today["max drawdown"] <= 0
     diag = pd.read_csv(run / "diagnostics.csv").set_index("metric")
     # a mix: some rows good, some not (fair or bad; which ones depends on where in the real
     # ranges the data falls, issue 16), and the rows the guide does not judge
@@ -283,7 +286,13 @@ def test_default_data_teaches_the_guides_neutralization_lesson(default_chain):
     assert len(statuses) >= 3
     nb02 = nbformat.read(run / "02_feature_engineering.ipynb", as_version=4)
     printed = "".join(out.get("text", "") for cell in nb02.cells for out in cell.get("outputs", []))
-    assert "役に立っています" in printed
+    # 02's verdict follows the sign of the gain it prints (on the generator-4 data with seed 0 the
+    # group stats do not help: -0.0022; docs/data.md)
+    gain = float(
+        re.search(r"グループ統計量で検証の CORR の平均が ([-+]\d\.\d+) 変わりました", printed)[1]
+    )
+    verdict = "役に立っています" if gain > 0 else "このデータでは役に立っていません"
+    assert f"変わりました: {verdict}" in printed
 
 
 def test_each_lesson_check_ran_in_the_default_chain(default_chain):
@@ -319,6 +328,23 @@ def test_each_lesson_check_ran_in_the_default_chain(default_chain):
             "チュートリアルの中和（サンプルモデル、0.3、全体を 1 かたまり）",
             "lstsq の手計算 = neutralize(era_col='era')",
             "MMC と Corr + MMC Sharpe の相手: メタモデル",
+        ],
+        "07_benchmark_models.ipynb": [
+            "各ベンチマークとの Spearman の手計算 = per_era_corr(method='spearman')",
+            "MMC と BMC の手計算 = per_era_mmc と per_era_bmc",
+            "era ごとの相関の平均と half_change の手計算 = feature_risk",
+        ],
+        "08_target_ensemble.ipynb": [
+            "全行での target との Pearson 相関の手計算 = target_correlations",
+            "順位の重みつき平均の手計算 = target_ensemble",
+            "ensemble_submission.csv",
+        ],
+        "09_validation.ipynb": [
+            "自分で書いた分け方 = walk_forward_splits",
+            "fold 1 の手計算 = walk_forward_predict",
+            "1 回目と悪い era の手計算 = era_boost",
+            "1 つ目の設定の fold 1 の手計算 = search_params",
+            "save_as_run_model=False: model.txt は 03 のモデルのままです",
         ],
     }
     for name, lines in expected.items():
@@ -389,3 +415,43 @@ def test_training_shows_one_progress_line_and_nothing_on_stderr(default_chain):
     ]
     assert len(lines) == 2  # the tutorial check and the model
     assert all("ラウンドの学習が終わりました" in line and "\n" not in line for line in lines)
+
+
+def test_a_model_chosen_in_09_becomes_the_runs_model(chain_run, tmp_path):
+    """Issue 18: with save_as_run_model, 09 replaces model.txt and predictions.parquet, records
+    them as its own, and the daily round (submit, export-model) loads that model."""
+    import shutil
+
+    from nbutils.daily.run import load_run
+    from nbutils.run.artifacts import load_predictions
+    from nbutils.run.fingerprints import file_sha256, read_manifest
+
+    layout, root, _ = chain_run
+    run = tmp_path / "run"
+    shutil.copytree(root / "run", run)
+    before = (run / "model.txt").read_bytes()
+    run_pipeline(
+        run,
+        {"save_as_run_model": True, "chosen_model": "era_boost", "n_estimators": 12},
+        notebooks=("09_validation.ipynb",),
+        progress=False,
+        html=False,
+        log=lambda *_: None,
+    )
+    manifest = read_manifest(run)
+    for name in ("model.txt", "predictions.parquet"):
+        assert manifest[name]["notebook"] == "09_validation.ipynb", name
+        assert manifest[name]["sha256"] == file_sha256(run / name), name
+        assert manifest[name]["parameters"]["chosen_model"] == "era_boost"
+    assert (run / "model.txt").read_bytes() != before
+    if layout == "legacy":  # the daily round needs today's v5 data; the model is still 09's
+        from nbutils.daily.errors import DailyError
+        from nbutils.train import load_model
+
+        with pytest.raises(DailyError, match="legacy"):
+            load_run(run)
+        assert load_model(run / "model.txt").num_trees == [12]
+        return
+    daily = load_run(run)  # what submit and export-model load
+    assert daily.model.num_trees == [12]  # era boosting: 4 rounds of 12 // 4 trees
+    assert load_predictions(run)["prediction"].notna().all()

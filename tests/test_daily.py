@@ -94,7 +94,9 @@ def finished_run(tmp_path_factory):
     from nbutils.data import TINY_SIZES, make_synthetic_dataset
 
     root = tmp_path_factory.mktemp("daily")
-    dataset = make_synthetic_dataset(root / "data", layout="v5", seed=0, **TINY_SIZES)
+    dataset = make_synthetic_dataset(
+        root / "data", layout="v5", seed=0, version="v5.2", **TINY_SIZES
+    )
     run_dir = root / "run"
     built = build_run(run_dir, dataset, NEUTRAL)
     return {"run_dir": run_dir, "dataset": dataset, **built}

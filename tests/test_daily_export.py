@@ -55,7 +55,9 @@ def finished_run(tmp_path_factory):
     from nbutils.data import TINY_SIZES, make_synthetic_dataset
 
     root = tmp_path_factory.mktemp("export")
-    dataset = make_synthetic_dataset(root / "data", layout="v5", seed=0, **TINY_SIZES)
+    dataset = make_synthetic_dataset(
+        root / "data", layout="v5", seed=0, version="v5.2", **TINY_SIZES
+    )
     write_benchmark_models(dataset)
     run_dir = root / "run"
     built = build_run(run_dir, dataset, base.NEUTRAL)
@@ -368,7 +370,7 @@ def test_export_neutralizes_against_the_benchmark_model_behind_the_example_predi
     meta = exported_metadata(pkl)
     assert meta["benchmark_column"] == EXAMPLE_BENCHMARK and meta["needs_benchmark"]
     bench = pd.read_parquet(finished_run["dataset"] / "live_benchmark_models.parquet")
-    assert list(bench.columns) == list(BENCHMARK_COLUMNS)
+    assert EXAMPLE_BENCHMARK in bench.columns and "prediction" not in bench.columns
     report = check_pickle(pkl, run_dir=run_dir)
     assert report.ok, report.describe()
     # a features-neutralized run reads no column
@@ -614,3 +616,77 @@ def test_check_runs_with_the_python_it_is_given(finished_run, tmp_path, capsys):
     assert f"with python {sys.version.split()[0]}" in capsys.readouterr().out
     assert run_cli(*args, "--runner-python", str(tmp_path / "no-python")) == 1
     assert "--runner-python" in capsys.readouterr().err
+
+
+# -- notebook 08's target ensemble ---------------------------------------------------------------
+def _write_ensemble(run_dir: Path, data, weights) -> dict:
+    """What notebook 08 writes: one small model per target and ensemble.json."""
+    from nbutils.train import SEED_PARAMS, save_target_models, train_targets
+    from nbutils.util import write_json
+
+    spec = FeatureSpec.load(run_dir / "feature_spec.json")
+    train_x, features = spec.apply(data.train, data.feature_groups)
+    targets = ["target", "target_cyrusd_20"]
+    params = {**SEED_PARAMS, "n_estimators": 8, "learning_rate": 0.1}
+    models = train_targets(train_x, features, targets, params=params, seeds=(0,), progress=False)
+    paths = save_target_models(models, run_dir / "ensemble_models")
+    write_json(
+        run_dir / "ensemble.json",
+        {
+            "targets": targets,
+            "weights": weights,
+            "model_dir": "ensemble_models",
+            "model_files": {t: p.name for t, p in paths.items()},
+        },
+    )
+    return {"models": models, "spec": spec}
+
+
+def test_the_ensembles_pickle_passes_the_harness_and_is_the_ranked_weighted_mean(
+    finished_run, tmp_path
+):
+    from scipy.stats import rankdata
+
+    from nbutils.train import predict
+
+    run_dir = copy_run(finished_run, tmp_path)
+    data = finished_run["data"]
+    made = _write_ensemble(run_dir, data, [1.0, 3.0])
+    out = tmp_path / "ensemble.pkl"
+    export_model(run_dir, out, ensemble=True)
+    assert exported_metadata(out)["ensemble"] is True
+    saved = tmp_path / "pickle_predictions.parquet"
+    report = check_pickle(out, run_dir=run_dir, save_predictions=saved)  # compares with submit's
+    assert report.ok, report.describe()
+    got = pd.read_parquet(saved)["prediction"]
+    live_x = made["spec"].apply(data.live, data.feature_groups)[0]
+    expected = np.zeros(len(data.live))
+    for model, weight in zip(made["models"].values(), [1.0, 3.0], strict=True):
+        raw = predict(model, live_x).to_numpy()
+        expected += weight * (rankdata(raw) - 0.5) / len(raw)  # the live data is one era
+    expected /= 4.0
+    submitted = (rankdata(expected) - 0.5) / len(expected)  # 08's submission: ranked again
+    values = got.loc[data.live.index].to_numpy()
+    # rows whose weighted mean ties another's in exact arithmetic may be ordered by the last bit
+    group = np.isclose(expected[:, None], expected[None, :], rtol=0, atol=1e-12).sum(axis=1)
+    tied = group > 1
+    assert (~tied).sum() > len(expected) // 2
+    np.testing.assert_allclose(values[~tied], submitted[~tied], atol=1e-12)
+    # a tie group takes the same ranks however its rows are ordered: equal sums
+    for value in np.unique(expected[tied].round(12)):
+        rows = np.isclose(expected, value, rtol=0, atol=1e-12)
+        assert values[rows].sum() == pytest.approx(submitted[rows].sum(), abs=1e-12)
+    plain = tmp_path / "model.pkl"
+    export_model(run_dir, plain)
+    assert exported_metadata(plain)["ensemble"] is False
+
+
+def test_the_ensemble_without_ensemble_json_or_with_bad_weights_is_refused(finished_run, tmp_path):
+    from nbutils.daily.run import load_run
+
+    run_dir = copy_run(finished_run, tmp_path)
+    with pytest.raises(DailyError, match="run 08_target_ensemble.ipynb"):
+        load_run(run_dir, ensemble=True)
+    _write_ensemble(run_dir, finished_run["data"], [1.0, -1.0])
+    with pytest.raises(DailyError, match="ensemble.json is not valid"):
+        export_model(run_dir, tmp_path / "x.pkl", ensemble=True)

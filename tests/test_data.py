@@ -172,14 +172,6 @@ def test_benchmark_models_and_example_predictions(v5, tiny_v5_dir):
         f"{e:04d}" for e in range(t // 2 + 1, t + 1)
     ]
     assert train_bench.index.isin(v5.train.index).all()
-    # the ender20 model is fitted to target and scores positively on validation
-    scored = v5.validation[v5.validation["target"].notna()]
-    cols = ["v53_lgbm_ender20", EXAMPLE_BENCHMARK]
-    frame = scored[["era", "target"]].join(v5.benchmark_models["validation"][cols])
-    per_era = frame.groupby("era")[[*cols, "target"]].apply(
-        lambda d: numerai_corr(d[cols], d["target"])
-    )
-    assert (per_era.mean() > 0).all(), per_era.mean()
 
 
 def test_legacy_files_and_names(tiny_legacy_dir):
@@ -783,3 +775,58 @@ def test_categorical_codes_follow_natural_order_and_keep_nulls():
         expected = np.full(len(labels), step == 1)
         expected[known] = kept_eras(np.array(labels, dtype=object)[known], step)
         np.testing.assert_array_equal(kept_era_rows(got, step), expected)
+
+
+def test_benchmark_models_lean_on_the_risky_features():
+    """The benchmark models' coefficients are the ridge least squares of each target on the
+    design (checked against numpy's lstsq on the design with the ridge as extra rows), then the
+    risky features' columns, and only those, times ``example_risk_tilt``."""
+    from nbutils.data.synthetic import (
+        BENCHMARK_TARGETS,
+        BenchmarkModels,
+        SyntheticSizes,
+        _centred,
+        iter_split,
+        make_plan,
+    )
+
+    plan = make_plan(SyntheticSizes(**TINY_SIZES), SyntheticModel(example_risk_tilt=2.5), seed=3)
+    plain = BenchmarkModels(plan.design_columns())
+    tilted = BenchmarkModels(plan.design_columns(), plan.design_tilt())
+    blocks = list(iter_split(plan, "v5", "train"))
+    for block in blocks:
+        plain.add(block)
+        tilted.add(block)
+    x = np.vstack([b.design for b in blocks])
+    y = np.column_stack(
+        [np.concatenate([b.targets[t] for b in blocks]) for t in BENCHMARK_TARGETS.values()]
+    )
+    penalty = np.sqrt(1e-3 * len(x)) * np.eye(x.shape[1])
+    penalty[0, 0] = np.sqrt(1e-9)
+    reference = np.linalg.lstsq(
+        np.vstack([x, penalty]), np.vstack([y, np.zeros((x.shape[1], y.shape[1]))]), rcond=None
+    )[0]
+    np.testing.assert_allclose(plain.coef(), reference, rtol=1e-6, atol=1e-9)
+    ratio = tilted.coef() / plain.coef()
+    n_lin = len(plan.lin[: plan.model.example_features])
+    risky = slice(1 + n_lin, 1 + n_lin + len(plan.risk[: plan.model.example_features]))
+    np.testing.assert_allclose(ratio[risky], 2.5)
+    np.testing.assert_allclose(np.delete(ratio, np.r_[risky], axis=0), 1.0)
+    # those columns are the risky features' centred bins
+    block = blocks[0]
+    np.testing.assert_array_equal(
+        block.design[:, risky].T, _centred(block.cols, plan.risk[: plan.model.example_features])
+    )
+
+
+def test_benchmark_models_score_positively(medium):
+    """The ender20 model is fitted to target and, like the example predictions, scores positively
+    on validation (on the medium data: the tiny data's 6 eras of 60 rows are too few for the
+    risky, tilted benchmark models)."""
+    scored = medium.validation[medium.validation["target"].notna()]
+    cols = ["v53_lgbm_ender20", EXAMPLE_BENCHMARK]
+    frame = scored[["era", "target"]].join(medium.benchmark_models["validation"][cols])
+    per_era = frame.groupby("era")[[*cols, "target"]].apply(
+        lambda d: numerai_corr(d[cols], d["target"])
+    )
+    assert (per_era.mean() > 0).all(), per_era.mean()

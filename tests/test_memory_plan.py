@@ -265,12 +265,12 @@ def test_the_host_is_used_when_it_has_less_or_there_is_no_limit(tmp_path):
     big = fake_cgroup_v2(tmp_path / "big", str(64 * 1024 * MIB), 0)
     got = headroom(tmp_path, big)
     assert got.available == 20_984 * MIB and got.source == "host"
-    assert "smaller than the cgroup v2 limit" in got.detail
+    assert "（cgroup v2 limit" in got.detail and got.detail.endswith("より小さい）")
     unlimited_v2 = fake_cgroup_v2(tmp_path / "max", "max", 100 * MIB)
     assert headroom(tmp_path, unlimited_v2).source == "host"
     unlimited_v1 = fake_cgroup_v1(tmp_path / "v1max", 9223372036854771712, 100 * MIB)
     assert headroom(tmp_path, unlimited_v1).source == "host"
-    assert "no container memory limit" in headroom(tmp_path, tmp_path / "none").detail
+    assert "コンテナのメモリ上限なし" in headroom(tmp_path, tmp_path / "none").detail
 
 
 def test_the_process_own_cgroup_is_read_on_a_host(tmp_path):
@@ -300,11 +300,11 @@ def test_notebook_01s_check_refuses_what_does_not_fit_in_the_container(
     )
     monkeypatch.setattr(plan_module, "PROC_CGROUP", tmp_path / "absent")
     with pytest.raises(
-        DataError, match=r"MiB \+ cgroup v1 limit .*; smaller than the host"
+        DataError, match=r"MiB \+ cgroup v1 limit .*（host MemAvailable .* より小さい）"
     ) as info:
         check_fits(plan)
     assert "does not fit" in str(info.value)
     monkeypatch.setattr(
         plan_module, "CGROUP_ROOT", fake_cgroup_v1(tmp_path / "ok", 2**40, 100 * MIB)
     )
-    assert "MiB + host MemAvailable 20,984 MiB; smaller than the cgroup v1" in check_fits(plan)
+    assert "MiB + host MemAvailable 20,984 MiB（cgroup v1" in check_fits(plan)

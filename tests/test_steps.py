@@ -115,14 +115,19 @@ def test_only_the_first_missing_step_and_the_later_ones_are_remade(tmp_path, mad
     assert (copy / "feature_spec.json").is_file()
 
 
+def test_notebook_09_needs_the_steps_of_03(tmp_path):
+    assert steps.missing_steps(tmp_path, "09") == ["01", "02", "03"]
+    assert steps.missing_steps(tmp_path, "09_validation.ipynb") == ["01", "02", "03"]
+
+
 def test_notebook_01_needs_nothing(tmp_path):
     assert steps.ensure_upstream(tmp_path / "run", "01", log=print) == []
     assert not (tmp_path / "run").exists()
 
 
-@pytest.mark.parametrize("bad", ["07", 0, True, "abc", "7_x.ipynb"])
+@pytest.mark.parametrize("bad", ["10", 0, True, "abc", "10_x.ipynb"])
 def test_unknown_notebooks_are_refused(bad, tmp_path):
-    with pytest.raises(PipelineError, match="not one of the six notebooks"):
+    with pytest.raises(PipelineError, match="not one of the notebooks"):
         steps.ensure_upstream(tmp_path, bad)
 
 

@@ -42,6 +42,11 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--dry-run", action="store_true", help="write the file, upload nothing")
     p.add_argument("--force", action="store_true", help="upload even if this round was submitted")
+    p.add_argument(
+        "--ensemble",
+        action="store_true",
+        help="notebook 08's target ensemble (ensemble.json) instead of the run's model.txt",
+    )
 
     p = sub.add_parser("export-model", help="pickle predict() for Numerai's model upload")
     p.add_argument("--run-dir", required=True)
@@ -63,6 +68,11 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
         help="the benchmark model to neutralize against (default: the example predictions' one)",
     )
     p.add_argument("--force", action="store_true", help="a Python mismatch only warns")
+    p.add_argument(
+        "--ensemble",
+        action="store_true",
+        help="notebook 08's target ensemble (ensemble.json) instead of the run's model.txt",
+    )
     p.add_argument(
         "--runner-python",
         default=None,
@@ -91,7 +101,14 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
 def _submit(args: argparse.Namespace) -> int:
     from nbutils.daily.submit import submit
 
-    submit(args.run_dir, args.model_name, args.data_dir, dry_run=args.dry_run, force=args.force)
+    submit(
+        args.run_dir,
+        args.model_name,
+        args.data_dir,
+        dry_run=args.dry_run,
+        force=args.force,
+        ensemble=args.ensemble,
+    )
     return 0
 
 
@@ -103,6 +120,7 @@ def _export(args: argparse.Namespace) -> int:
         args.out,
         benchmark_models=args.benchmark_models,
         column=args.benchmark_column,
+        ensemble=args.ensemble,
     )
     print(f"wrote {path}")
     if args.check:

@@ -173,7 +173,17 @@ def _live_eras(run: RunModel) -> str:
 def bundle_of(run: RunModel) -> dict[str, Any]:
     """Everything ``predict`` needs, as plain data (no nbutils object)."""
     s = run.settings
-    return {
+    members = None
+    if run.members:
+        members = [
+            {
+                "model_texts": [b.model_to_string() for b in model.boosters],
+                "features": list(model.features),
+                "weight": float(weight),
+            }
+            for model, weight in run.members
+        ]
+    bundle = {
         "model_texts": [b.model_to_string() for b in run.model.boosters],
         "features": list(run.model.features),
         "raw_features": run.raw_features,
@@ -191,6 +201,9 @@ def bundle_of(run: RunModel) -> dict[str, Any]:
             "benchmark_column": None,
         },
     }
+    if members:
+        bundle["members"] = members
+    return bundle
 
 
 def _standalone_module() -> types.ModuleType:
@@ -209,16 +222,18 @@ def export_model(
     benchmark_models: str | os.PathLike | None = None,
     column: str | None = None,
     say: Callable[[str], None] = print,
+    ensemble: bool = False,
 ) -> Path:
     """Write the cloudpickle of the run's ``predict`` to ``out`` (a ``.pkl`` file), atomically.
 
-    ``benchmark_models``/``column``: see :func:`benchmark_column`."""
+    ``benchmark_models``/``column``: see :func:`benchmark_column`. ``ensemble``: notebook 08's
+    target ensemble instead of ``model.txt`` (:func:`nbutils.daily.run.load_run`)."""
     import cloudpickle
 
     target = Path(out).expanduser()
     if target.suffix != ".pkl":
         raise DailyError(f"--out {target}: Numerai's model upload needs a file ending in .pkl.")
-    run = load_run(run_dir)
+    run = load_run(run_dir, ensemble=ensemble)
     bundle = bundle_of(run)
     bundle["settings"]["benchmark_column"] = benchmark_column(run, benchmark_models, column)
     standalone = _standalone_module()
@@ -231,6 +246,7 @@ def export_model(
         "needs_benchmark": needs_benchmark(run),
         "benchmark_column": bundle["settings"]["benchmark_column"],
         "calls_differ": calls_differ(run),
+        "ensemble": bool(run.members),
     }
     sys.modules[standalone.__name__] = standalone
     cloudpickle.register_pickle_by_value(standalone)

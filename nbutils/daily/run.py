@@ -34,12 +34,15 @@ import pandas as pd
 
 from nbutils.checks import check_proportion
 from nbutils.daily.errors import DailyError
+from nbutils.errors import DataError
 from nbutils.features import FeatureSpec
 from nbutils.run.artifacts import artifact_path, read_artifact_json
 from nbutils.train import SeedAveragedModel, load_model, predict
 from nbutils.util import read_json, write_json
 
 SETTINGS_NAME = "neutralization.json"
+#: notebook 08's target ensemble: its targets, weights and model files
+ENSEMBLE_NAME = "ensemble.json"
 NEUTRALIZE_AGAINST = ("features", "example_predictions")
 
 
@@ -152,6 +155,9 @@ class RunModel:
     spec: FeatureSpec
     model: SeedAveragedModel
     settings: DailySettings
+    #: notebook 08's ensemble (``load_run(..., ensemble=True)``): (model, weight) per target; the
+    #: values are each model's per-era ranks averaged with these weights
+    members: list[tuple[SeedAveragedModel, float]] | None = None
 
     @property
     def raw_features(self) -> list[str]:
@@ -178,8 +184,30 @@ class RunModel:
         return self.raw_features
 
 
-def load_run(run_dir: str | os.PathLike) -> RunModel:
-    """Load ``data.json``, ``feature_spec.json``, ``model.txt`` and the settings of a run."""
+def load_ensemble(run_path: Path) -> list[tuple[SeedAveragedModel, float]]:
+    """Notebook 08's models and weights, from ``ensemble.json`` (in the order of its targets)."""
+    from nbutils.ensemble import ensemble_weights
+
+    path = run_path / ENSEMBLE_NAME
+    if not path.is_file():
+        raise DailyError(
+            f"no {path}: run 08_target_ensemble.ipynb with this run directory first, or leave "
+            "out --ensemble to use the run's model.txt."
+        )
+    try:
+        raw = read_json(path)
+        targets = [str(t) for t in raw["targets"]]
+        weights = ensemble_weights(targets, [float(x) for x in raw["weights"]])
+        files = [run_path / str(raw["model_dir"]) / str(raw["model_files"][t]) for t in targets]
+    except Exception as err:  # missing keys, wrong types, bad weights
+        raise DailyError(f"{path} is not valid ({err}); run notebook 08 again.") from None
+    return [(load_model(f), float(w)) for f, w in zip(files, weights, strict=True)]
+
+
+def load_run(run_dir: str | os.PathLike, ensemble: bool = False) -> RunModel:
+    """Load ``data.json``, ``feature_spec.json``, ``model.txt`` and the settings of a run; with
+    ``ensemble``, notebook 08's target ensemble (``ensemble.json``) instead of ``model.txt``,
+    ranked per era and never neutralized, as 08's ``ensemble_submission.csv``."""
     run_path = Path(run_dir).expanduser().resolve()
     if not run_path.is_dir():
         raise DailyError(
@@ -198,19 +226,37 @@ def load_run(run_dir: str | os.PathLike) -> RunModel:
             f"{run_path} was run on {info.get('layout')!r} data; daily rounds use today's v5 data "
             "(run the chain with --data-source numerai)."
         )
+    if ensemble:
+        try:
+            members = load_ensemble(run_path)
+        except DataError as err:
+            raise DailyError(f"the ensemble of {run_path} is unreadable: {err}") from None
+        settings = DailySettings(rank_per_era=True, source="08_target_ensemble.ipynb")
+        return RunModel(run_path, info, spec, members[0][0], settings, members)
     return RunModel(run_path, info, spec, model, load_settings(run_path))
 
 
 def raw_predictions(run: RunModel, live: pd.DataFrame) -> pd.Series:
     """The model's predictions for ``live`` (feature spec applied, as notebook 03)."""
     frame, features = run.spec.apply(live, run.groups, run.raw_features)
-    if list(features) != list(run.model.features):
-        raise DailyError(
-            f"{run.run_dir}: feature_spec.json and data.json give {len(features)} columns that do "
-            f"not match model.txt's {len(run.model.features)}; the artifacts come from different "
-            "runs. Run the chain again into a fresh run directory."
-        )
-    return predict(run.model, frame, features)
+    models = [m for m, _ in run.members] if run.members else [run.model]
+    for model in models:
+        if list(features) != list(model.features):
+            raise DailyError(
+                f"{run.run_dir}: feature_spec.json and data.json give {len(features)} columns "
+                f"that do not match the model's {len(model.features)}; the artifacts come from "
+                "different runs. Run the chain again into a fresh run directory."
+            )
+    if not run.members:
+        return predict(run.model, frame, features)
+    from nbutils.ensemble import target_ensemble
+
+    ranked = live[["era"]].copy()
+    cols = [f"member_{k}" for k in range(len(models))]
+    for col, model in zip(cols, models, strict=True):
+        ranked[col] = predict(model, frame, features).to_numpy()
+    weights = [w for _, w in run.members]
+    return target_ensemble(ranked, cols, weights=weights).rename("prediction")
 
 
 def live_predictions(

@@ -484,7 +484,7 @@ def _compare_with_run(
     from nbutils.daily.run import load_run
     from nbutils.daily.submit import read_live, round_submission
 
-    run = load_run(run_dir)
+    run = load_run(run_dir, ensemble=bool(report.export.get("ensemble")))
     example = None
     column = report.export.get("benchmark_column")
     if column:

@@ -10,6 +10,9 @@ Each step is the one the run took, rewritten without nbutils (tests check both a
    mean, std (ddof=1) and bias-corrected skew (NaN for a constant row or fewer than 3 values),
    then pairwise products ``a * b`` of the interaction columns, all as float32;
 2. the model: the mean over the LightGBM boosters of ``booster.predict(X.astype(float32))``;
+   notebook 08's target ensemble (``bundle["members"]``): each member model's values ranked per
+   era, ``(rank - 0.5) / n``, then averaged with the members' weights
+   (``nbutils.ensemble.target_ensemble``);
 3. neutralization (``nbutils.neutralize.neutralize``): per era (or the whole frame as one block)
    ``y - proportion * [X, 1] @ lstsq([X, 1], y, rcond=1e-6)``, where ``X`` is the raw features or
    the one column of ``live_benchmark_models`` named by ``settings["benchmark_column"]`` (the
@@ -93,13 +96,15 @@ def make_predict(bundle: dict[str, Any]) -> Callable[..., pd.DataFrame]:
     ``settings`` (``neutralize``, ``proportion``, ``neutralize_against``, ``per_era``,
     ``rank_per_era``, ``benchmark_column``).
     """
-    cache: list[Any] = []
+    single = {"model_texts": bundle.get("model_texts"), "features": bundle.get("features")}
+    members = bundle.get("members") or [{**single, "weight": 1.0}]
+    cache: list[list[Any]] = []
 
-    def boosters() -> list[Any]:
+    def boosters() -> list[list[Any]]:
         if not cache:
             import lightgbm as lgb
 
-            cache.extend(lgb.Booster(model_str=text) for text in bundle["model_texts"])
+            cache.extend([lgb.Booster(model_str=t) for t in m["model_texts"]] for m in members)
         return cache
 
     def predict(live_features: pd.DataFrame, live_benchmark_models: pd.DataFrame | None = None):
@@ -113,14 +118,28 @@ def make_predict(bundle: dict[str, Any]) -> Callable[..., pd.DataFrame]:
         frame = live_features
         extra = engineer(frame, bundle["spec"])
         frame = pd.concat([frame[bundle["raw_features"]], extra], axis=1)
-        matrix = np.ascontiguousarray(
-            frame[bundle["features"]].to_numpy(np.float32, na_value=np.nan)
-        )
-        raw = np.mean([b.predict(matrix) for b in boosters()], axis=0)
-        values = pd.Series(raw, index=live_features.index, dtype=np.float64)
         one_block = pd.Series("live", index=live_features.index)
         # ranked per era as build_submission does; neutralized per era or as one block
         eras = live_features["era"] if "era" in live_features.columns else one_block
+        raws = []
+        for member, member_boosters in zip(members, boosters(), strict=True):
+            matrix = np.ascontiguousarray(
+                frame[member["features"]].to_numpy(np.float32, na_value=np.nan)
+            )
+            raws.append(np.mean([b.predict(matrix) for b in member_boosters], axis=0))
+        if "members" in bundle:  # the ensemble: per-era ranks, weighted mean
+            weights = np.array([m["weight"] for m in members], dtype=np.float64)
+            ranked = [
+                pd.Series(r, index=live_features.index)
+                .groupby(eras, sort=False)
+                .transform(tie_kept_rank)
+                .to_numpy()
+                for r in raws
+            ]
+            raw = np.column_stack(ranked) @ weights / weights.sum()
+        else:
+            raw = raws[0]
+        values = pd.Series(raw, index=live_features.index, dtype=np.float64)
         blocks = eras if settings["per_era"] else one_block
         if settings["neutralize"]:
             if settings["neutralize_against"] == "features":

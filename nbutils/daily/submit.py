@@ -332,8 +332,10 @@ def submit(
     force: bool = False,
     say: Callable[[str], None] = print,
     napi: Any = None,
+    ensemble: bool = False,
 ) -> SubmitResult:
-    """Submit this round's live predictions of a finished run (see the module docstring)."""
+    """Submit this round's live predictions of a finished run (see the module docstring);
+    ``ensemble``: notebook 08's target ensemble instead of the run's ``model.txt``."""
     model_name = check_model_name(model_name)
     run_path = run_directory(run_dir)
     if data_dir is not None and not str(data_dir).strip():
@@ -341,7 +343,7 @@ def submit(
     keys = load_keys() if dry_run else require_keys()
     napi = napi or make_client(keys)
     with command_lock(run_path, "submit"):
-        run = load_run(run_path)
+        run = load_run(run_path, ensemble=ensemble)
         with redacted_logging(keys) if keys else contextlib.nullcontext():
             return _submit(run, model_name, data_dir, dry_run, force, say, napi, keys)
 

@@ -240,15 +240,15 @@ def memory_headroom(
     host_text = f"host MemAvailable {host / _MIB:,.0f} MiB"
     group = cgroup_headroom(cgroup_root, proc_cgroup)
     if group is None:
-        return Headroom(host, "host", f"{host_text}; no container memory limit")
+        return Headroom(host, "host", f"{host_text}（コンテナのメモリ上限なし）")
     headroom, version, limit, used = group
     group_text = (
         f"{version} limit {limit / _MIB:,.0f} MiB - used {used / _MIB:,.0f} MiB "
         f"= {headroom / _MIB:,.0f} MiB"
     )
     if headroom < host:
-        return Headroom(headroom, version, f"{group_text}; smaller than the {host_text}")
-    return Headroom(host, "host", f"{host_text}; smaller than the {group_text}")
+        return Headroom(headroom, version, f"{group_text}（{host_text} より小さい）")
+    return Headroom(host, "host", f"{host_text}（{group_text} より小さい）")
 
 
 def available_memory() -> int:

@@ -85,11 +85,11 @@ class SyntheticModel:
     - risky: ``d_j (risk_mean + r_ej) * x_j`` with ``r_ej`` AR(1) regimes over the eras
       (``risk_persistence``, mostly shared: ``risk_shared``), standardized within each split,
       so these features' correlation with the target flips sign between eras (feature risk).
-      Their mean weight ``risk_mean`` is small next to the regime's sd of 1: a model that learns
-      them gains a little mean and a lot of era-to-era variance. Neutralizing part of the linear
-      exposure removes more variance than mean and raises Sharpe; neutralizing all of it also
-      throws away the stable linear signal, and Sharpe falls again (the guide's 0.3-0.5 advice);
-      the nonlinear, interaction and group-dispersion parts survive it.
+      Their mean weight ``risk_mean`` is below the regime's sd of 1: a model that learns them
+      gains some mean and more era-to-era variance. Neutralizing part of the linear exposure
+      removes more variance than mean and raises Sharpe; neutralizing all of it also throws
+      away the stable linear signal, and Sharpe falls again (the guide's 0.3-0.5 advice); the
+      nonlinear, interaction and group-dispersion parts survive it.
 
     ``scale`` makes the signal's sd about 1; ``eps`` is standard normal.
     The target is ``y`` binned per era into 0, 0.25, 0.5, 0.75, 1 at 5/20/50/20/5 percent.
@@ -100,30 +100,35 @@ class SyntheticModel:
     name's signal and noise correlated ``aux_noise_corr_60`` with the main target's.
 
     Benchmark models: least squares of a target on the model basis (:func:`_design`, the first
-    ``example_*`` parts of each kind), fitted on train; the example predictions are the ranked
-    blend of the cyrusd and teager2b models (``v5_lgbm_ct_blend``). The meta model is the per-era
+    ``example_*`` parts of each kind), fitted on train, then the risky features' coefficients
+    times ``example_risk_tilt``: the benchmark models lean on the era-flipping features more
+    than their train average pays, so they share the model's risky part more than its stable
+    signal, and neutralizing against the example predictions (the guide's 2F) trades a little
+    mean for a higher Sharpe. The example predictions are the ranked blend of the cyrusd and
+    teager2b models (``v5_lgbm_ct_blend``). The meta model is the per-era
     rank of ``meta_example_weight * gauss(example) + signal / sd + meta_noise * eps``.
     """
 
     group_corr: float = 0.3  # share of a feature's latent variance that its group shares
     signal_fraction: float = 0.2  # share of the features the target depends on
-    noise: float = 8.5  # sd of the target's noise relative to the signal's sd
+    noise: float = 10.0  # sd of the target's noise relative to the signal's sd
     weight_drift: float = 0.35  # era-to-era relative sd of the stable weights
-    linear_weight: float = 0.8  # size of the stable linear weights relative to the others
+    linear_weight: float = 0.7  # size of the stable linear weights relative to the others
     risk_weight: float = 2.0  # size of the risky features' weights relative to the others
     group_weight: float = 0.75  # weight of each of the first two groups' row dispersion (02's std)
-    risk_mean: float = 0.3  # mean of the risky features' era multiplier (risk_mean + r_e)
+    risk_mean: float = 0.8  # mean of the risky features' era multiplier (risk_mean + r_e)
     risk_persistence: float = 0.7  # AR(1) coefficient of the regime r_e from era to era
     risk_shared: float = 0.8  # share of the regime shocks common to all risky features
     target_spread: float = 0.35  # relative sd of another target name's part weights
     aux_noise_corr_20: float = 0.75  # other 20-day targets: noise correlation with target's
     aux_noise_corr_60: float = 0.45  # 60-day targets: the same, lower for the longer horizon
-    meta_noise: float = 1.6  # sd of the meta model's noise relative to the signal's sd
+    meta_noise: float = 1.2  # sd of the meta model's noise relative to the signal's sd
     meta_example_weight: float = 1.0  # weight of the example predictions in the meta model
     example_features: int = 4  # linear and risky features (each) the benchmark models use
     example_squares: int = 3  # U-shaped features whose square the benchmark models use
     example_pairs: int = 1  # interactions whose product the benchmark models use
     example_groups: int = 2  # group dispersions (of groups 0 and 1) the benchmark models use
+    example_risk_tilt: float = 3.0  # the benchmark models' risky coefficients times this
 
 
 # Era kinds in the random-stream keys: train/validation/test eras share one numbering, live differs.
@@ -217,6 +222,15 @@ class Plan:
             + len(self.pair_w[: m.example_pairs])
             + min(max(m.example_groups, 0), len(self.group_w))
         )
+
+    def design_tilt(self) -> np.ndarray:
+        """(design_columns,) multipliers of the benchmark models' fitted coefficients: 1, and
+        ``example_risk_tilt`` on the risky features' columns (:func:`_design`'s order)."""
+        m = self.model
+        tilt = np.ones(self.design_columns())
+        first = 1 + len(self.lin[: m.example_features])
+        tilt[first : first + len(self.risk[: m.example_features])] = m.example_risk_tilt
+        return tilt
 
 
 def _split_groups(n_features: int) -> tuple[np.ndarray, np.ndarray]:
@@ -598,7 +612,8 @@ class BenchmarkModels:
     :data:`BLEND_MODELS` (ranks of the sum of their Gaussianized ranks), the example predictions.
     """
 
-    def __init__(self, n_cols: int) -> None:
+    def __init__(self, n_cols: int, tilt: np.ndarray | None = None) -> None:
+        self.tilt = np.ones(n_cols) if tilt is None else np.asarray(tilt, dtype=np.float64)
         self.xtx = np.zeros((n_cols, n_cols))
         self.xty = np.zeros((n_cols, len(BENCHMARK_TARGETS)))
         self.n = 0
@@ -613,7 +628,7 @@ class BenchmarkModels:
     def coef(self) -> np.ndarray:
         ridge = 1e-3 * max(self.n, 1) * np.eye(len(self.xty))
         ridge[0, 0] = 1e-9
-        return np.linalg.solve(self.xtx + ridge, self.xty)
+        return np.linalg.solve(self.xtx + ridge, self.xty) * self.tilt[:, None]
 
     @staticmethod
     def predict(coef: np.ndarray, block: EraBlock) -> dict[str, np.ndarray]:

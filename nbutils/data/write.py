@@ -245,7 +245,7 @@ def _write_v5(plan: Plan, out: Path, version: str) -> None:
             **dict.fromkeys(V5_TARGETS, "float32"),
         }
     )
-    full, early = BenchmarkModels(plan.design_columns()), BenchmarkModels(plan.design_columns())
+    full, early = (BenchmarkModels(plan.design_columns(), plan.design_tilt()) for _ in range(2))
     early_end, first_covered = _train_cover(plan)
     kept = _Kept({"train": [], "validation": [], "live": []})
     keep_train = kept.keep("train")
@@ -367,7 +367,7 @@ def _write_legacy(plan: Plan, out: Path) -> None:
     within each part the rows are sorted by id (eras interleaved), so only the file's own order
     is right for a submission.
     """
-    fit = BenchmarkModels(plan.design_columns())
+    fit = BenchmarkModels(plan.design_columns(), plan.design_tilt())
     _write_csv(out / LEGACY_FILES["train"], _legacy_train_tables(plan, fit))
     coef = fit.coef()
     tagged = [
@@ -398,7 +398,7 @@ def _write_legacy(plan: Plan, out: Path) -> None:
 
 #: Bumped whenever the generator's output changes for the same inputs, so that directories
 #: written by an older generator are never taken for complete ones.
-GENERATOR_VERSION = 3
+GENERATOR_VERSION = 4
 #: Hidden file written last in a synthetic dataset directory: its inputs and each file's size
 #: and SHA-256.
 SYNTHETIC_MARKER = ".nbutils_synthetic.json"

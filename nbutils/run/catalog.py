@@ -20,6 +20,16 @@ PRODUCERS: dict[str, str] = {
     "neutralized_submission.csv": "06_neutralization.ipynb",
     "diagnostics.csv": "06_neutralization.ipynb",
     "neutralization.json": "06_neutralization.ipynb",
+    "benchmark_scores.csv": "07_benchmark_models.ipynb",
+    "feature_risk.csv": "07_benchmark_models.ipynb",
+    "benchmark_models.json": "07_benchmark_models.ipynb",
+    "target_correlations.csv": "08_target_ensemble.ipynb",
+    "ensemble_scores.csv": "08_target_ensemble.ipynb",
+    "ensemble.json": "08_target_ensemble.ipynb",
+    "ensemble_submission.csv": "08_target_ensemble.ipynb",
+    "walk_forward_per_era.csv": "09_validation.ipynb",
+    "param_search.csv": "09_validation.ipynb",
+    "validation.json": "09_validation.ipynb",
 }
 
 
@@ -35,3 +45,18 @@ def run_first_hint(run_dir: str | os.PathLike, producer: str) -> str:
         f"(works in a clone and after `pip install nbutils`): "
         f"python -m nbutils run --run-dir {run_dir}"
     )
+
+
+#: Notebooks that need today's v5 files (benchmark models, meta model, auxiliary targets): the
+#: 2021 CSV layout has none, so the chain skips them there and says why.
+NEEDS_V5: frozenset[str] = frozenset({"07_benchmark_models.ipynb", "08_target_ensemble.ipynb"})
+
+
+def skip_reason(notebook: str, layout: str | None) -> str | None:
+    """Why the chain does not run ``notebook`` on data of ``layout`` ("v5" or "legacy"), or None."""
+    if notebook in NEEDS_V5 and layout == "legacy":
+        return (
+            "skipped: it needs today's v5 data (benchmark models, meta model, auxiliary "
+            "targets), which the 2021 layout does not have"
+        )
+    return None

@@ -47,6 +47,9 @@ READS: dict[str, tuple[str, ...]] = {
     "04_evaluation.ipynb": ("data.json", "predictions.parquet"),
     "05_submission.ipynb": ("data.json", "predictions.parquet"),
     "06_neutralization.ipynb": ("data.json", "predictions.parquet"),
+    "07_benchmark_models.ipynb": ("data.json", "predictions.parquet"),
+    "08_target_ensemble.ipynb": ("data.json", "feature_spec.json", "predictions.parquet"),
+    "09_validation.ipynb": ("data.json", "feature_spec.json", "predictions.parquet"),
 }
 
 _TAIL = 1 << 20

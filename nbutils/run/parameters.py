@@ -132,6 +132,48 @@ SCHEMAS: dict[str, tuple[Param, ...]] = {
             high=1.0,
         ),
     ),
+    "07_benchmark_models.ipynb": (
+        _RUN_DIR,
+        _p("n_riskiest", int, 10, "riskiest features to neutralize against", low=1),
+        _p("risk_by", str, "half_change", "rank features by", choices=("half_change", "std")),
+        _p("proportion", float, 0.5, "neutralization proportion", low=0.0, high=1.0),
+    ),
+    "08_target_ensemble.ipynb": (
+        _RUN_DIR,
+        _p(
+            "ensemble_targets",
+            list,
+            ["target", "target_cyrusd_20", "target_teager2b_20", "target_agnes_20"],
+            "one small model per target",
+            item=str,
+            min_items=1,
+        ),
+        _p("weights", list, [], "one weight per target; [] averages equally", item=float, low=0.0),
+        _p("n_estimators", int, 60, "trees of each small model", low=1, high=100_000),
+        _p("learning_rate", float, 0.1, "their learning rate", low=1e-6, high=1.0),
+    ),
+    "09_validation.ipynb": (
+        _RUN_DIR,
+        _p("chunk", int, 0, "eras per walk-forward chunk; 0: 156, or fewer on small data", low=0),
+        _p("n_estimators", int, 60, "trees of 09's small models", low=1, high=100_000),
+        _p("learning_rate", float, 0.1, "their learning rate", low=1e-6, high=1.0),
+        _p("boost_rounds", int, 4, "rounds of era boosting", low=1, high=1000),
+        _p("worst_proportion", float, 0.5, "quantile of eras boosted on", low=0.01, high=1.0),
+        _p(
+            "grid",
+            dict,
+            {"num_leaves": [7, 31], "colsample_bytree": [0.3, 1.0]},
+            "the parameter search: LightGBM parameter -> list of values",
+        ),
+        _p("save_as_run_model", bool, False, "the chosen model becomes the run's model.txt"),
+        _p(
+            "chosen_model",
+            str,
+            "search_best",
+            "the model save_as_run_model saves",
+            choices=("search_best", "era_boost"),
+        ),
+    ),
 }
 
 

@@ -32,12 +32,13 @@ from typing import Any
 from nbutils.daily.cli import add_commands as add_daily_commands
 from nbutils.daily.cli import dispatch
 from nbutils.errors import NbutilsError, PipelineError
+from nbutils.run.catalog import skip_reason
 from nbutils.run.fingerprints import record_outputs
 from nbutils.run.keys import NumeraiKeys, load_keys, redact, refuse_key_values
 from nbutils.run.lock import run_lock
 from nbutils.run.parameters import check_run_parameters, schema_for
 from nbutils.run.project import NOTEBOOK_NAMES, copy_notebooks, notebooks_dir
-from nbutils.util import atomic_write_bytes, atomic_write_text, make_dir, write_json
+from nbutils.util import atomic_write_bytes, atomic_write_text, make_dir, read_json, write_json
 from nbutils.versions import require
 
 #: The six notebooks, in the order they run (one list: :data:`nbutils.run.project.NOTEBOOK_NAMES`).
@@ -60,6 +61,7 @@ class RunResult:
 
     run_dir: Path
     executed: list[Path] = field(default_factory=list)
+    skipped: dict[str, str] = field(default_factory=dict)  # notebook -> why (catalog.skip_reason)
     seconds: dict[str, float] = field(default_factory=dict)
     summary: dict[str, Any] = field(default_factory=dict)
     index_html: Path | None = None
@@ -174,6 +176,11 @@ def run_pipeline(
         try:
             for i, source in enumerate(sources, start=1):
                 nb_params = {k: v for k, v in params.items() if k in declared[source.name]}
+                reason = skip_reason(source.name, _run_layout(run_path))
+                if reason:
+                    log(f"[{i}/{len(sources)}] {source.name} {reason}")
+                    result.skipped[source.name] = reason
+                    continue
                 log(f"[{i}/{len(sources)}] {source.name} " + _format_params(nb_params))
                 since = time.time() - 1.0  # file systems keep mtimes coarser than time.time()
                 start = time.perf_counter()
@@ -194,6 +201,14 @@ def run_pipeline(
         if html:
             result.index_html = render_html(run_path, result.executed, result.summary, keys=keys)
     return result
+
+
+def _run_layout(run_path: Path) -> str | None:
+    """The layout notebook 01 recorded in ``data.json`` (None before 01 has run)."""
+    try:
+        return read_json(run_path / "data.json").get("layout")
+    except (OSError, ValueError, AttributeError):
+        return None
 
 
 def resolve_run_dir(run_dir: str | os.PathLike, sources: Sequence[Path] = ()) -> Path:
@@ -375,6 +390,12 @@ INDEX_FILES = {
     "metrics.json": "まとめの数字（04）",
     "per_era.csv": "era ごとのスコア（04）",
     "diagnostics.csv": "診断表、中和の前と後（06）",
+    "benchmark_scores.csv": "era ごとの CORR・MMC・BMC（07）",
+    "feature_risk.csv": "特徴量リスク（07）",
+    "ensemble_submission.csv": "ターゲットアンサンブルの提出ファイル（08）",
+    "ensemble_scores.csv": "単独のモデルとアンサンブルの比較（08）",
+    "validation.json": "ウォークフォワード、エラブースティング、探索の数字（09）",
+    "param_search.csv": "パラメータ探索の表（09）",
     "model.txt": "学習したモデル（03）",
     "summary.json": "この実行のまとめ",
 }

@@ -45,6 +45,9 @@ NOTEBOOK_NAMES: tuple[str, ...] = (
     "04_evaluation.ipynb",
     "05_submission.ipynb",
     "06_neutralization.ipynb",
+    "07_benchmark_models.ipynb",
+    "08_target_ensemble.ipynb",
+    "09_validation.ipynb",
 )
 
 

@@ -75,6 +75,9 @@ UPSTREAM: dict[str, tuple[str, ...]] = {
     "04": ("01", "02", "03"),
     "05": ("01", "02", "03"),
     "06": ("01", "02", "03"),
+    "07": ("01", "02", "03"),
+    "08": ("01", "02", "03"),
+    "09": ("01", "02", "03"),
 }
 
 
@@ -83,9 +86,10 @@ def step_number(notebook: str | int) -> str:
     text = str(notebook).strip()
     digits = text.split("_", 1)[0]
     if isinstance(notebook, bool) or not digits.isdigit() or f"{int(digits):02d}" not in UPSTREAM:
+        known = sorted(UPSTREAM)
         raise PipelineError(
-            f"notebook={notebook!r} is not one of the six notebooks: give 1..6, '01'..'06' "
-            "or a notebook file name such as '03_training.ipynb'"
+            f"notebook={notebook!r} is not one of the notebooks {known}: give a number such as 3 "
+            "or '03', or a notebook file name such as '03_training.ipynb'"
         )
     return f"{int(digits):02d}"
 
