@@ -37,7 +37,7 @@ from nbutils.data import (
     make_synthetic_dataset,
 )
 from nbutils.errors import DataError
-from nbutils.util import natural_sorted, read_json, write_json
+from nbutils.util import natural_sorted, read_json, string_dtype, write_json
 
 LEGACY_NAMES = (
     "numerai_training_data.csv",
@@ -264,8 +264,8 @@ def test_v5_round_trip(v5, tiny_v5_dir, split):
     frame = getattr(v5, split)
     assert frame.index.name == "id"
     assert frame.index.tolist() == reference.index.tolist()
-    # pandas' string dtype: "str" under pandas 3, object under pandas 2 (what dtype="str" makes)
-    assert frame.index.dtype == pd.Index([], dtype="str").dtype
+    # pandas 3's Arrow-backed "str" dtype under pandas 2.2 and 3 alike (no Python object a row)
+    assert frame.index.dtype == string_dtype()
     assert all(isinstance(i, str) for i in frame.index[:5])
     assert list(frame.columns) == ["era", "data_type", *v5.features, *v5.targets]
     assert (frame[v5.features].dtypes == np.int8).all()
@@ -273,10 +273,10 @@ def test_v5_round_trip(v5, tiny_v5_dir, split):
     assert frame["era"].tolist() == reference["era"].tolist()
     # validation.parquet also holds the test eras (no targets yet), as Numerai's file does
     assert set(frame["data_type"]) == ({"validation", "test"} if split == "validation" else {split})
-    # era and data_type are categorical (a code per row): categories = the values, natural order
+    # era and data_type: the same Arrow-backed string dtype (groupby as with plain strings)
     for col in ("era", "data_type"):
-        assert isinstance(frame[col].dtype, pd.CategoricalDtype)
-        assert list(frame[col].cat.categories) == natural_sorted(reference[col].unique())
+        assert frame[col].dtype == string_dtype()
+        assert frame[col].tolist() == reference[col].tolist()
     for target in v5.targets:
         assert frame[target].dtype == np.float64
         np.testing.assert_array_equal(frame[target].to_numpy(), reference[target].to_numpy())
@@ -378,8 +378,6 @@ def test_era_step(tiny_v5_dir, tiny_legacy_dir, v5, legacy, step):
         kept = natural_sorted(full.train["era"].unique())[::step]
         assert natural_sorted(sub.train["era"].unique()) == kept
         expected = full.train[full.train["era"].isin(kept)]
-        # era is categorical: the subset's categories are the eras it keeps
-        expected = expected.assign(era=expected["era"].cat.remove_unused_categories())
         pd.testing.assert_frame_equal(sub.train, expected)
         pd.testing.assert_frame_equal(sub.validation, full.validation)
 
@@ -757,24 +755,27 @@ def test_to_int8_bins_maps_the_2021_grid_and_rejects_other_values():
         to_int8_bins(np.array([5.0]), 1.0, "v5 file")
 
 
-def test_categorical_codes_follow_natural_order_and_keep_nulls():
+def test_kept_eras_natural_order_on_arrow_columns_and_nulls():
+    """kept_eras works on the Arrow column (no Python string a row): every ``step``-th era in
+    natural order ("era2" before "era10"), across chunks; a null era is kept only when every row
+    is (step 1; the whole-dataset checks then refuse it), and _strings keeps it missing."""
     import pyarrow as pa
 
-    from nbutils.data.load import _categorical, kept_era_rows, kept_eras
+    from nbutils.data.load import _strings, kept_eras
 
     labels = ["era10", "era2", None, "era1", "era2", "era10", "era3"]
-    column = pa.chunked_array([labels[:3], labels[3:]])  # two chunks, one dictionary per chunk
-    got = _categorical(column)
-    assert list(got.categories) == ["era1", "era2", "era3", "era10"]
-    assert [None if pd.isna(v) else v for v in got] == labels
-    assert got.codes[2] == -1
-    known = np.array([v is not None for v in labels])
+    column = pa.chunked_array([labels[:3], labels[3:]])
+    order = ["era1", "era2", "era3", "era10"]  # by hand
     for step in (1, 2, 3):
-        # the codes' mask equals the string path's on the known eras; a null era is kept only
-        # when every era is (step 1), and is then refused by the whole-dataset checks
-        expected = np.full(len(labels), step == 1)
-        expected[known] = kept_eras(np.array(labels, dtype=object)[known], step)
-        np.testing.assert_array_equal(kept_era_rows(got, step), expected)
+        kept = set(order[::step])
+        expected = [step == 1 if v is None else v in kept for v in labels]
+        np.testing.assert_array_equal(kept_eras(column, step), expected)
+        np.testing.assert_array_equal(
+            kept_eras(column.cast(pa.dictionary(pa.int8(), pa.string())), step), expected
+        )
+    got = _strings(column)
+    assert got.dtype == string_dtype()
+    assert [None if pd.isna(v) else v for v in got] == labels
 
 
 def test_benchmark_models_lean_on_the_risky_features():

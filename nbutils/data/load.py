@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
@@ -55,7 +56,7 @@ from nbutils.data.layout import (
 from nbutils.data.validate import check_loaded
 from nbutils.data.values import empty_values, to_feature_values
 from nbutils.errors import DataError
-from nbutils.util import natural_key, natural_sorted, read_json, release_memory
+from nbutils.util import natural_sorted, read_json, release_memory, string_dtype
 
 # --------------------------------------------------------------------------------------------
 # Choosing features and targets
@@ -166,45 +167,32 @@ def _groups_of(
     return out
 
 
-def kept_eras(eras: np.ndarray, era_step: int) -> np.ndarray:
-    """Boolean mask of rows whose era is one of every ``era_step``-th era in natural order."""
+def kept_eras(eras: pa.ChunkedArray | pa.Array, era_step: int) -> np.ndarray:
+    """Boolean mask of the rows whose era is one of every ``era_step``-th era in natural order.
+
+    Computed on the Arrow column (its distinct values, then ``is_in``): no Python string per
+    row. A null era is never kept with ``era_step > 1`` (with 1 every row is kept, and the
+    whole-dataset checks refuse the null era).
+    """
     if era_step == 1:
         return np.ones(len(eras), dtype=bool)
-    unique = natural_sorted(pd.unique(eras))
-    return np.isin(eras, np.array(unique[::era_step], dtype=object))
+    if pa.types.is_dictionary(eras.type):
+        eras = eras.cast(eras.type.value_type)
+    labels = natural_sorted(v for v in pc.unique(eras).to_pylist() if v is not None)
+    kept = pa.array(labels[::era_step], type=eras.type)
+    return pc.is_in(eras, value_set=kept).to_numpy(zero_copy_only=False)
 
 
 def _column_numpy(table: pa.Table, name: str) -> np.ndarray:
     return table.column(name).to_numpy(zero_copy_only=False)
 
 
-def _categorical(column: pa.ChunkedArray | pa.Array) -> pd.Categorical:
-    """A string column as a pandas Categorical whose categories are its values in natural order
-    (era "0002" before "0010"), built from Arrow's dictionary encoding: one small integer code
-    per row and one Python string per distinct value (never one per row)."""
-    encoded = column.dictionary_encode()
-    if isinstance(encoded, pa.ChunkedArray):
-        encoded = encoded.unify_dictionaries().combine_chunks()
-    labels = [str(v) for v in encoded.dictionary.to_pylist()]
-    order = sorted(range(len(labels)), key=lambda i: natural_key(labels[i]))
-    remap = np.empty(len(labels), dtype=np.int64)
-    remap[order] = np.arange(len(labels))
-    dtype = np.int8 if len(labels) < 127 else np.int16 if len(labels) < 32_767 else np.int32
-    indices = encoded.indices
-    codes = remap[indices.fill_null(0).to_numpy(zero_copy_only=False)].astype(dtype)
-    if indices.null_count:  # a missing value stays missing (code -1), e.g. a null era
-        codes[indices.is_null().to_numpy(zero_copy_only=False)] = -1
-    categories = pd.Index([labels[i] for i in order], dtype="str")
-    return pd.Categorical.from_codes(codes, categories=categories)
-
-
-def kept_era_rows(eras: pd.Categorical, era_step: int) -> np.ndarray:
-    """:func:`kept_eras` on a Categorical of natural-ordered eras, by its codes (no strings)."""
-    if era_step == 1:
-        return np.ones(len(eras), dtype=bool)
-    codes = eras.codes
-    counts = np.bincount(codes[codes >= 0], minlength=len(eras.categories))  # -1: a null era
-    return np.isin(codes, np.flatnonzero(counts)[::era_step])
+def _strings(column: pa.ChunkedArray | pa.Array) -> pd.api.extensions.ExtensionArray:
+    """A string column in pandas' Arrow-backed string dtype (:func:`~nbutils.util.string_dtype`):
+    a few bytes a row in Arrow buffers, no Python string per row."""
+    if pa.types.is_dictionary(column.type):
+        column = column.cast(column.type.value_type)
+    return pd.array(column.cast(pa.large_string()), dtype=string_dtype())
 
 
 #: Reads one metadata column (id, era, data_type or a target) of a split's kept rows; None when
@@ -223,26 +211,21 @@ def _frame(
     features: list[str],
     targets: list[str],
     data_type: str,
-    era: pd.Categorical | None = None,
 ) -> pd.DataFrame:
-    """id index (Arrow-backed strings), era and data_type (categorical), features (one block, no
-    copy), targets (float64; NaN for a target the file does not have).
+    """id index, era and data_type (Arrow-backed strings, :func:`_strings`), features (one block,
+    no copy), targets (float64; NaN for a target the file does not have).
 
     Columns are read one at a time from ``column``, so that at most one of them is held as Arrow
-    data next to the frame. ``data_type`` fills that column when the file has none; ``era`` is
-    the era column when it is already made.
+    data next to the frame. ``data_type`` fills that column when the file has none.
     """
-    index = pd.Index(column("id").to_pandas(), dtype="str", name="id")
-    frame = pd.DataFrame(values, index=index, columns=features, copy=False)
+    frame = pd.DataFrame(
+        values, index=pd.Index(_strings(column("id")), name="id"), columns=features, copy=False
+    )
     kinds = column("data_type")
     if kinds is None:
-        kinds = pd.Categorical.from_codes(
-            np.zeros(len(frame), dtype=np.int8), categories=pd.Index([data_type], dtype="str")
-        )
-    else:
-        kinds = _categorical(kinds)
-    frame.insert(0, "data_type", kinds)
-    frame.insert(0, "era", _categorical(column("era")) if era is None else era)
+        kinds = pa.repeat(pa.scalar(data_type, pa.large_string()), len(frame))
+    frame.insert(0, "data_type", _strings(kinds))
+    frame.insert(0, "era", _strings(column("era")))
     for name in targets:
         values_t = column(name)
         frame[name] = (
@@ -350,8 +333,7 @@ def _read_parquet_split(
     _check_numeric(path, schema, present_targets, "target")
     present = {"id", "era", *present_targets, *(["data_type"] if "data_type" in names else [])}
     try:
-        eras = _categorical(pf.read(columns=["era"], use_threads=True).column("era"))
-        keep = kept_era_rows(eras, era_step)
+        keep = kept_eras(pf.read(columns=["era"], use_threads=True).column("era"), era_step)
         values = empty_values(int(keep.sum()), len(features), dtype)
         _fill_from_parquet(pf, features, keep, values, path)
         release_memory()
@@ -363,9 +345,7 @@ def _read_parquet_split(
             read = pf.read(columns=[name], use_threads=True).column(name)
             return read if mask is None else read.filter(mask)
 
-        if era_step > 1:
-            eras = eras[keep].remove_unused_categories()
-        frame = _frame(column, values, features, targets, what, eras)
+        frame = _frame(column, values, features, targets, what)
     except (pa.ArrowException, OSError) as err:
         raise corrupt(path, err) from err
     release_memory()
@@ -383,13 +363,13 @@ def _read_parquet_series(path: Path, what: str, column: str) -> pd.Series | None
         table = pf.read(columns=["id", column])
     except (pa.ArrowException, OSError) as err:
         raise corrupt(path, err) from err
-    index = pd.Index(table.column("id").to_pandas(), dtype="str", name="id")
+    index = pd.Index(_strings(table.column("id")), name="id")
     return pd.Series(_column_numpy(table, column).astype(np.float64), index=index, name=column)
 
 
 def _read_benchmarks(path: Path) -> pd.DataFrame | None:
-    """A ``<split>_benchmark_models.parquet`` by id: ``era`` (categorical) and every model column
-    (float64); None when the file is absent."""
+    """A ``<split>_benchmark_models.parquet`` by id: ``era`` (as in the splits' frames) and every
+    model column (float64); None when the file is absent."""
     if not path.exists():
         return None
     pf = _open_parquet(path, "benchmark models")
@@ -406,11 +386,11 @@ def _read_benchmarks(path: Path) -> pd.DataFrame | None:
         table = pf.read(columns=["id", "era", *models])
     except (pa.ArrowException, OSError) as err:
         raise corrupt(path, err) from err
-    index = pd.Index(table.column("id").to_pandas(), dtype="str", name="id")
+    index = pd.Index(_strings(table.column("id")), name="id")
     frame = pd.DataFrame(
         {m: _column_numpy(table, m).astype(np.float64) for m in models}, index=index
     )
-    frame.insert(0, "era", _categorical(table.column("era")))  # as in the splits' frames
+    frame.insert(0, "era", _strings(table.column("era")))
     return frame
 
 
@@ -580,7 +560,7 @@ def _read_legacy_examples(path: Path) -> pd.Series | None:
         )
     except (pa.ArrowException, OSError) as err:
         raise corrupt(path, err) from err
-    index = pd.Index(table.column("id").to_pandas(), dtype="str", name="id")
+    index = pd.Index(_strings(table.column("id")), name="id")
     return pd.Series(_column_numpy(table, PREDICTION_COL), index=index, name=PREDICTION_COL)
 
 
@@ -592,7 +572,7 @@ def _load_legacy(ds: DatasetDir, ask: Request) -> NumeraiData:
     features = _resolve_feature_set(ask.feature_set, sets, files["train"])
     target_list = _resolve_targets(ask.targets, offered, files["train"])
     meta = _read_csv_meta(files["train"], header, target_list, optional_targets=False)
-    keep = kept_eras(_column_numpy(meta, "era"), ask.era_step)
+    keep = kept_eras(meta.column("era"), ask.era_step)
     (train_values,) = _read_csv_features(
         files["train"], header, features, meta.num_rows, ask.dtype, [keep]
     )
@@ -600,7 +580,8 @@ def _load_legacy(ds: DatasetDir, ask: Request) -> NumeraiData:
     del meta, train_values
     t_header = _csv_header(files["tournament"], "tournament data")
     t_meta = _read_csv_meta(files["tournament"], t_header, target_list, optional_targets=True)
-    is_validation = _column_numpy(t_meta, "data_type") == "validation"
+    is_validation = pc.equal(t_meta.column("data_type"), "validation")
+    is_validation = pc.fill_null(is_validation, False).to_numpy(zero_copy_only=False)
     masks = [is_validation, ~is_validation]
     values = _read_csv_features(
         files["tournament"], t_header, features, t_meta.num_rows, ask.dtype, masks
