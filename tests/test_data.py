@@ -831,3 +831,42 @@ def test_benchmark_models_score_positively(medium):
         lambda d: numerai_corr(d[cols], d["target"])
     )
     assert (per_era.mean() > 0).all(), per_era.mean()
+
+
+def test_loaded_era_groups_like_plain_strings(tiny_v5_dir):
+    """era and data_type as load_data gives them group, filter and compare exactly like plain
+    Python strings (object dtype), with no warning, after era_step and a filter: no empty group
+    for an era the frame no longer has (the Categorical pitfall of pandas 2's observed=False).
+    Run under pandas 2.2 and 3 (the lowest-versions job)."""
+    import warnings
+
+    from nbutils.eras import drop_embargo, era_number
+    from nbutils.metrics import per_era_corr
+
+    data = load_data(tiny_v5_dir, era_step=2)
+    train = data.train[data.train["target"].notna()]
+    last = max(train["era"].unique(), key=era_number)
+    valid = drop_embargo(data.validation, last, 2)
+    valid = valid[valid["target"].notna()]
+    for frame in (train, valid, train[train["era"] != train["era"].iloc[0]]):
+        plain = frame.assign(
+            era=frame["era"].astype(object), data_type=frame["data_type"].astype(object)
+        )
+        assert plain["era"].dtype == object
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            got = frame.groupby("era")[["target", data.features[0]]].mean()
+            ref = plain.groupby("era")[["target", data.features[0]]].mean()
+            got_kind = frame.groupby("data_type").size()
+            ref_kind = plain.groupby("data_type").size()
+            got_corr = per_era_corr(frame, pred_col=data.features[0])
+            ref_corr = per_era_corr(plain, pred_col=data.features[0])
+        assert got.index.tolist() == ref.index.tolist() == sorted(set(plain["era"]))
+        np.testing.assert_array_equal(got.to_numpy(), ref.to_numpy())
+        assert got_kind.to_dict() == ref_kind.to_dict()
+        assert got_corr.index.tolist() == ref_corr.index.tolist()
+        np.testing.assert_array_equal(got_corr.to_numpy(), ref_corr.to_numpy())
+        assert not got_corr.isna().any()
+        assert frame["era"].nunique() == plain["era"].nunique() == len(got)
+        assert (frame["era"] == frame["era"].iloc[0]).dtype == bool  # a numpy mask, as strings
+        assert all(type(e) is str for e in frame["era"].unique())
