@@ -36,6 +36,7 @@ from nbutils.data import (
     load_data,
     make_synthetic_dataset,
 )
+from nbutils.data.validate import fixed_width_bytes
 from nbutils.errors import DataError
 from nbutils.util import natural_sorted, read_json, string_dtype, write_json
 
@@ -870,3 +871,28 @@ def test_loaded_era_groups_like_plain_strings(tiny_v5_dir):
         assert frame["era"].nunique() == plain["era"].nunique() == len(got)
         assert (frame["era"] == frame["era"].iloc[0]).dtype == bool  # a numpy mask, as strings
         assert all(type(e) is str for e in frame["era"].unique())
+
+
+def test_benchmark_frames_share_their_splits_ids(v5, tiny_v5_dir, tmp_path):
+    """A benchmark file whose ids are its split's (validation, live) or one run of them (train's
+    later eras) shares the split's index; other ids (reordered, or not in the split) get their
+    own index. The frames equal pandas' reading of the files either way."""
+    from nbutils.data.load import _read_benchmarks
+
+    for split in ("train", "validation", "live"):
+        path = tiny_v5_dir / f"{split}_benchmark_models.parquet"
+        bench = v5.benchmark_models[split]
+        reference = pd.read_parquet(path)  # id is the index (pandas metadata)
+        assert bench.index.tolist() == reference.index.tolist()
+        np.testing.assert_array_equal(bench.drop(columns="era"), reference.drop(columns="era"))
+        own = getattr(v5, split).index
+        start = own.get_loc(bench.index[0])
+        assert np.shares_memory(
+            fixed_width_bytes(bench.index), fixed_width_bytes(own[start : start + len(bench)])
+        )
+        reordered = reference.iloc[::-1].reset_index()
+        reordered.to_parquet(tmp_path / "reordered.parquet", index=False)
+        other = _read_benchmarks(tmp_path / "reordered.parquet", own)
+        assert other.index.tolist() == reordered["id"].tolist()
+        assert not np.shares_memory(fixed_width_bytes(other.index), fixed_width_bytes(own))
+        pd.testing.assert_frame_equal(other.iloc[::-1], bench, check_index_type=False)

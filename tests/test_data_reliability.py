@@ -329,7 +329,7 @@ def test_id_uniqueness_check_equals_pandas():
     """The bytes-sort check of check_loaded says what pandas' Index.is_unique says: unique ids,
     a duplicate within a split or across two (also in a later chunk), and the cases it hands to
     pandas (ids of different lengths, a missing id, object or empty indexes)."""
-    from nbutils.data.validate import _all_unique, _fixed_width_ids
+    from nbutils.data.validate import _all_unique, fixed_width_bytes
     from nbutils.util import string_dtype
 
     def frame(ids, dtype=None):
@@ -361,11 +361,11 @@ def test_id_uniqueness_check_equals_pandas():
         True,
     ]
     with_null = pd.DataFrame(index=pd.Index(pd.array([ids[0], None], dtype=string_dtype())))
-    assert _fixed_width_ids(with_null.index) is None
-    assert _fixed_width_ids(frame(ids[:4]).index).tolist() == [i.encode() for i in ids[:4]]
+    assert fixed_width_bytes(with_null.index) is None
+    assert fixed_width_bytes(frame(ids[:4]).index).tolist() == [i.encode() for i in ids[:4]]
     empty_first = pa.chunked_array([[], ids[:3]], pa.large_string())
     index = pd.Index(pd.array(empty_first, dtype=string_dtype()))
-    assert _fixed_width_ids(index).tolist() == [i.encode() for i in ids[:3]]
+    assert fixed_width_bytes(index).tolist() == [i.encode() for i in ids[:3]]
 
 
 def test_null_eras_are_refused(v5_copy):

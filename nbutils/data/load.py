@@ -53,7 +53,7 @@ from nbutils.data.layout import (
     locate_dataset,
     missing_file,
 )
-from nbutils.data.validate import check_loaded
+from nbutils.data.validate import check_loaded, fixed_width_bytes
 from nbutils.data.values import empty_values, to_feature_values
 from nbutils.errors import DataError
 from nbutils.util import natural_sorted, read_json, release_memory, string_dtype
@@ -333,7 +333,11 @@ def _read_parquet_split(
     _check_numeric(path, schema, present_targets, "target")
     present = {"id", "era", *present_targets, *(["data_type"] if "data_type" in names else [])}
     try:
-        keep = kept_eras(pf.read(columns=["era"], use_threads=True).column("era"), era_step)
+        keep = (
+            np.ones(pf.metadata.num_rows, dtype=bool)
+            if era_step == 1
+            else kept_eras(pf.read(columns=["era"], use_threads=True).column("era"), era_step)
+        )
         values = empty_values(int(keep.sum()), len(features), dtype)
         _fill_from_parquet(pf, features, keep, values, path)
         release_memory()
@@ -367,9 +371,14 @@ def _read_parquet_series(path: Path, what: str, column: str) -> pd.Series | None
     return pd.Series(_column_numpy(table, column).astype(np.float64), index=index, name=column)
 
 
-def _read_benchmarks(path: Path) -> pd.DataFrame | None:
+def _read_benchmarks(path: Path, split_ids: pd.Index | None = None) -> pd.DataFrame | None:
     """A ``<split>_benchmark_models.parquet`` by id: ``era`` (as in the splits' frames) and every
-    model column (float64); None when the file is absent."""
+    model column (float64); None when the file is absent.
+
+    Columns are read one at a time. When the file's ids are ``split_ids`` (its split's index) or
+    one run of them, in the same order, the frame shares that index (an Index is immutable)
+    instead of holding a second copy of the ids (:func:`_same_index`).
+    """
     if not path.exists():
         return None
     pf = _open_parquet(path, "benchmark models")
@@ -383,15 +392,46 @@ def _read_benchmarks(path: Path) -> pd.DataFrame | None:
         )
     _check_numeric(path, pf.schema_arrow, models, "benchmark model")
     try:
-        table = pf.read(columns=["id", "era", *models])
+        ids = pf.read(columns=["id"]).column("id")
+        index = _same_index(ids, split_ids)
+        if index is None:
+            index = pd.Index(_strings(ids), name="id")
+        del ids
+        frame = pd.DataFrame(index=index)
+        frame["era"] = _strings(pf.read(columns=["era"]).column("era"))
+        for m in models:
+            frame[m] = pf.read(columns=[m]).column(m).to_numpy().astype(np.float64)
     except (pa.ArrowException, OSError) as err:
         raise corrupt(path, err) from err
-    index = pd.Index(_strings(table.column("id")), name="id")
-    frame = pd.DataFrame(
-        {m: _column_numpy(table, m).astype(np.float64) for m in models}, index=index
-    )
-    frame.insert(0, "era", _strings(table.column("era")))
     return frame
+
+
+def _same_index(ids: pa.ChunkedArray, index: pd.Index | None) -> pd.Index | None:
+    """The part of ``index`` that holds exactly ``ids``, in the same order and in one run (a train
+    benchmark file covers train's later eras), else None. Compared as fixed-width bytes
+    (:func:`~nbutils.data.validate.fixed_width_bytes`, no copy); a slice of an Arrow-backed
+    Index shares its buffers."""
+    if index is None or not 0 < len(ids) <= len(index):
+        return None
+    mine, theirs = fixed_width_bytes(ids), fixed_width_bytes(index)
+    if mine is None or theirs is None or mine.dtype != theirs.dtype:
+        return None
+    starts = np.flatnonzero(theirs == mine[0])
+    if len(starts) != 1 or starts[0] + len(mine) > len(theirs):
+        return None
+    start = int(starts[0])
+    if not np.array_equal(theirs[start : start + len(mine)], mine):
+        return None
+    return index if len(mine) == len(index) else index[start : start + len(mine)]
+
+
+def _add_benchmarks(data: NumeraiData, files: dict[str, Path]) -> None:
+    """Each split's benchmark models (:func:`_read_benchmarks`) into ``data.benchmark_models``."""
+    for split in BENCHMARK_SPLITS:
+        frame = _read_benchmarks(files[f"{split}_benchmark_models"], getattr(data, split).index)
+        if frame is not None:
+            data.benchmark_models[split] = frame
+    release_memory()
 
 
 def _load_v5(ds: DatasetDir, ask: Request) -> NumeraiData:
@@ -429,10 +469,6 @@ def _load_v5(ds: DatasetDir, ask: Request) -> NumeraiData:
         pd.concat(found) if found else None,
         _read_parquet_series(files["meta_model"], "meta model", META_MODEL_COL),
     )
-    for split in BENCHMARK_SPLITS:
-        frame = _read_benchmarks(files[f"{split}_benchmark_models"])
-        if frame is not None:
-            data.benchmark_models[split] = frame
     return data
 
 
@@ -680,4 +716,6 @@ def load_data(
     ds = locate_dataset(Path(data_dir))
     data = (_load_v5 if ds.layout == "v5" else _load_legacy)(ds, ask)
     check_loaded(data)  # the whole-dataset checks (nbutils.data.validate)
+    if ds.layout == "v5":  # after the checks: their transient memory is not added to these
+        _add_benchmarks(data, {r: ds.path / n for r, n in V5_FILES.items()})
     return data

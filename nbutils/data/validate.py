@@ -113,11 +113,12 @@ def _check_ids_and_eras(data: NumeraiData) -> None:
         )
 
 
-def _fixed_width_ids(index: pd.Index) -> np.ndarray | None:
-    """The ids as a numpy ``S<width>`` view of their Arrow buffer when every id has the same
+def fixed_width_bytes(strings: object) -> np.ndarray | None:
+    """Arrow strings (an Arrow array, or a pandas array or Index over one) as a numpy
+    ``S<width>`` view of their buffers, chunks concatenated, when every value has the same
     non-zero length and none is missing (Numerai's ids: 16 characters); else None."""
     try:
-        arrow = pa.array(index.array)
+        arrow = pa.array(strings.array if isinstance(strings, pd.Index) else strings)
     except (pa.ArrowException, TypeError, ValueError):
         return None
     chunks = arrow.chunks if isinstance(arrow, pa.ChunkedArray) else [arrow]
@@ -140,17 +141,19 @@ def _fixed_width_ids(index: pd.Index) -> np.ndarray | None:
         width = w
         raw = np.frombuffer(chunk.buffers()[2], dtype=np.uint8)[offsets[0] : offsets[-1]]
         parts.append(raw.view(f"S{w}"))
+    if len(parts) == 1:
+        return parts[0]
     return np.concatenate(parts) if parts else np.empty(0, dtype="S1")
 
 
 def _all_unique(frames: list) -> bool:
     """Whether no id appears twice in ``frames``' indexes taken together.
 
-    Fixed-width ids (:func:`_fixed_width_ids`) are checked by sorting one bytes copy of them
+    Fixed-width ids (:func:`fixed_width_bytes`) are checked by sorting one bytes copy of them
     (16 bytes an id), not through pandas' hash table, which for Arrow-backed strings makes a
     Python string per id first (about 100 bytes an id, 300 MiB at v5's 2.9M rows).
     """
-    views = [_fixed_width_ids(f.index) for f in frames]
+    views = [fixed_width_bytes(f.index) for f in frames]
     if any(v is None for v in views) or len({v.dtype for v in views if len(v)}) > 1:
         return bool(frames[0].index.append([f.index for f in frames[1:]]).is_unique)
     every = np.concatenate([v for v in views if len(v)] or [np.empty(0, dtype="S1")])
