@@ -32,6 +32,21 @@ PRODUCERS: dict[str, str] = {
     "validation.json": "09_validation.ipynb",
 }
 
+#: directory of a run -> the notebook that writes every file in it (each file is an artifact of
+#: its own, named ``<directory>/<file>`` in fingerprints.json)
+ARTIFACT_DIRS: dict[str, str] = {"ensemble_models": "08_target_ensemble.ipynb"}
+
+
+def producer_of(name: str) -> str | None:
+    """The notebook that writes the artifact ``name`` (a file name of :data:`PRODUCERS`, or
+    ``<directory>/<file>`` in one of :data:`ARTIFACT_DIRS`), or None when it is no artifact."""
+    if name in PRODUCERS:
+        return PRODUCERS[name]
+    head, sep, tail = name.partition("/")
+    if sep and tail and "/" not in tail and not tail.startswith("."):
+        return ARTIFACT_DIRS.get(head)
+    return None
+
 
 def run_first_hint(run_dir: str | os.PathLike, producer: str) -> str:
     """What to do when an artifact of ``producer`` is missing, wherever the learner is.
