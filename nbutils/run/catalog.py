@@ -53,7 +53,7 @@ def run_first_hint(run_dir: str | os.PathLike, producer: str) -> str:
 
     In Jupyter, Colab or Kaggle: run that notebook with the same ``run_dir`` (or just run this one:
     the library makes the missing steps). From a shell, in a clone or after ``pip install``:
-    ``python -m nbutils run``, which runs the six packaged notebooks.
+    ``python -m nbutils run``, which runs the nine packaged notebooks.
     """
     return (
         f"Run {producer} first with run_dir={str(run_dir)!r}, or run the whole chain from a shell "

@@ -266,7 +266,11 @@ def artifact_of(path: str | os.PathLike) -> tuple[Path, str] | None:
     if target.name in PRODUCERS and is_run_dir(target.parent):
         return target.parent, target.name
     name = f"{target.parent.name}/{target.name}"
-    if target.parent.name in ARTIFACT_DIRS and producer_of(name) and is_run_dir(target.parent.parent):
+    if (
+        target.parent.name in ARTIFACT_DIRS
+        and producer_of(name)
+        and is_run_dir(target.parent.parent)
+    ):
         return target.parent.parent, name
     return None
 
