@@ -859,7 +859,7 @@ def test_every_daily_command_refuses_an_ensemble_file_changed_since_notebook_08(
     assert export_model(run_dir, tmp_path / "single.pkl").is_file()
     # adopting the file on purpose records it; the pickle exported before is then another run's
     assert run_cli("adopt", name, "--run-dir", str(run_dir)) == 0
-    assert "adopted" in capsys.readouterr().out
+    assert f"recorded in {run_dir / 'fingerprints.json'}" in capsys.readouterr().out
     if name != "ensemble_submission.csv":  # the submission file does not make the pickle
         err = _refused_again(daily, run_dir, capsys, exported, "--ensemble")
         assert "the run changed since" in err
@@ -880,3 +880,36 @@ def test_upload_model_refuses_the_single_model_for_the_ensemble_and_back_even_fo
     err = _refused_again(daily, run_dir, capsys, ensemble, "--force")
     assert str(ensemble) in err and "holds notebook 08's ensemble, not the run's model.txt" in err
     assert "add --ensemble" in err
+
+
+def test_adopt_checks_an_ensemble_model_before_recording_it(ensemble_run, tmp_path, capsys):
+    from nbutils.run.fingerprints import read_manifest
+
+    run_dir = copy_run(ensemble_run, tmp_path)
+    name = "ensemble_models/model_target.txt"
+    before = read_manifest(run_dir)[name]
+    (run_dir / name).write_text("not a model", encoding="utf-8")
+    assert run_cli("adopt", name, "--run-dir", str(run_dir)) == 1
+    assert "model_target.txt" in capsys.readouterr().err
+    assert read_manifest(run_dir)[name] == before
+    # a file outside ensemble_models/ is no artifact of the run
+    (run_dir / "ensemble_models" / "notes").mkdir()
+    (run_dir / "ensemble_models" / "notes" / "x.txt").write_text("x", encoding="utf-8")
+    assert run_cli("adopt", "ensemble_models/notes/x.txt", "--run-dir", str(run_dir)) == 1
+    assert "not one of the run's artifacts" in capsys.readouterr().err
+
+
+def test_submit_ensemble_sends_notebook_08s_submission(daily, ensemble_run, tmp_path, capsys):
+    """``submit --ensemble`` on the round's live data (the run's own live here) gives the values
+    of 08's ``ensemble_submission.csv`` (written by target_ensemble and build_submission)."""
+    from nbutils.submission import read_submission
+
+    run_dir = copy_run(ensemble_run, tmp_path)
+    args = ("--run-dir", str(run_dir), "--model-name", MODEL, "--data-dir", str(tmp_path / "d"))
+    assert run_cli("submit", *args, "--ensemble", "--dry-run") == 0, capsys.readouterr().err
+    sent = read_submission(run_dir / "rounds" / "1001" / "submission.csv").set_index("id")
+    written = read_submission(run_dir / "ensemble_submission.csv").set_index("id")
+    assert sorted(sent.index) == sorted(written.index)
+    np.testing.assert_allclose(
+        sent["prediction"].to_numpy(), written.loc[sent.index, "prediction"].to_numpy(), atol=1e-12
+    )

@@ -722,7 +722,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         except NbutilsError as err:
             print(f"error: {err}", file=sys.stderr)
             return 1
-        print(f"adopted {path}: its fingerprint is recorded in {path.parent / 'fingerprints.json'}")
+        print(f"adopted {path}: its fingerprint is recorded in {run_dir / 'fingerprints.json'}")
         return 0
     params: dict[str, Any] = {name: _parse_value(value) for name, value in args.parameter}
     if args.data_source is not None:
