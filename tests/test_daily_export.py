@@ -838,16 +838,7 @@ def test_every_daily_command_refuses_an_ensemble_file_changed_since_notebook_08(
         assert f"python -m nbutils adopt {name} --run-dir" in err
         return err
 
-    refused(
-        "submit",
-        "--run-dir",
-        str(run_dir),
-        "--model-name",
-        MODEL,
-        "--data-dir",
-        str(tmp_path / "data"),
-        "--ensemble",
-    )
+    refused("submit", *base.submit_args(run_dir, tmp_path, "--ensemble"))
     assert not daily.submissions and not (run_dir / "submissions.log").exists()
     out = tmp_path / "after.pkl"
     refused("export-model", "--run-dir", str(run_dir), "--out", str(out), "--ensemble")
@@ -905,8 +896,8 @@ def test_submit_ensemble_sends_notebook_08s_submission(daily, ensemble_run, tmp_
     from nbutils.submission import read_submission
 
     run_dir = copy_run(ensemble_run, tmp_path)
-    args = ("--run-dir", str(run_dir), "--model-name", MODEL, "--data-dir", str(tmp_path / "d"))
-    assert run_cli("submit", *args, "--ensemble", "--dry-run") == 0, capsys.readouterr().err
+    args = base.submit_args(run_dir, tmp_path, "--ensemble", "--dry-run")
+    assert run_cli("submit", *args) == 0, capsys.readouterr().err
     sent = read_submission(run_dir / "rounds" / "1001" / "submission.csv").set_index("id")
     written = read_submission(run_dir / "ensemble_submission.csv").set_index("id")
     assert sorted(sent.index) == sorted(written.index)
