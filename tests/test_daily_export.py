@@ -904,3 +904,24 @@ def test_submit_ensemble_sends_notebook_08s_submission(daily, ensemble_run, tmp_
     np.testing.assert_allclose(
         sent["prediction"].to_numpy(), written.loc[sent.index, "prediction"].to_numpy(), atol=1e-12
     )
+
+
+def test_an_ensemble_json_naming_models_outside_ensemble_models_is_refused(
+    ensemble_run, tmp_path, capsys
+):
+    """Even adopted, ensemble.json may name only files of ensemble_models/ (each fingerprinted
+    as 08's), never e.g. the run's model.txt or a path that leaves the run directory."""
+    run_dir = copy_run(ensemble_run, tmp_path)
+    path = run_dir / "ensemble.json"
+    raw = json.loads(path.read_text())
+    for model_dir in (".", "../other_run/ensemble_models"):
+        raw["model_dir"] = model_dir
+        raw["model_files"] = {t: "model.txt" for t in raw["targets"]}
+        path.write_text(json.dumps(raw))
+        assert run_cli("adopt", "ensemble.json", "--run-dir", str(run_dir)) == 0
+        capsys.readouterr()
+        out = tmp_path / "x.pkl"
+        code = run_cli("export-model", "--run-dir", str(run_dir), "--out", str(out), "--ensemble")
+        err = capsys.readouterr().err
+        assert code == 1 and "are not files of ensemble_models/" in err and str(path) in err
+        assert not out.exists()
