@@ -368,6 +368,20 @@ def test_id_uniqueness_check_equals_pandas():
     assert fixed_width_bytes(index).tolist() == [i.encode() for i in ids[:3]]
 
 
+def test_a_split_file_without_data_type_gets_its_split_name(v5_copy):
+    """A v5 file with no data_type column: the split's name fills it, in the same Arrow-backed
+    string dtype as a column read from the file."""
+    from nbutils.util import string_dtype
+
+    path = v5_copy / "live.parquet"
+    table = pq.read_table(path)
+    pq.write_table(table.drop_columns(["data_type"]), path)
+    data = load_data(v5_copy)
+    assert data.live["data_type"].dtype == data.train["data_type"].dtype == string_dtype()
+    assert data.live["data_type"].tolist() == ["live"] * table.num_rows
+    assert data.live.index.tolist() == table.column("id").to_pylist()
+
+
 def test_null_eras_are_refused(v5_copy):
     path = v5_copy / "train.parquet"
     _replace_column(path, "era", _column_with(path, "era", 5, None, pa.string()))
