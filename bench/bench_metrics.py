@@ -108,12 +108,25 @@ def make_frame(n_eras: int, rows: int, n_features: int, case: str, seed: int = 0
     import numpy as np
     import pandas as pd
 
-    from nbutils.data.synthetic import SyntheticModel, SyntheticSizes, iter_split, make_plan
+    from nbutils.data.synthetic import (
+        BenchmarkModels,
+        SyntheticModel,
+        SyntheticSizes,
+        iter_split,
+        make_plan,
+        meta_model,
+    )
 
     sizes = SyntheticSizes(
         n_train_eras=2, n_validation_eras=n_eras, rows_per_era=rows, n_features=n_features
     )
     plan = make_plan(sizes, SyntheticModel(), seed)
+    # The meta model leans on the example predictions: the benchmark models' blend, fitted on
+    # the training eras (as the data writer does).
+    bench = BenchmarkModels(plan.design_columns(), plan.design_tilt())
+    for block in iter_split(plan, "v5", "train"):
+        bench.add(block)
+    coef = bench.coef()
     n = n_eras * rows
     feats = np.empty((n, n_features), dtype=np.int8)
     eras, target, meta = [], np.empty(n), np.empty(n)
@@ -121,7 +134,7 @@ def make_frame(n_eras: int, rows: int, n_features: int, case: str, seed: int = 0
         sl = slice(i * rows, (i + 1) * rows)
         feats[sl] = block.cols.T
         target[sl] = block.targets["target"]
-        meta[sl] = block.meta
+        meta[sl] = meta_model(plan, block, BenchmarkModels.predict(coef, block)["blend"])
         eras.append(block.era)
     names = [f"feature_{i}" for i in range(n_features)]
     df = pd.DataFrame(feats, columns=names, copy=False)
