@@ -63,7 +63,7 @@ MAX_COND = 0.1 / LSTSQ_RCOND
 #: Allowed underestimate of LAPACK's 1-norm estimate of ``|G^-1|_1`` (Higham: almost always < 3).
 ESTIMATE_SLACK = 10.0
 #: Refine the solution when the scaled centered Gram matrix's estimated condition exceeds this.
-REFINE_ABOVE = 1e4
+REFINE_ABOVE = 1e5
 _REFINEMENT_STEPS = 2
 #: Bytes of float64 rows converted at a time for the products with ``x`` (fits in L2 cache).
 _CHUNK_BYTES = 1 << 20
