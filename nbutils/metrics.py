@@ -49,7 +49,6 @@ from nbutils._era_kernels import (
     era_min_max,
     era_pearson,
     era_ranks,
-    era_sums,
     exposure_stats,
     max_exposure_per_era,
     pow15,

@@ -779,7 +779,9 @@ def test_era_dot_equals_per_era_sums_of_products(sizes):
     rng = np.random.default_rng(9)
     a, b = rng.normal(size=(2, sum(sizes)))
     starts = np.concatenate(([0], np.cumsum(sizes)))
-    expected = [a[s:e] @ b[s:e] if e > s else 0.0 for s, e in zip(starts[:-1], starts[1:])]
+    expected = [
+        a[s:e] @ b[s:e] if e > s else 0.0 for s, e in zip(starts[:-1], starts[1:], strict=True)
+    ]
     np.testing.assert_allclose(era_dot(a, b, starts), expected, rtol=1e-13, atol=1e-13)
     np.testing.assert_allclose(era_sums(a * b, starts), expected, rtol=1e-13, atol=1e-13)
 
