@@ -157,8 +157,24 @@ def _row_chunks(m: int, k: int) -> range:
     return range(0, m, max(16, _CHUNK_BYTES // (8 * max(k, 1))))
 
 
+def _column_major(x: np.ndarray) -> bool:
+    """Whether ``x``'s columns are contiguous (a pandas block of one dtype is): blocks of ``x``
+    are then taken along its columns, else along its rows, so each block is read in order."""
+    return x.ndim == 2 and x.strides[0] < x.strides[1]
+
+
+def _col_chunks(m: int, k: int) -> range:
+    return range(0, k, max(1, _CHUNK_BYTES // (8 * max(m, 1))))
+
+
 def _xt_dot(x: np.ndarray, v: np.ndarray) -> np.ndarray:
-    """``x' v`` in float64, converting ``x`` a cache-sized block of rows at a time."""
+    """``x' v`` in float64, converting ``x`` a cache-sized block at a time."""
+    if _column_major(x):
+        out = np.empty((x.shape[1], v.shape[1]))
+        cols = _col_chunks(*x.shape)
+        for j in cols:
+            out[j : j + cols.step] = x[:, j : j + cols.step].astype(np.float64).T @ v
+        return out
     out = np.zeros((x.shape[1], v.shape[1]))
     step = _row_chunks(*x.shape).step
     for i in range(0, x.shape[0], step):
@@ -167,7 +183,13 @@ def _xt_dot(x: np.ndarray, v: np.ndarray) -> np.ndarray:
 
 
 def _x_dot(x: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """``x b`` in float64, converting ``x`` a cache-sized block of rows at a time."""
+    """``x b`` in float64, converting ``x`` a cache-sized block at a time."""
+    if _column_major(x):
+        out = np.zeros((x.shape[0], b.shape[1]))
+        cols = _col_chunks(*x.shape)
+        for j in cols:
+            out += x[:, j : j + cols.step].astype(np.float64) @ b[j : j + cols.step]
+        return out
     out = np.empty((x.shape[0], b.shape[1]))
     step = _row_chunks(*x.shape).step
     for i in range(0, x.shape[0], step):
@@ -196,7 +218,10 @@ class _Centered:
         m, k = x.shape
         g32 = work.zeros("gram32", (k + 1, k + 1), np.float32, order="F")
         step = max(64, _GRAM_CHUNK_BYTES // (4 * (k + 1)))
-        rows32 = np.empty((min(step, m), k + 1), dtype=np.float32)
+        # The float32 rows in x's own layout, so the conversion reads x in order; BLAS reads
+        # them in place either way (chunk.T of C-ordered rows is Fortran-ordered).
+        by_cols = _column_major(x)
+        rows32 = np.empty((min(step, m), k + 1), dtype=np.float32, order="F" if by_cols else "C")
         rows32[:, k] = 1.0
         for i in range(0, m, step):
             block = x[i : i + step]
@@ -205,8 +230,11 @@ class _Centered:
                 chunk[:, :k] = block
             else:
                 np.multiply(block, gs, out=chunk[:, :k], casting="unsafe")
-            # chunk.T is Fortran-ordered: BLAS reads it in place and adds chunk' chunk to g32.
-            blas.ssyrk(1.0, chunk.T, beta=0.0 if i == 0 else 1.0, c=g32, overwrite_c=1)
+            beta = 0.0 if i == 0 else 1.0  # add chunk' chunk to g32 after the first block
+            if by_cols:
+                blas.ssyrk(1.0, chunk, beta=beta, c=g32, trans=1, overwrite_c=1)
+            else:
+                blas.ssyrk(1.0, chunk.T, beta=beta, c=g32, overwrite_c=1)
         del rows32, chunk
         gs_sums = g32[:k, k].astype(np.float64)
         self.g_norm1 = _exact_gram_norm1(g32[:k, :k], gs_sums, gs, m)

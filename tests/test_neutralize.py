@@ -217,6 +217,40 @@ def test_ill_conditioned_centered_gram_is_refined(paths, monkeypatch):
     assert len(calls) == 1  # well conditioned: no refinement
 
 
+def test_moderately_conditioned_block_is_not_refined_and_matches_lstsq(paths, monkeypatch):
+    """Below REFINE_ABOVE (1e5) the normal equations alone give lstsq's fit to 1e-10: here 20
+    nearly collinear pairs put C's estimated condition near 4e4 (measured: unrefined error about
+    1e-16 times the estimate, 2e-12 here)."""
+    rng = np.random.default_rng(11)
+    x = rng.integers(0, 5, size=(2000, 200)).astype(float)
+    x[:, 1:40:2] = x[:, 0:40:2] + 0.03 * rng.normal(size=(2000, 20))
+    y = rng.normal(size=(2000, 1))
+    xc = x - x.mean(axis=0)
+    c = np.corrcoef(xc, rowvar=False)
+    assert 1e3 < np.linalg.cond(c) < nbutils._least_squares.REFINE_ABOVE
+    calls = []
+    original = nbutils._least_squares._xt_dot
+    monkeypatch.setattr(
+        nbutils._least_squares, "_xt_dot", lambda *a: calls.append(1) or original(*a)
+    )
+    ours = fit_block(y, x, None)
+    assert paths == {"cholesky": 1} and len(calls) == 1  # the solve only, no refinement
+    np.testing.assert_allclose(ours, lstsq_fit(y, x), atol=1e-10, rtol=0)
+
+
+@pytest.mark.parametrize("layout", ["C", "F"])
+def test_row_and_column_major_features_give_the_same_fit(paths, layout):
+    """Blocks are converted along x's contiguous axis (rows of a C array, columns of a pandas
+    block): both layouts give lstsq's fit, on the exact float32 Gram and the float64 path."""
+    rng = np.random.default_rng(12)
+    x = np.asarray(rng.integers(0, 5, size=(3000, 150), dtype=np.int8), order=layout)
+    y = rng.normal(size=(3000, 2))
+    expected = lstsq_fit(y, x)
+    np.testing.assert_allclose(fit_block(y, x, 1.0), expected, atol=1e-10, rtol=0)
+    np.testing.assert_allclose(fit_block(y, x.astype(float), None), expected, atol=1e-10, rtol=0)
+    assert paths == {"cholesky": 2}
+
+
 def test_legacy_float_features_use_the_exact_float32_gram(df):
     legacy = df.astype({f: float for f in FEATURES})
     legacy[FEATURES] = legacy[FEATURES] / 4  # 0, 0.25, ..., 1
