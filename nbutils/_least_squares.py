@@ -7,14 +7,23 @@ step for one era, computed through the normal equations where that gives the sam
    column and do not change the projection);
 2. the constant column is taken out by centering: the fit is ``mean(y) + Xc b`` with ``Xc`` the
    centered neutralizers and ``S b = Xc' yc``, ``S = Xc' Xc``. For small-integer features (int8
-   0..4, or the legacy 0, 0.25, ..., 1) ``S`` is exact: the Gram matrix ``[x, 1]' [x, 1]`` is
-   one float32 BLAS ``syrk`` with integer sums below 2**24 (see :func:`exact_float32_scale`),
-   and ``m S = m X'X - s s'`` is an integer below 2**53. Other values are centered in float64
-   first. Only the era's rows are converted to float, never the whole feature matrix;
-3. ``S`` scaled to unit diagonal (``C``) and factored by Cholesky. The products with ``x`` run
-   on blocks of rows converted to float64 while they sit in the CPU cache;
-4. when ``C``'s estimated condition number is above :data:`REFINE_ABOVE`, two steps of
-   iterative refinement with residuals computed from ``x`` itself.
+   0..4, or the legacy 0, 0.25, ..., 1) ``S`` is exact: the upper triangle of the Gram matrix
+   ``[x, 1]' [x, 1]`` is accumulated by float32 BLAS ``ssyrk`` over blocks of about 4 MB of
+   rows (integer sums below 2**24 are exact in any order, see :func:`exact_float32_scale`),
+   and ``m S = m X'X - s s'`` (BLAS ``dsyr``) is an integer below 2**53. Other values are
+   centered in float64 first. Only a block of the era's rows is converted to float at a time,
+   never the whole feature matrix, and along ``x``'s contiguous axis (the columns of a pandas
+   block, the rows of a C array). The matrices of one call live in a :class:`Workspace`, reused
+   era after era: a fresh array of the Gram matrix's size per era cost page faults comparable
+   to the arithmetic on it (2,376 features: 45 MB per float64 matrix);
+3. ``S`` scaled to unit diagonal (``C``) and factored by Cholesky (LAPACK ``dpotrf``, in place,
+   upper triangles only). The products with ``x`` run on cache-sized blocks converted to
+   float64, all columns of ``y`` at once;
+4. when ``C``'s estimated condition number (``dpocon``, 1-norm) is above :data:`REFINE_ABOVE`
+   (1e5), two steps of iterative refinement with residuals computed from ``x`` itself. Measured
+   on nearly collinear int8 features (30 to 705 columns): without refinement the fit differs
+   from lstsq's by about ``1e-16`` times that estimate (2e-12 at 4e4, 1.9e-10 at 2.6e6), so
+   below 1e5 it stays within about 1e-11, ten times inside the 1e-10 the tests ask.
 
 **When the block falls back to numerai-tools' own ``np.linalg.lstsq`` call.** lstsq zeroes the
 singular values of ``A = [x, 1]`` below ``1e-6 * s_max``; where it zeroes none, the projection
@@ -239,7 +248,7 @@ class _Centered:
         gs_sums = g32[:k, k].astype(np.float64)
         self.g_norm1 = _exact_gram_norm1(g32[:k, :k], gs_sums, gs, m)
         num = work.zeros("num", (k, k), np.float64, order="F")
-        np.multiply(g32[:k, :k], float(m), out=num)
+        np.multiply(g32[:k, :k], float(m), out=num, dtype=np.float64)  # not float32: m g > 2**24
         blas.dsyr(-1.0, gs_sums, a=num, overwrite_a=1)  # upper triangle: num -= s s'
         self.num, self.factor = num, m * gs * gs
         self.constant = np.diag(num) == 0  # exact integers: 0 only for a constant column

@@ -251,6 +251,22 @@ def test_row_and_column_major_features_give_the_same_fit(paths, layout):
     assert paths == {"cholesky": 2}
 
 
+def test_centered_gram_is_exact_when_m_times_the_gram_passes_2_to_the_24(paths):
+    """m X'X - s s' must be computed in float64: with 5,000 rows of int8 values around 3,
+    m (X'X)_jj is near 2.3e8, far past float32's 2**24 (a float32 product was off by 8 and the
+    unrefined fit by 7e-9 on a benchmark era)."""
+    rng = np.random.default_rng(13)
+    x = rng.integers(2, 5, size=(5000, 60), dtype=np.int8)
+    y = rng.normal(size=(5000, 1))
+    cen = nbutils._least_squares._Centered(x, 1.0, nbutils._least_squares.Workspace())
+    x64 = x.astype(np.float64)
+    s = x64.sum(axis=0)
+    exact = 5000 * (x64.T @ x64) - np.outer(s, s)
+    assert 5000 * (x64.T @ x64).max() > 2**24
+    np.testing.assert_array_equal(np.triu(cen.num), np.triu(exact))
+    np.testing.assert_allclose(fit_block(y, x, 1.0), lstsq_fit(y, x), atol=1e-12, rtol=0)
+
+
 def test_legacy_float_features_use_the_exact_float32_gram(df):
     legacy = df.astype({f: float for f in FEATURES})
     legacy[FEATURES] = legacy[FEATURES] / 4  # 0, 0.25, ..., 1
