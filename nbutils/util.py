@@ -39,6 +39,25 @@ def natural_sorted(labels: Iterable[object]) -> list:
     return sorted(labels, key=natural_key)
 
 
+def string_dtype() -> Any:
+    """pandas 3's default ``str`` dtype under every supported pandas: Arrow-backed strings, NaN
+    for a missing value, comparisons giving numpy bools.
+
+    pandas >= 2.3 names it ``StringDtype("pyarrow", na_value=nan)`` (pandas 3's ``"str"``);
+    pandas 2.2 ``StringDtype("pyarrow_numpy")``. Unlike pandas 2's ``dtype="str"`` (object, one
+    Python string per row) it holds a few bytes a row in Arrow buffers, and unlike a Categorical
+    its ``groupby`` gives exactly the groups that plain strings give (never empty groups for
+    unused categories, whatever ``observed`` defaults to).
+    """
+    import numpy as np
+    import pandas as pd
+
+    try:
+        return pd.StringDtype("pyarrow", na_value=np.nan)
+    except TypeError:  # pandas 2.2: the same dtype under its earlier name
+        return pd.StringDtype("pyarrow_numpy")
+
+
 def _write_errnos() -> frozenset[int]:
     import errno
 

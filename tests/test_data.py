@@ -36,8 +36,9 @@ from nbutils.data import (
     load_data,
     make_synthetic_dataset,
 )
+from nbutils.data.validate import fixed_width_bytes
 from nbutils.errors import DataError
-from nbutils.util import natural_sorted, read_json, write_json
+from nbutils.util import natural_sorted, read_json, string_dtype, write_json
 
 LEGACY_NAMES = (
     "numerai_training_data.csv",
@@ -264,8 +265,8 @@ def test_v5_round_trip(v5, tiny_v5_dir, split):
     frame = getattr(v5, split)
     assert frame.index.name == "id"
     assert frame.index.tolist() == reference.index.tolist()
-    # pandas' string dtype: "str" under pandas 3, object under pandas 2 (what dtype="str" makes)
-    assert frame.index.dtype == pd.Index([], dtype="str").dtype
+    # pandas 3's Arrow-backed "str" dtype under pandas 2.2 and 3 alike (no Python object a row)
+    assert frame.index.dtype == string_dtype()
     assert all(isinstance(i, str) for i in frame.index[:5])
     assert list(frame.columns) == ["era", "data_type", *v5.features, *v5.targets]
     assert (frame[v5.features].dtypes == np.int8).all()
@@ -273,6 +274,10 @@ def test_v5_round_trip(v5, tiny_v5_dir, split):
     assert frame["era"].tolist() == reference["era"].tolist()
     # validation.parquet also holds the test eras (no targets yet), as Numerai's file does
     assert set(frame["data_type"]) == ({"validation", "test"} if split == "validation" else {split})
+    # era and data_type: the same Arrow-backed string dtype (groupby as with plain strings)
+    for col in ("era", "data_type"):
+        assert frame[col].dtype == string_dtype()
+        assert frame[col].tolist() == reference[col].tolist()
     for target in v5.targets:
         assert frame[target].dtype == np.float64
         np.testing.assert_array_equal(frame[target].to_numpy(), reference[target].to_numpy())
@@ -751,6 +756,29 @@ def test_to_int8_bins_maps_the_2021_grid_and_rejects_other_values():
         to_int8_bins(np.array([5.0]), 1.0, "v5 file")
 
 
+def test_kept_eras_natural_order_on_arrow_columns_and_nulls():
+    """kept_eras works on the Arrow column (no Python string a row): every ``step``-th era in
+    natural order ("era2" before "era10"), across chunks; a null era is kept only when every row
+    is (step 1; the whole-dataset checks then refuse it), and _strings keeps it missing."""
+    import pyarrow as pa
+
+    from nbutils.data.load import _strings, kept_eras
+
+    labels = ["era10", "era2", None, "era1", "era2", "era10", "era3"]
+    column = pa.chunked_array([labels[:3], labels[3:]])
+    order = ["era1", "era2", "era3", "era10"]  # by hand
+    for step in (1, 2, 3):
+        kept = set(order[::step])
+        expected = [step == 1 if v is None else v in kept for v in labels]
+        np.testing.assert_array_equal(kept_eras(column, step), expected)
+        np.testing.assert_array_equal(
+            kept_eras(column.cast(pa.dictionary(pa.int8(), pa.string())), step), expected
+        )
+    got = _strings(column)
+    assert got.dtype == string_dtype()
+    assert [None if pd.isna(v) else v for v in got] == labels
+
+
 def test_benchmark_models_lean_on_the_risky_features():
     """The benchmark models' coefficients are the ridge least squares of each target on the
     design (checked against numpy's lstsq on the design with the ridge as extra rows), then the
@@ -804,3 +832,67 @@ def test_benchmark_models_score_positively(medium):
         lambda d: numerai_corr(d[cols], d["target"])
     )
     assert (per_era.mean() > 0).all(), per_era.mean()
+
+
+def test_loaded_era_groups_like_plain_strings(tiny_v5_dir):
+    """era and data_type as load_data gives them group, filter and compare exactly like plain
+    Python strings (object dtype), with no warning, after era_step and a filter: no empty group
+    for an era the frame no longer has (the Categorical pitfall of pandas 2's observed=False).
+    Run under pandas 2.2 and 3 (the lowest-versions job)."""
+    import warnings
+
+    from nbutils.eras import drop_embargo, era_number
+    from nbutils.metrics import per_era_corr
+
+    data = load_data(tiny_v5_dir, era_step=2)
+    train = data.train[data.train["target"].notna()]
+    last = max(train["era"].unique(), key=era_number)
+    valid = drop_embargo(data.validation, last, 2)
+    valid = valid[valid["target"].notna()]
+    for frame in (train, valid, train[train["era"] != train["era"].iloc[0]]):
+        plain = frame.assign(
+            era=frame["era"].astype(object), data_type=frame["data_type"].astype(object)
+        )
+        assert plain["era"].dtype == object
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            got = frame.groupby("era")[["target", data.features[0]]].mean()
+            ref = plain.groupby("era")[["target", data.features[0]]].mean()
+            got_kind = frame.groupby("data_type").size()
+            ref_kind = plain.groupby("data_type").size()
+            got_corr = per_era_corr(frame, pred_col=data.features[0])
+            ref_corr = per_era_corr(plain, pred_col=data.features[0])
+        assert got.index.tolist() == ref.index.tolist() == sorted(set(plain["era"]))
+        np.testing.assert_array_equal(got.to_numpy(), ref.to_numpy())
+        assert got_kind.to_dict() == ref_kind.to_dict()
+        assert got_corr.index.tolist() == ref_corr.index.tolist()
+        np.testing.assert_array_equal(got_corr.to_numpy(), ref_corr.to_numpy())
+        assert not got_corr.isna().any()
+        assert frame["era"].nunique() == plain["era"].nunique() == len(got)
+        assert (frame["era"] == frame["era"].iloc[0]).dtype == bool  # a numpy mask, as strings
+        assert all(type(e) is str for e in frame["era"].unique())
+
+
+def test_benchmark_frames_share_their_splits_ids(v5, tiny_v5_dir, tmp_path):
+    """A benchmark file whose ids are its split's (validation, live) or one run of them (train's
+    later eras) shares the split's index; other ids (reordered, or not in the split) get their
+    own index. The frames equal pandas' reading of the files either way."""
+    from nbutils.data.load import _read_benchmarks
+
+    for split in ("train", "validation", "live"):
+        path = tiny_v5_dir / f"{split}_benchmark_models.parquet"
+        bench = v5.benchmark_models[split]
+        reference = pd.read_parquet(path)  # id is the index (pandas metadata)
+        assert bench.index.tolist() == reference.index.tolist()
+        np.testing.assert_array_equal(bench.drop(columns="era"), reference.drop(columns="era"))
+        own = getattr(v5, split).index
+        start = own.get_loc(bench.index[0])
+        assert np.shares_memory(
+            fixed_width_bytes(bench.index), fixed_width_bytes(own[start : start + len(bench)])
+        )
+        reordered = reference.iloc[::-1].reset_index()
+        reordered.to_parquet(tmp_path / "reordered.parquet", index=False)
+        other = _read_benchmarks(tmp_path / "reordered.parquet", own)
+        assert other.index.tolist() == reordered["id"].tolist()
+        assert not np.shares_memory(fixed_width_bytes(other.index), fixed_width_bytes(own))
+        pd.testing.assert_frame_equal(other.iloc[::-1], bench, check_index_type=False)

@@ -325,6 +325,63 @@ def test_ids_shared_by_two_splits_are_refused(v5_copy):
         load_data(v5_copy)
 
 
+def test_id_uniqueness_check_equals_pandas():
+    """The bytes-sort check of check_loaded says what pandas' Index.is_unique says: unique ids,
+    a duplicate within a split or across two (also in a later chunk), and the cases it hands to
+    pandas (ids of different lengths, a missing id, object or empty indexes)."""
+    from nbutils.data.validate import _all_unique, fixed_width_bytes
+    from nbutils.util import string_dtype
+
+    def frame(ids, dtype=None):
+        array = pa.chunked_array([ids[: len(ids) // 2], ids[len(ids) // 2 :]], pa.large_string())
+        values = pd.array(array, dtype=string_dtype()) if dtype is None else pd.array(ids, dtype)
+        return pd.DataFrame(index=pd.Index(values, name="id"))
+
+    rng = np.random.default_rng(0)
+    ids = [f"n{x:015x}" for x in rng.choice(2**40, 300, replace=False)]
+    cases = [
+        [ids[:100], ids[100:200], ids[200:]],
+        [ids[:100], [*ids[100:199], ids[150]], ids[200:]],  # twice in validation's 2nd chunk
+        [ids[:100], ids[100:200], [ids[5], *ids[201:]]],  # a train id again in live
+        [ids[:100], ids[100:200], ["short", *ids[201:]]],  # another length: pandas decides
+        [ids[:100], ids[100:200], ["short", "short"]],
+        [ids[:100], [], ids[200:]],
+    ]
+    for case in cases:
+        frames = [frame(c) for c in case]
+        expected = frames[0].index.append([f.index for f in frames[1:]]).is_unique
+        assert _all_unique(frames) == expected
+        assert _all_unique([frame(c, object) for c in case]) == expected
+    assert [_all_unique([frame(c) for c in case]) for case in cases] == [
+        True,
+        False,
+        False,
+        True,
+        False,
+        True,
+    ]
+    with_null = pd.DataFrame(index=pd.Index(pd.array([ids[0], None], dtype=string_dtype())))
+    assert fixed_width_bytes(with_null.index) is None
+    assert fixed_width_bytes(frame(ids[:4]).index).tolist() == [i.encode() for i in ids[:4]]
+    empty_first = pa.chunked_array([[], ids[:3]], pa.large_string())
+    index = pd.Index(pd.array(empty_first, dtype=string_dtype()))
+    assert fixed_width_bytes(index).tolist() == [i.encode() for i in ids[:3]]
+
+
+def test_a_split_file_without_data_type_gets_its_split_name(v5_copy):
+    """A v5 file with no data_type column: the split's name fills it, in the same Arrow-backed
+    string dtype as a column read from the file."""
+    from nbutils.util import string_dtype
+
+    path = v5_copy / "live.parquet"
+    table = pq.read_table(path)
+    pq.write_table(table.drop_columns(["data_type"]), path)
+    data = load_data(v5_copy)
+    assert data.live["data_type"].dtype == data.train["data_type"].dtype == string_dtype()
+    assert data.live["data_type"].tolist() == ["live"] * table.num_rows
+    assert data.live.index.tolist() == table.column("id").to_pylist()
+
+
 def test_null_eras_are_refused(v5_copy):
     path = v5_copy / "train.parquet"
     _replace_column(path, "era", _column_with(path, "era", 5, None, pa.string()))

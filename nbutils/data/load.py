@@ -22,7 +22,7 @@ both import back (the layouts' file names are already apart, in :mod:`nbutils.da
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
@@ -52,10 +53,10 @@ from nbutils.data.layout import (
     locate_dataset,
     missing_file,
 )
-from nbutils.data.validate import check_loaded
+from nbutils.data.validate import check_loaded, fixed_width_bytes
 from nbutils.data.values import empty_values, to_feature_values
 from nbutils.errors import DataError
-from nbutils.util import natural_sorted, read_json, release_memory
+from nbutils.util import natural_sorted, read_json, release_memory, string_dtype
 
 # --------------------------------------------------------------------------------------------
 # Choosing features and targets
@@ -166,32 +167,72 @@ def _groups_of(
     return out
 
 
-def kept_eras(eras: np.ndarray, era_step: int) -> np.ndarray:
-    """Boolean mask of rows whose era is one of every ``era_step``-th era in natural order."""
+def kept_eras(eras: pa.ChunkedArray | pa.Array, era_step: int) -> np.ndarray:
+    """Boolean mask of the rows whose era is one of every ``era_step``-th era in natural order.
+
+    Computed on the Arrow column (its distinct values, then ``is_in``): no Python string per
+    row. A null era is never kept with ``era_step > 1`` (with 1 every row is kept, and the
+    whole-dataset checks refuse the null era).
+    """
     if era_step == 1:
         return np.ones(len(eras), dtype=bool)
-    unique = natural_sorted(pd.unique(eras))
-    return np.isin(eras, np.array(unique[::era_step], dtype=object))
+    if pa.types.is_dictionary(eras.type):
+        eras = eras.cast(eras.type.value_type)
+    labels = natural_sorted(v for v in pc.unique(eras).to_pylist() if v is not None)
+    kept = pa.array(labels[::era_step], type=eras.type)
+    return pc.is_in(eras, value_set=kept).to_numpy(zero_copy_only=False)
 
 
 def _column_numpy(table: pa.Table, name: str) -> np.ndarray:
     return table.column(name).to_numpy(zero_copy_only=False)
 
 
+def _strings(column: pa.ChunkedArray | pa.Array) -> pd.api.extensions.ExtensionArray:
+    """A string column in pandas' Arrow-backed string dtype (:func:`~nbutils.util.string_dtype`):
+    a few bytes a row in Arrow buffers, no Python string per row."""
+    if pa.types.is_dictionary(column.type):
+        column = column.cast(column.type.value_type)
+    return pd.array(column.cast(pa.large_string()), dtype=string_dtype())
+
+
+#: Reads one metadata column (id, era, data_type or a target) of a split's kept rows; None when
+#: the file has no such column.
+ColumnReader = Callable[[str], "pa.ChunkedArray | None"]
+
+
+def _table_columns(table: pa.Table) -> ColumnReader:
+    """A :data:`ColumnReader` over a table already in memory."""
+    return lambda name: table.column(name) if name in table.column_names else None
+
+
 def _frame(
-    ids: pa.Array | pa.ChunkedArray,
-    meta: dict[str, np.ndarray],
+    column: ColumnReader,
     values: np.ndarray,
     features: list[str],
-    targets: dict[str, np.ndarray],
+    targets: list[str],
+    data_type: str,
 ) -> pd.DataFrame:
-    """id index, era, data_type, features (one block, no copy), targets."""
-    index = pd.Index(ids.to_pandas(), dtype="str", name="id")
-    frame = pd.DataFrame(values, index=index, columns=features, copy=False)
-    frame.insert(0, "data_type", pd.array(meta["data_type"], dtype="str"))
-    frame.insert(0, "era", pd.array(meta["era"], dtype="str"))
-    for name, column in targets.items():
-        frame[name] = column
+    """id index, era and data_type (Arrow-backed strings, :func:`_strings`), features (one block,
+    no copy), targets (float64; NaN for a target the file does not have).
+
+    Columns are read one at a time from ``column``, so that at most one of them is held as Arrow
+    data next to the frame. ``data_type`` fills that column when the file has none.
+    """
+    frame = pd.DataFrame(
+        values, index=pd.Index(_strings(column("id")), name="id"), columns=features, copy=False
+    )
+    kinds = column("data_type")
+    if kinds is None:
+        kinds = pa.repeat(pa.scalar(data_type, pa.large_string()), len(frame))
+    frame.insert(0, "data_type", _strings(kinds))
+    frame.insert(0, "era", _strings(column("era")))
+    for name in targets:
+        values_t = column(name)
+        frame[name] = (
+            np.full(len(frame), np.nan)
+            if values_t is None
+            else values_t.to_numpy().astype(np.float64)
+        )
     return frame
 
 
@@ -290,35 +331,29 @@ def _read_parquet_split(
     present_targets = [t for t in targets if t in names]
     _check_numeric(path, schema, features, "feature")
     _check_numeric(path, schema, present_targets, "target")
-    meta_cols = ["id", "era", *(["data_type"] if "data_type" in names else []), *present_targets]
+    present = {"id", "era", *present_targets, *(["data_type"] if "data_type" in names else [])}
     try:
-        small = pf.read(columns=meta_cols, use_threads=True)
-        keep = kept_eras(_column_numpy(small, "era"), era_step)
+        keep = (
+            np.ones(pf.metadata.num_rows, dtype=bool)
+            if era_step == 1
+            else kept_eras(pf.read(columns=["era"], use_threads=True).column("era"), era_step)
+        )
         values = empty_values(int(keep.sum()), len(features), dtype)
         _fill_from_parquet(pf, features, keep, values, path)
         release_memory()
+        mask = pa.array(keep) if era_step > 1 else None
+
+        def column(name: str) -> pa.ChunkedArray | None:
+            if name not in present:
+                return None
+            read = pf.read(columns=[name], use_threads=True).column(name)
+            return read if mask is None else read.filter(mask)
+
+        frame = _frame(column, values, features, targets, what)
     except (pa.ArrowException, OSError) as err:
         raise corrupt(path, err) from err
-    if era_step > 1:
-        small = small.filter(pa.array(keep))
-    n = small.num_rows
-    meta = {
-        "era": _column_numpy(small, "era"),
-        "data_type": _column_numpy(small, "data_type")
-        if "data_type" in names
-        else np.full(n, what, dtype=object),
-    }
-    return _frame(small.column("id"), meta, values, features, _targets_of(small, targets))
-
-
-def _targets_of(table: pa.Table, targets: list[str]) -> dict[str, np.ndarray]:
-    """Each target of ``table`` as float64; NaN for a target the table does not have (live)."""
-    return {
-        t: _column_numpy(table, t).astype(np.float64)
-        if t in table.column_names
-        else np.full(table.num_rows, np.nan)
-        for t in targets
-    }
+    release_memory()
+    return frame
 
 
 def _read_parquet_series(path: Path, what: str, column: str) -> pd.Series | None:
@@ -332,13 +367,18 @@ def _read_parquet_series(path: Path, what: str, column: str) -> pd.Series | None
         table = pf.read(columns=["id", column])
     except (pa.ArrowException, OSError) as err:
         raise corrupt(path, err) from err
-    index = pd.Index(table.column("id").to_pandas(), dtype="str", name="id")
+    index = pd.Index(_strings(table.column("id")), name="id")
     return pd.Series(_column_numpy(table, column).astype(np.float64), index=index, name=column)
 
 
-def _read_benchmarks(path: Path) -> pd.DataFrame | None:
-    """A ``<split>_benchmark_models.parquet`` by id: ``era`` and every model column (float64);
-    None when the file is absent."""
+def _read_benchmarks(path: Path, split_ids: pd.Index | None = None) -> pd.DataFrame | None:
+    """A ``<split>_benchmark_models.parquet`` by id: ``era`` (as in the splits' frames) and every
+    model column (float64); None when the file is absent.
+
+    Columns are read one at a time. When the file's ids are ``split_ids`` (its split's index) or
+    one run of them, in the same order, the frame shares that index (an Index is immutable)
+    instead of holding a second copy of the ids (:func:`_same_index`).
+    """
     if not path.exists():
         return None
     pf = _open_parquet(path, "benchmark models")
@@ -352,15 +392,46 @@ def _read_benchmarks(path: Path) -> pd.DataFrame | None:
         )
     _check_numeric(path, pf.schema_arrow, models, "benchmark model")
     try:
-        table = pf.read(columns=["id", "era", *models])
+        ids = pf.read(columns=["id"]).column("id")
+        index = _same_index(ids, split_ids)
+        if index is None:
+            index = pd.Index(_strings(ids), name="id")
+        del ids
+        frame = pd.DataFrame(index=index)
+        frame["era"] = _strings(pf.read(columns=["era"]).column("era"))
+        for m in models:
+            frame[m] = pf.read(columns=[m]).column(m).to_numpy().astype(np.float64)
     except (pa.ArrowException, OSError) as err:
         raise corrupt(path, err) from err
-    index = pd.Index(table.column("id").to_pandas(), dtype="str", name="id")
-    frame = pd.DataFrame(
-        {m: _column_numpy(table, m).astype(np.float64) for m in models}, index=index
-    )
-    frame.insert(0, "era", pd.array(_column_numpy(table, "era"), dtype="str"))
     return frame
+
+
+def _same_index(ids: pa.ChunkedArray, index: pd.Index | None) -> pd.Index | None:
+    """The part of ``index`` that holds exactly ``ids``, in the same order and in one run (a train
+    benchmark file covers train's later eras), else None. Compared as fixed-width bytes
+    (:func:`~nbutils.data.validate.fixed_width_bytes`, no copy); a slice of an Arrow-backed
+    Index shares its buffers."""
+    if index is None or not 0 < len(ids) <= len(index):
+        return None
+    mine, theirs = fixed_width_bytes(ids), fixed_width_bytes(index)
+    if mine is None or theirs is None or mine.dtype != theirs.dtype:
+        return None
+    starts = np.flatnonzero(theirs == mine[0])
+    if len(starts) != 1 or starts[0] + len(mine) > len(theirs):
+        return None
+    start = int(starts[0])
+    if not np.array_equal(theirs[start : start + len(mine)], mine):
+        return None
+    return index if len(mine) == len(index) else index[start : start + len(mine)]
+
+
+def _add_benchmarks(data: NumeraiData, files: dict[str, Path]) -> None:
+    """Each split's benchmark models (:func:`_read_benchmarks`) into ``data.benchmark_models``."""
+    for split in BENCHMARK_SPLITS:
+        frame = _read_benchmarks(files[f"{split}_benchmark_models"], getattr(data, split).index)
+        if frame is not None:
+            data.benchmark_models[split] = frame
+    release_memory()
 
 
 def _load_v5(ds: DatasetDir, ask: Request) -> NumeraiData:
@@ -398,10 +469,6 @@ def _load_v5(ds: DatasetDir, ask: Request) -> NumeraiData:
         pd.concat(found) if found else None,
         _read_parquet_series(files["meta_model"], "meta model", META_MODEL_COL),
     )
-    for split in BENCHMARK_SPLITS:
-        frame = _read_benchmarks(files[f"{split}_benchmark_models"])
-        if frame is not None:
-            data.benchmark_models[split] = frame
     return data
 
 
@@ -512,8 +579,7 @@ def _legacy_frame(
     meta: pa.Table, mask: np.ndarray, values: np.ndarray, features: list[str], targets: list[str]
 ) -> pd.DataFrame:
     part = meta.filter(pa.array(mask))
-    columns = {"era": _column_numpy(part, "era"), "data_type": _column_numpy(part, "data_type")}
-    return _frame(part.column("id"), columns, values, features, _targets_of(part, targets))
+    return _frame(_table_columns(part), values, features, targets, "")
 
 
 def _read_legacy_examples(path: Path) -> pd.Series | None:
@@ -530,7 +596,7 @@ def _read_legacy_examples(path: Path) -> pd.Series | None:
         )
     except (pa.ArrowException, OSError) as err:
         raise corrupt(path, err) from err
-    index = pd.Index(table.column("id").to_pandas(), dtype="str", name="id")
+    index = pd.Index(_strings(table.column("id")), name="id")
     return pd.Series(_column_numpy(table, PREDICTION_COL), index=index, name=PREDICTION_COL)
 
 
@@ -542,7 +608,7 @@ def _load_legacy(ds: DatasetDir, ask: Request) -> NumeraiData:
     features = _resolve_feature_set(ask.feature_set, sets, files["train"])
     target_list = _resolve_targets(ask.targets, offered, files["train"])
     meta = _read_csv_meta(files["train"], header, target_list, optional_targets=False)
-    keep = kept_eras(_column_numpy(meta, "era"), ask.era_step)
+    keep = kept_eras(meta.column("era"), ask.era_step)
     (train_values,) = _read_csv_features(
         files["train"], header, features, meta.num_rows, ask.dtype, [keep]
     )
@@ -550,7 +616,8 @@ def _load_legacy(ds: DatasetDir, ask: Request) -> NumeraiData:
     del meta, train_values
     t_header = _csv_header(files["tournament"], "tournament data")
     t_meta = _read_csv_meta(files["tournament"], t_header, target_list, optional_targets=True)
-    is_validation = _column_numpy(t_meta, "data_type") == "validation"
+    is_validation = pc.equal(t_meta.column("data_type"), "validation")
+    is_validation = pc.fill_null(is_validation, False).to_numpy(zero_copy_only=False)
     masks = [is_validation, ~is_validation]
     values = _read_csv_features(
         files["tournament"], t_header, features, t_meta.num_rows, ask.dtype, masks
@@ -649,4 +716,6 @@ def load_data(
     ds = locate_dataset(Path(data_dir))
     data = (_load_v5 if ds.layout == "v5" else _load_legacy)(ds, ask)
     check_loaded(data)  # the whole-dataset checks (nbutils.data.validate)
+    if ds.layout == "v5":  # after the checks: their transient memory is not added to these
+        _add_benchmarks(data, {r: ds.path / n for r, n in V5_FILES.items()})
     return data

@@ -11,21 +11,33 @@ their footers (no data page is read). The model (bytes, ``n`` rows kept, ``F`` f
 
 - load (``load_data``, all three splits resident at the end)::
 
-      load = baseline + LOAD_OVERHEAD + n_all * (ROW_BYTES + 8 * n_targets) + 1.1 * n_all * F * s
+      load = baseline + LOAD_OVERHEAD + READ_BUFFER + n_all * (ROW_BYTES + 8 * n_targets)
+             + n_all * F * s + benchmark files (BENCHMARK_ROW_BYTES + 8 per model, a row)
+             + FOOTER_BYTES * train file's column chunks
 
-  ``ROW_BYTES`` covers the id, era and data_type strings (pyarrow-backed ``str``) and Arrow's
-  metadata table during the read; the 10% on the feature block covers the parquet read buffers.
+  ``ROW_BYTES`` covers the id, era and data_type (Arrow-backed strings: an 8-byte offset plus
+  the characters, about 50 bytes a row) and the one metadata column read at a time as Arrow
+  data; ``READ_BUFFER`` the parquet read of one row group's column slice
+  (``nbutils.data.load.PARQUET_READ_BUDGET``) and the parquet footers; a benchmark file's row
+  holds its era, its models as float64 and, while read, one Arrow column (its ids are shared
+  with its split's when they are the same). Fitted at 2.9M rows x 705 features, 9 targets
+  (``bench/bench_load.py``'s data): plan 1.03-1.06x the measured peak; at 2,376 features with
+  ``era_step=4``, 1.02x.
 - training (notebook 03 with notebook 02's default feature spec: 3 group statistics per feature
   group and the pairwise products of 3 features, ``E`` float64 columns; engine "local")::
 
       train = load + n_train * E * 8 + max(SAMPLE_BYTES * min(n_train, 200_000) * (F + E),
-                                           n_train * (F + E) + 4 * BATCH_ROWS * (F + E))
+                                           BIN_BYTES * n_train * (F + E) + 4 * BATCH_ROWS * (F + E))
               + 16 * n_train
 
   LightGBM first holds its row sample for the bin boundaries (``bin_construct_sample_cnt`` rows,
   float64 value plus int32 index per non-zero value, about 10 bytes a value for 0..4 bins), frees
-  it, then holds the binned data (one byte per value) while float32 batches are pushed
+  it, then holds the binned data while float32 batches are pushed
   (``nbutils.train.build_dataset``); 16 bytes a row are the gradients, hessians and scores.
+  ``BIN_BYTES``: LightGBM's Dataset measured 1.04 bytes a value once allocated and 1.08-1.11
+  after the push, for 4-bit bins (5 values) as for 8-bit ones (a 4-bit bin keeps its push
+  buffer, ``buf_.clear()`` in LightGBM's ``dense_bin.hpp``). At 2.75M rows x 705 features plus
+  21 engineered ones (3 trees) the plan is 1.06x the measured peak.
 - engine "dask": the notebook's process holds no training data; the cluster's workers hold the
   binned data and one partition each. The plan counts the binned data plus one baseline per
   worker on this machine (a local cluster); this part is coarse and not measured in the tests.
@@ -66,7 +78,19 @@ from nbutils.errors import DataError
 from nbutils.util import read_json
 
 LOAD_OVERHEAD = 60 * 1024**2
-ROW_BYTES = 230
+#: the parquet read of one row group's column slice and the footers: fitted (36 MiB) so that the
+#: plan stays within tests/test_memory_plan.py's bounds under pandas 2.2 (whose load adds less
+#: above the baseline) and 3 alike; at 2.75M x 705 it is 1.03-1.06x the measured peaks
+READ_BUFFER = 36 * 1024**2
+ROW_BYTES = 64
+#: per row of a benchmark-models file, besides 8 bytes per model (see the module docstring)
+BENCHMARK_ROW_BYTES = 60
+#: per column chunk of the train file: its parsed footer takes about 1,040 bytes a chunk while the
+#: train split is read (439,392 chunks at 2,376 features: 436 MiB); about half of that is still
+#: resident at the end of the load (allocator fragmentation), fitted at 2.9M rows x 2,376, era_step 4
+FOOTER_BYTES = 512
+#: LightGBM's binned Dataset, bytes per value (see the module docstring)
+BIN_BYTES = 1.1
 SAMPLE_BYTES = 10
 BIN_SAMPLE_ROWS = 200_000  # LightGBM's bin_construct_sample_cnt default
 BATCH_ROWS = 4_096  # nbutils.train's float32 batch
@@ -292,15 +316,17 @@ def _features_json(path: Path) -> dict:
     return check_features_json(meta, path)
 
 
-def _footer_rows(path: Path, what: str) -> int:
-    """The row count in a parquet file's footer; a missing, empty or non-parquet file is a
-    DataError naming it (pyarrow's ArrowInvalid names no file)."""
+def _footer_rows(path: Path, what: str) -> tuple[int, int]:
+    """The row count and the number of column chunks (row groups x columns) in a parquet file's
+    footer; a missing, empty or non-parquet file is a DataError naming it (pyarrow's
+    ArrowInvalid names no file)."""
     if not path.is_file():
         raise missing_file(path, what)
     try:
-        return pq.ParquetFile(path).metadata.num_rows
+        meta = pq.ParquetFile(path).metadata
     except (pa.ArrowException, OSError) as err:
         raise corrupt(path, err) from None
+    return meta.num_rows, meta.num_row_groups * meta.num_columns
 
 
 def _benchmark_bytes(path: Path) -> int:
@@ -315,7 +341,7 @@ def _benchmark_bytes(path: Path) -> int:
             meta = pq.ParquetFile(file).metadata
         except (pa.ArrowException, OSError) as err:
             raise corrupt(file, err) from None
-        total += meta.num_rows * (ROW_BYTES + 8 * max(meta.num_columns - 2, 0))
+        total += meta.num_rows * (BENCHMARK_ROW_BYTES + 8 * max(meta.num_columns - 2, 0))
     return total
 
 
@@ -374,18 +400,18 @@ def plan_memory(
         if g in meta["feature_sets"] and chosen & set(meta["feature_sets"][g])
     ]
     engineered = 3 * len(groups) + math.comb(min(interaction_count, len(features)), 2)
-    rows = {}
+    rows, chunks = {}, {}
     for split in ("train", "validation", "live"):
-        rows[split] = _footer_rows(path / V5_FILES[split], split)
+        rows[split], chunks[split] = _footer_rows(path / V5_FILES[split], split)
     rows["train"] = math.ceil(rows["train"] / era_step)
     n_targets = max(1, len(meta.get("targets", [])))
     f, e, n_all, n_train = len(features), engineered, sum(rows.values()), rows["train"]
     base = current_rss() if baseline is None else int(baseline)
 
-    load = base + LOAD_OVERHEAD + n_all * (ROW_BYTES + 8 * n_targets) + _benchmark_bytes(path)
-    load += int(1.1 * n_all * f * _ITEMSIZE[dtype])
+    load = base + LOAD_OVERHEAD + READ_BUFFER + n_all * (ROW_BYTES + 8 * n_targets)
+    load += _benchmark_bytes(path) + n_all * f * _ITEMSIZE[dtype] + FOOTER_BYTES * chunks["train"]
     notes = []
-    binned = n_train * (f + e) + 4 * BATCH_ROWS * (f + e)
+    binned = int(BIN_BYTES * n_train * (f + e)) + 4 * BATCH_ROWS * (f + e)
     if engine == "local":
         sample = SAMPLE_BYTES * min(n_train, BIN_SAMPLE_ROWS) * (f + e)
         train = load + n_train * e * 8 + max(sample, binned) + 16 * n_train

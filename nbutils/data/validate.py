@@ -23,6 +23,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
+import pyarrow as pa
 
 from nbutils.data.layout import NumeraiData
 from nbutils.errors import DataError
@@ -88,11 +90,10 @@ def _check_ids_and_eras(data: NumeraiData) -> None:
                 f"{source}: {nulls:,} {split} row(s) without an era (null): per-era scores need "
                 f"every row's era. {_FIX}."
             )
-    # one hash pass over every id (Index.isin between splits is many times slower); the
-    # culprits are looked for only when there is a duplicate
-    every = frames["train"].index.append([frames["validation"].index, frames["live"].index])
-    if every.is_unique:
+    # the culprits are looked for only when there is a duplicate
+    if _all_unique(list(frames.values())):
         return
+    every = frames["train"].index.append([frames["validation"].index, frames["live"].index])
     owner = np.repeat(np.arange(len(SPLITS)), [len(f) for f in frames.values()])
     first = ~every.duplicated(keep="first")
     for position in np.flatnonzero(~first)[:1]:
@@ -110,6 +111,54 @@ def _check_ids_and_eras(data: NumeraiData) -> None:
             f"{source}: {count:,} {split} id(s) are also {splits[0]} ids, e.g. {dup!r}: the splits "
             f"overlap. {_FIX}."
         )
+
+
+def fixed_width_bytes(strings: object) -> np.ndarray | None:
+    """Arrow strings (an Arrow array, or a pandas array or Index over one) as a numpy
+    ``S<width>`` view of their buffers, chunks concatenated, when every value has the same
+    non-zero length and none is missing (Numerai's ids: 16 characters); else None."""
+    try:
+        arrow = pa.array(strings.array if isinstance(strings, pd.Index) else strings)
+    except (pa.ArrowException, TypeError, ValueError):
+        return None
+    chunks = arrow.chunks if isinstance(arrow, pa.ChunkedArray) else [arrow]
+    parts, width = [], None
+    for chunk in chunks:
+        if not (pa.types.is_string(chunk.type) or pa.types.is_large_string(chunk.type)):
+            return None
+        if chunk.null_count:
+            return None
+        if len(chunk) == 0:
+            continue
+        kind = np.int64 if pa.types.is_large_string(chunk.type) else np.int32
+        offsets = np.frombuffer(chunk.buffers()[1], dtype=kind)[
+            chunk.offset : chunk.offset + len(chunk) + 1
+        ]
+        lengths = np.diff(offsets)
+        w = int(lengths[0])
+        if w == 0 or (width is not None and w != width) or (lengths != w).any():
+            return None
+        width = w
+        raw = np.frombuffer(chunk.buffers()[2], dtype=np.uint8)[offsets[0] : offsets[-1]]
+        parts.append(raw.view(f"S{w}"))
+    if len(parts) == 1:
+        return parts[0]
+    return np.concatenate(parts) if parts else np.empty(0, dtype="S1")
+
+
+def _all_unique(frames: list) -> bool:
+    """Whether no id appears twice in ``frames``' indexes taken together.
+
+    Fixed-width ids (:func:`fixed_width_bytes`) are checked by sorting one bytes copy of them
+    (16 bytes an id), not through pandas' hash table, which for Arrow-backed strings makes a
+    Python string per id first (about 100 bytes an id, 300 MiB at v5's 2.9M rows).
+    """
+    views = [fixed_width_bytes(f.index) for f in frames]
+    if any(v is None for v in views) or len({v.dtype for v in views if len(v)}) > 1:
+        return bool(frames[0].index.append([f.index for f in frames[1:]]).is_unique)
+    every = np.concatenate([v for v in views if len(v)] or [np.empty(0, dtype="S1")])
+    every.sort()
+    return not bool((every[1:] == every[:-1]).any())
 
 
 def check_loaded(data: NumeraiData) -> None:
