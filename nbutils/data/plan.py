@@ -70,10 +70,25 @@ ROW_BYTES = 230
 SAMPLE_BYTES = 10
 BIN_SAMPLE_ROWS = 200_000  # LightGBM's bin_construct_sample_cnt default
 BATCH_ROWS = 4_096  # nbutils.train's float32 batch
+#: notebook 02's group-statistics comparison trains on at most this many rows (whole eras)
+QUICK_ROWS = 60_000
+#: notebook 02's per-feature scores: float64 columns a block at a time
+#: (nbutils._score_inputs.PRED_BLOCK_BYTES) and float64 arrays per training row
+SCORE_BLOCK_BYTES = 64 * 1024**2
+SCORE_ROW_BYTES = 64
+PREDICT_ROWS = 65_536  # nbutils.train.predict's float32 batch (LightGBM converts it again)
 DASK_WORKER_BASELINE = 250 * 1024**2
 DEFAULT_DASK_WORKERS = 2
 _ITEMSIZE = {"int8": 1, "float32": 4}
 _MIB = 1024**2
+NOTEBOOK_01 = "01_load_data.ipynb"
+NOTEBOOK_02 = "02_feature_engineering.ipynb"
+NOTEBOOK_03 = "03_training.ipynb"
+_WHAT = {
+    NOTEBOOK_01: "読み込み load",
+    NOTEBOOK_02: "特徴量 features",
+    NOTEBOOK_03: "学習 training",
+}
 
 
 @dataclass(frozen=True)
@@ -91,12 +106,28 @@ class MemoryPlan:
     baseline: int
     load_bytes: int
     train_bytes: int
+    features_bytes: int = 0
     notes: list[str] = field(default_factory=list)
 
     @property
+    def peaks(self) -> dict[str, int]:
+        """Notebook -> the predicted peak of its kernel (01 loads, 02 scores the features and
+        compares the group statistics, 03 trains); each notebook loads the data again."""
+        return {
+            NOTEBOOK_01: self.load_bytes,
+            NOTEBOOK_02: max(self.features_bytes, self.load_bytes),
+            NOTEBOOK_03: self.train_bytes,
+        }
+
+    @property
     def peak_bytes(self) -> int:
-        """The larger of the two peaks."""
-        return max(self.load_bytes, self.train_bytes)
+        """The largest notebook peak."""
+        return max(self.peaks.values())
+
+    @property
+    def largest(self) -> str:
+        """The notebook with the largest peak."""
+        return max(self.peaks, key=self.peaks.__getitem__)
 
     def fits(self, available: int) -> bool:
         """Whether the peak stays below ``available`` bytes."""
@@ -109,8 +140,10 @@ class MemoryPlan:
         lines = [
             f"feature_set={self.feature_set!r} era_step={self.era_step} dtype={self.dtype} "
             f"engine={self.engine!r}: {self.n_features} features, rows {rows}",
-            f"予測されるメモリのピーク / predicted peak: 読み込み load {self.load_bytes / _MIB:,.0f} MiB, "
-            f"学習 training {self.train_bytes / _MIB:,.0f} MiB",
+            "予測されるメモリのピーク / predicted peak: "
+            + ", ".join(
+                f"{nb[:2]} {_WHAT[nb]} {peak / _MIB:,.0f} MiB" for nb, peak in self.peaks.items()
+            ),
         ]
         if available is not None:
             lines.append(
@@ -259,6 +292,30 @@ def current_rss() -> int:
     return 0
 
 
+def current_hwm() -> int:
+    """This process's peak resident size so far in bytes (VmHWM), 0 where /proc is missing."""
+    status = Path("/proc/self/status")
+    if status.is_file():
+        for line in status.read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    return 0
+
+
+def _notebook_02_bytes(n_train: int, n_valid: int, f: int, s: int, e: int) -> int:
+    """Notebook 02's bytes above its loaded data (module docstring): the engineered float32
+    columns twice (added, then scored), then the larger of the per-feature scores and the
+    group-statistics comparison on ``q = min(n_train, QUICK_ROWS)`` rows."""
+    q = min(n_train, QUICK_ROWS)
+    scores = SCORE_ROW_BYTES * n_train + 2 * min(SCORE_BLOCK_BYTES, 8 * n_train * f)
+    quick = (
+        SAMPLE_BYTES * min(q, BIN_SAMPLE_ROWS) * (f + s)
+        + q * (2 * f + s)
+        + 8 * min(n_valid, PREDICT_ROWS) * (f + s)
+    )
+    return 2 * 4 * n_train * e + max(scores, quick)
+
+
 def _dataset_dir(data_dir_or_version: str | os.PathLike, data_root: str | os.PathLike) -> Path:
     """A dataset directory, or a version such as ``"v5.2"`` looked up where
     ``download_numerai_data`` puts it (``<data_root>/numerai/<version>``)."""
@@ -381,9 +438,12 @@ def plan_memory(
     n_targets = max(1, len(meta.get("targets", [])))
     f, e, n_all, n_train = len(features), engineered, sum(rows.values()), rows["train"]
     base = current_rss() if baseline is None else int(baseline)
+    # notebook 01's kernel has already reached this (e.g. generating the synthetic data)
+    already = current_hwm() if baseline is None else 0
 
     load = base + LOAD_OVERHEAD + n_all * (ROW_BYTES + 8 * n_targets) + _benchmark_bytes(path)
     load += int(1.1 * n_all * f * _ITEMSIZE[dtype])
+    features02 = load + _notebook_02_bytes(n_train, rows["validation"], f, 3 * len(groups), e)
     notes = []
     binned = n_train * (f + e) + 4 * BATCH_ROWS * (f + e)
     if engine == "local":
@@ -404,8 +464,9 @@ def plan_memory(
         n_features=f,
         n_engineered=e,
         baseline=base,
-        load_bytes=int(load),
+        load_bytes=int(max(load, already)),
         train_bytes=int(train),
+        features_bytes=int(features02),
         notes=notes,
     )
 
@@ -455,9 +516,13 @@ def check_fits(plan: MemoryPlan, available: int | None = None) -> str:
         )
     else:
         hint = "none of the smaller choices fits: use a machine with more memory"
+    short = ", ".join(
+        f"{nb} ({peak / _MIB:,.0f} MiB)" for nb, peak in plan.peaks.items() if peak > available
+    )
     raise DataError(
-        f"{text}\nこの設定ではメモリが足りません / this choice does not fit in memory. "
-        f"Choices that fit: {hint}. Set them in the parameters cell and run again."
+        f"{text}\nこの設定ではメモリが足りません / this choice does not fit in memory: "
+        f"{short} would need more than the {available / _MIB:,.0f} MiB available, so nothing "
+        f"is loaded. Choices that fit: {hint}. Set them in the parameters cell and run again."
     )
 
 
