@@ -26,6 +26,19 @@ their footers (no data page is read). The model (bytes, ``n`` rows kept, ``F`` f
   float64 value plus int32 index per non-zero value, about 10 bytes a value for 0..4 bins), frees
   it, then holds the binned data (one byte per value) while float32 batches are pushed
   (``nbutils.train.build_dataset``); 16 bytes a row are the gradients, hessians and scores.
+- notebook 02 (it loads the data again; ``S`` float32 group statistics, ``q = min(n_train,
+  QUICK_ROWS)`` rows of its group-statistics comparison, ``v`` validation rows)::
+
+      features = load + 2 * 4 * n_train * E + max(SCORE_ROW_BYTES * n_train + 2 * block,
+                                                  SAMPLE_BYTES * q * (F + S) + q * (2F + S)
+                                                  + 8 * min(v, PREDICT_ROWS) * (F + S))
+
+  the engineered columns are held twice (added, then scored); every feature is scored per era
+  a ``block`` of float64 columns at a time (at most ``SCORE_BLOCK_BYTES``); the comparison holds
+  its rows' copy, LightGBM's bin sample and binned data, then predicts the validation rows in
+  float32 batches that LightGBM converts again.
+- every notebook's peak (01 load, 02 features, 03 training) is checked before loading; notebook
+  01's own peak is at least its kernel's peak so far (VmHWM: e.g. generating the synthetic data).
 - engine "dask": the notebook's process holds no training data; the cluster's workers hold the
   binned data and one partition each. The plan counts the binned data plus one baseline per
   worker on this machine (a local cluster); this part is coarse and not measured in the tests.
