@@ -1,9 +1,10 @@
 """Memory planning before loading: will this choice of data fit on this machine? (step 2A)
 
 Numerai's own tutorials shrank their feature sets because Colab ran out of memory; here notebook
-01 predicts the peak memory of loading (notebook 01) and of training (notebook 03) BEFORE it
-loads anything, next to the machine's available memory, and names a smaller choice that fits
-(:func:`check_memory`, the one call of notebook 01).
+01 predicts the peak memory of loading (notebook 01), of notebook 02's feature work and of training
+(notebook 03) BEFORE it loads anything, next to the machine's available memory, and names the
+notebook that would not fit and a smaller choice that fits (:func:`check_memory`, the one call of
+notebook 01).
 
 For a v5 dataset the plan reads only ``features.json`` and the parquet files' row counts from
 their footers (no data page is read). The model (bytes, ``n`` rows kept, ``F`` features,
