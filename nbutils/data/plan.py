@@ -1,9 +1,10 @@
 """Memory planning before loading: will this choice of data fit on this machine? (step 2A)
 
 Numerai's own tutorials shrank their feature sets because Colab ran out of memory; here notebook
-01 predicts the peak memory of loading (notebook 01) and of training (notebook 03) BEFORE it
-loads anything, next to the machine's available memory, and names a smaller choice that fits
-(:func:`check_memory`, the one call of notebook 01).
+01 predicts the peak memory of loading (notebook 01), of notebook 02's feature work and of training
+(notebook 03) BEFORE it loads anything, next to the machine's available memory, and names the
+notebook that would not fit and a smaller choice that fits (:func:`check_memory`, the one call of
+notebook 01).
 
 For a v5 dataset the plan reads only ``features.json`` and the parquet files' row counts from
 their footers (no data page is read). The model (bytes, ``n`` rows kept, ``F`` features,
@@ -38,6 +39,20 @@ their footers (no data page is read). The model (bytes, ``n`` rows kept, ``F`` f
   after the push, for 4-bit bins (5 values) as for 8-bit ones (a 4-bit bin keeps its push
   buffer, ``buf_.clear()`` in LightGBM's ``dense_bin.hpp``). At 2.75M rows x 705 features plus
   21 engineered ones (3 trees) the plan is 1.06x the measured peak.
+- notebook 02 (it loads the data again; ``S`` float32 group statistics, ``q = min(n_train,
+  QUICK_ROWS)`` rows of its group-statistics comparison, ``v`` validation rows)::
+
+      features = load + 2 * 4 * n_train * E + max(SCORE_ROW_BYTES * n_train + 2 * block,
+                                                  SAMPLE_BYTES * q * (F + S) + q * (2F + S)
+                                                  + 8 * min(v, PREDICT_ROWS) * (F + S))
+
+  the engineered columns are held twice (added, then scored); every feature is scored per era
+  a ``block`` of float64 columns at a time (at most ``SCORE_BLOCK_BYTES``); the comparison holds
+  its rows' copy, LightGBM's bin sample and binned data, then predicts the validation rows in
+  float32 batches that LightGBM converts again.
+- every notebook's peak (01 load, 02 features, 03 training + ``NOTEBOOK_03_EXTRA``) is checked
+  before loading; notebook
+  01's own peak is at least its kernel's peak so far (VmHWM: e.g. generating the synthetic data).
 - engine "dask": the notebook's process holds no training data; the cluster's workers hold the
   binned data and one partition each. The plan counts the binned data plus one baseline per
   worker on this machine (a local cluster); this part is coarse and not measured in the tests.
@@ -94,10 +109,28 @@ BIN_BYTES = 1.1
 SAMPLE_BYTES = 10
 BIN_SAMPLE_ROWS = 200_000  # LightGBM's bin_construct_sample_cnt default
 BATCH_ROWS = 4_096  # nbutils.train's float32 batch
+#: notebook 02's group-statistics comparison trains on at most this many rows (whole eras)
+QUICK_ROWS = 60_000
+#: notebook 02's per-feature scores: float64 columns a block at a time
+#: (nbutils._score_inputs.PRED_BLOCK_BYTES) and float64 arrays per training row
+SCORE_BLOCK_BYTES = 64 * 1024**2
+SCORE_ROW_BYTES = 64
+PREDICT_ROWS = 65_536  # nbutils.train.predict's float32 batch (LightGBM converts it again)
+#: what notebook 03's kernel holds at its peak besides the training term (its predictions,
+#: scores and figures): 03's kernel peaked 54-62 MiB above the training term at the default size
+NOTEBOOK_03_EXTRA = 64 * 1024**2
 DASK_WORKER_BASELINE = 250 * 1024**2
 DEFAULT_DASK_WORKERS = 2
 _ITEMSIZE = {"int8": 1, "float32": 4}
 _MIB = 1024**2
+NOTEBOOK_01 = "01_load_data.ipynb"
+NOTEBOOK_02 = "02_feature_engineering.ipynb"
+NOTEBOOK_03 = "03_training.ipynb"
+_WHAT = {
+    NOTEBOOK_01: "読み込み load",
+    NOTEBOOK_02: "特徴量 features",
+    NOTEBOOK_03: "学習 training",
+}
 
 
 @dataclass(frozen=True)
@@ -115,12 +148,28 @@ class MemoryPlan:
     baseline: int
     load_bytes: int
     train_bytes: int
+    features_bytes: int = 0
     notes: list[str] = field(default_factory=list)
 
     @property
+    def peaks(self) -> dict[str, int]:
+        """Notebook -> the predicted peak of its kernel (01 loads, 02 scores the features and
+        compares the group statistics, 03 trains); each notebook loads the data again."""
+        return {
+            NOTEBOOK_01: self.load_bytes,
+            NOTEBOOK_02: max(self.features_bytes, self.load_bytes),
+            NOTEBOOK_03: self.train_bytes + NOTEBOOK_03_EXTRA,
+        }
+
+    @property
     def peak_bytes(self) -> int:
-        """The larger of the two peaks."""
-        return max(self.load_bytes, self.train_bytes)
+        """The largest notebook peak."""
+        return max(self.peaks.values())
+
+    @property
+    def largest(self) -> str:
+        """The notebook with the largest peak."""
+        return max(self.peaks, key=self.peaks.__getitem__)
 
     def fits(self, available: int) -> bool:
         """Whether the peak stays below ``available`` bytes."""
@@ -133,8 +182,10 @@ class MemoryPlan:
         lines = [
             f"feature_set={self.feature_set!r} era_step={self.era_step} dtype={self.dtype} "
             f"engine={self.engine!r}: {self.n_features} features, rows {rows}",
-            f"予測されるメモリのピーク / predicted peak: 読み込み load {self.load_bytes / _MIB:,.0f} MiB, "
-            f"学習 training {self.train_bytes / _MIB:,.0f} MiB",
+            "予測されるメモリのピーク / predicted peak: "
+            + ", ".join(
+                f"{nb[:2]} {_WHAT[nb]} {peak / _MIB:,.0f} MiB" for nb, peak in self.peaks.items()
+            ),
         ]
         if available is not None:
             lines.append(
@@ -283,6 +334,30 @@ def current_rss() -> int:
     return 0
 
 
+def current_hwm() -> int:
+    """This process's peak resident size so far in bytes (VmHWM), 0 where /proc is missing."""
+    status = Path("/proc/self/status")
+    if status.is_file():
+        for line in status.read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    return 0
+
+
+def _notebook_02_bytes(n_train: int, n_valid: int, f: int, s: int, e: int) -> int:
+    """Notebook 02's bytes above its loaded data (module docstring): the engineered float32
+    columns twice (added, then scored), then the larger of the per-feature scores and the
+    group-statistics comparison on ``q = min(n_train, QUICK_ROWS)`` rows."""
+    q = min(n_train, QUICK_ROWS)
+    scores = SCORE_ROW_BYTES * n_train + 2 * min(SCORE_BLOCK_BYTES, 8 * n_train * f)
+    quick = (
+        SAMPLE_BYTES * min(q, BIN_SAMPLE_ROWS) * (f + s)
+        + q * (2 * f + s)
+        + 8 * min(n_valid, PREDICT_ROWS) * (f + s)
+    )
+    return 2 * 4 * n_train * e + max(scores, quick)
+
+
 def _dataset_dir(data_dir_or_version: str | os.PathLike, data_root: str | os.PathLike) -> Path:
     """A dataset directory, or a version such as ``"v5.2"`` looked up where
     ``download_numerai_data`` puts it (``<data_root>/numerai/<version>``)."""
@@ -407,9 +482,12 @@ def plan_memory(
     n_targets = max(1, len(meta.get("targets", [])))
     f, e, n_all, n_train = len(features), engineered, sum(rows.values()), rows["train"]
     base = current_rss() if baseline is None else int(baseline)
+    # notebook 01's kernel has already reached this (e.g. generating the synthetic data)
+    already = current_hwm() if baseline is None else 0
 
     load = base + LOAD_OVERHEAD + READ_BUFFER + n_all * (ROW_BYTES + 8 * n_targets)
     load += _benchmark_bytes(path) + n_all * f * _ITEMSIZE[dtype] + FOOTER_BYTES * chunks["train"]
+    features02 = load + _notebook_02_bytes(n_train, rows["validation"], f, 3 * len(groups), e)
     notes = []
     binned = int(BIN_BYTES * n_train * (f + e)) + 4 * BATCH_ROWS * (f + e)
     if engine == "local":
@@ -430,8 +508,9 @@ def plan_memory(
         n_features=f,
         n_engineered=e,
         baseline=base,
-        load_bytes=int(load),
+        load_bytes=int(max(load, already)),
         train_bytes=int(train),
+        features_bytes=int(features02),
         notes=notes,
     )
 
@@ -481,9 +560,13 @@ def check_fits(plan: MemoryPlan, available: int | None = None) -> str:
         )
     else:
         hint = "none of the smaller choices fits: use a machine with more memory"
+    short = ", ".join(
+        f"{nb} ({peak / _MIB:,.0f} MiB)" for nb, peak in plan.peaks.items() if peak > available
+    )
     raise DataError(
-        f"{text}\nこの設定ではメモリが足りません / this choice does not fit in memory. "
-        f"Choices that fit: {hint}. Set them in the parameters cell and run again."
+        f"{text}\nこの設定ではメモリが足りません / this choice does not fit in memory: "
+        f"{short} would need more than the {available / _MIB:,.0f} MiB available, so nothing "
+        f"is loaded. Choices that fit: {hint}. Set them in the parameters cell and run again."
     )
 
 
