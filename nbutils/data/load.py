@@ -174,6 +174,16 @@ def kept_eras(eras: np.ndarray, era_step: int) -> np.ndarray:
     return np.isin(eras, np.array(unique[::era_step], dtype=object))
 
 
+def _text(values: np.ndarray) -> pd.api.extensions.ExtensionArray:
+    """A column of strings in pandas' default string dtype (``str`` on pandas 3, object on 2).
+
+    Missing values stay missing. ``pd.array(values, dtype="str")`` does not do this on pandas 2:
+    there ``"str"`` is numpy's fixed-width unicode, which turns ``None`` into the text ``"None"``
+    (so a null era passed the null check).
+    """
+    return pd.Series(values, dtype="str", copy=False).array
+
+
 def _column_numpy(table: pa.Table, name: str) -> np.ndarray:
     return table.column(name).to_numpy(zero_copy_only=False)
 
@@ -188,8 +198,8 @@ def _frame(
     """id index, era, data_type, features (one block, no copy), targets."""
     index = pd.Index(ids.to_pandas(), dtype="str", name="id")
     frame = pd.DataFrame(values, index=index, columns=features, copy=False)
-    frame.insert(0, "data_type", pd.array(meta["data_type"], dtype="str"))
-    frame.insert(0, "era", pd.array(meta["era"], dtype="str"))
+    frame.insert(0, "data_type", _text(meta["data_type"]))
+    frame.insert(0, "era", _text(meta["era"]))
     for name, column in targets.items():
         frame[name] = column
     return frame
@@ -359,7 +369,7 @@ def _read_benchmarks(path: Path) -> pd.DataFrame | None:
     frame = pd.DataFrame(
         {m: _column_numpy(table, m).astype(np.float64) for m in models}, index=index
     )
-    frame.insert(0, "era", pd.array(_column_numpy(table, "era"), dtype="str"))
+    frame.insert(0, "era", _text(_column_numpy(table, "era")))
     return frame
 
 
