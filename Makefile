@@ -1,4 +1,4 @@
-# nbutils: `make run` executes the six notebooks, `make test` runs the tests.
+# nbutils: `make run` executes the nine notebooks, `make test` runs the tests.
 # Both create .venv and install what they need on first use.
 PYTHON ?= python3
 VENV   := .venv

@@ -20,7 +20,9 @@ import scipy.stats
 __all__ = [
     "center",
     "era_constant",
+    "era_dot",
     "era_means",
+    "era_min_max",
     "era_pearson",
     "era_ranks",
     "era_sums",
@@ -43,6 +45,27 @@ def era_sums(values: np.ndarray, starts: np.ndarray) -> np.ndarray:
     return out
 
 
+#: Average era size from which :func:`era_dot` loops over eras (one BLAS call per era).
+_DOT_MIN_ROWS = 256
+
+
+def era_dot(a: np.ndarray, b: np.ndarray, starts: np.ndarray) -> np.ndarray:
+    """Per-era dot products ``D_g = sum_{i in g} a_i b_i`` (0 for an empty era) of two 1-D arrays.
+
+    One BLAS dot per era on the two slices: no temporary of the columns' size, cheaper than
+    ``era_sums(a * b, starts)`` for eras of many rows (Numerai's: thousands), which it falls back
+    to for small eras (fewer than :data:`_DOT_MIN_ROWS` on average).
+    """
+    if len(a) < _DOT_MIN_ROWS * (len(starts) - 1):
+        return era_sums(a * b, starts)
+    bounds = starts.tolist()
+    out = np.zeros(len(bounds) - 1)
+    for g, (s, e) in enumerate(zip(bounds[:-1], bounds[1:], strict=True)):
+        if e > s:
+            out[g] = a[s:e] @ b[s:e]
+    return out
+
+
 def era_means(values: np.ndarray, starts: np.ndarray) -> np.ndarray:
     """Per-era means ``S_g / n_g`` (NaN for an empty era)."""
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -54,15 +77,23 @@ def center(values: np.ndarray, starts: np.ndarray) -> np.ndarray:
     return values - np.repeat(era_means(values, starts), np.diff(starts))
 
 
-def era_constant(values: np.ndarray, starts: np.ndarray) -> np.ndarray:
-    """Per era, whether every value is the same: ``min_g(v) == max_g(v)`` (True when empty)."""
+def era_min_max(values: np.ndarray, starts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-era ``min_g(v)`` and ``max_g(v)`` (NaN for an empty era)."""
     counts = np.diff(starts)
-    out = np.ones(len(counts), dtype=bool)
+    lo = np.full(len(counts), np.nan)
+    hi = np.full(len(counts), np.nan)
     nonempty = counts > 0
     if nonempty.any():
         idx = starts[:-1][nonempty]
-        out[nonempty] = np.minimum.reduceat(values, idx) == np.maximum.reduceat(values, idx)
-    return out
+        lo[nonempty] = np.minimum.reduceat(values, idx)
+        hi[nonempty] = np.maximum.reduceat(values, idx)
+    return lo, hi
+
+
+def era_constant(values: np.ndarray, starts: np.ndarray) -> np.ndarray:
+    """Per era, whether every value is the same: ``min_g(v) == max_g(v)`` (True when empty)."""
+    lo, hi = era_min_max(values, starts)
+    return (lo == hi) | (np.diff(starts) == 0)
 
 
 def pow15(x: np.ndarray) -> np.ndarray:
@@ -158,15 +189,18 @@ def era_ranks(
         segment = values[s:e]
         order = np.argsort(segment)
         ordered = segment[order]
-        run_starts = np.flatnonzero(ordered[1:] != ordered[:-1]) + 1
-        distinct[g] = len(run_starts) + 1
+        inner = np.flatnonzero(ordered[1:] != ordered[:-1])  # run r ends at inner[r] (0-based)
+        distinct[g] = len(inner) + 1
         if distinct[g] == n:  # no ties: the rank is the sorted position + 1
             out[s:e][order] = rank_values.without_ties(n)
             continue
-        run_starts = np.concatenate(([0], run_starts))
-        lengths = np.diff(run_starts, append=n)
-        per_run = rank_values.of_runs(2 * run_starts + lengths, n)
-        out[s:e][order] = np.repeat(per_run, lengths)
+        # Run boundaries 0 = b_0 < b_1 < ... = n: run r covers sorted positions b_r..b_{r+1}-1,
+        # so 2 * run start + run length = b_r + b_{r+1}.
+        bounds = np.empty(len(inner) + 2, dtype=np.intp)
+        bounds[0], bounds[-1] = 0, n
+        np.add(inner, 1, out=bounds[1:-1])
+        per_run = rank_values.of_runs(bounds[:-1] + bounds[1:], n)
+        out[s:e][order] = np.repeat(per_run, np.diff(bounds))
     return out, distinct
 
 

@@ -45,9 +45,10 @@ import scipy.stats
 from nbutils._era_kernels import (
     center,
     era_constant,
+    era_dot,
+    era_min_max,
     era_pearson,
     era_ranks,
-    era_sums,
     exposure_stats,
     max_exposure_per_era,
     pow15,
@@ -224,12 +225,14 @@ def per_era_mmc(
     starts, counts = frame.starts, frame.counts
     # 1. The meta model: rank and gaussianize, once for every prediction column.
     m, meta_distinct = era_ranks(meta, starts, gaussian=True)
-    mm = era_sums(m * m, starts)
-    # 2. The target: buckets -2..2 when the era's target lies in [0, 1], centered.
-    outside = era_sums(((target < 0) | (target > 1)).astype(np.float64), starts) > 0
-    target_c = center(target * np.repeat(np.where(outside, 1.0, 4.0), counts), starts)
-    _warn_constant_target_mmc(era_constant(target, starts) & (counts > 1), frame)
-    tm = era_sums(target_c * m, starts)
+    mm = era_dot(m, m, starts)
+    # 2. The target: buckets -2..2 when the era's target lies in [0, 1], centered. The factor
+    # (4, or 1 for a target outside [0, 1]) multiplies the per-era sums of step 5 instead.
+    t_min, t_max = era_min_max(target, starts)
+    bucket = np.where((t_min < 0) | (t_max > 1), 1.0, 4.0)
+    target_c = center(target, starts)
+    _warn_constant_target_mmc((t_min == t_max) & (counts > 1), frame)
+    tm = era_dot(target_c, m, starts)
     scores, invalid = {}, {}
     for first, block in frame.pred_blocks():
         for j, values in enumerate(block):
@@ -239,8 +242,8 @@ def per_era_mmc(
             # 4. Orthogonalize to the meta model: p - beta m, beta = (p . m) / (m . m);
             # 5. its covariance with the target: (t . p - beta (t . m)) / n.
             with np.errstate(invalid="ignore", divide="ignore"):
-                beta = era_sums(p * m, starts) / mm
-                scores[col] = (era_sums(target_c * p, starts) - beta * tm) / counts
+                beta = era_dot(p, m, starts) / mm
+                scores[col] = bucket * (era_dot(target_c, p, starts) - beta * tm) / counts
             invalid[col] = invalid_eras(
                 counts,
                 [

@@ -35,7 +35,7 @@ from collections.abc import Iterator, Sequence
 import numpy as np
 import pandas as pd
 
-from nbutils._least_squares import exact_float32_scale, fit_block
+from nbutils._least_squares import Workspace, exact_float32_scale, fit_block
 from nbutils.checks import (
     ScoringWarning,
     as_column_list,
@@ -146,6 +146,7 @@ def fit_by_era(
     fitted = np.full(y.shape, np.nan)
     counts = groups.counts
     gram_scale = exact_float32_scale(x, int(counts.max()) if len(counts) else 0)
+    work = Workspace()  # the Gram matrix's buffers, reused era after era
     constant_eras: dict[int, list] = {}
     for g, rows in _era_rows(groups):
         if _n_rows(rows) == 0:
@@ -154,7 +155,7 @@ def fit_by_era(
         constant = _constant_columns(yg) if len(yg) > 1 else np.zeros(y.shape[1], dtype=bool)
         if not constant.all():
             fit = np.full_like(yg, np.nan)
-            fit[:, ~constant] = fit_block(yg[:, ~constant], x[rows], gram_scale)
+            fit[:, ~constant] = fit_block(yg[:, ~constant], x[rows], gram_scale, work)
             fitted[rows] = fit
         for j in np.flatnonzero(constant):
             constant_eras.setdefault(j, []).append(groups.labels[g])

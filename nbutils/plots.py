@@ -1,5 +1,6 @@
 """The figures the notebooks show: per-era scores, cumulative scores, feature exposure, the
-neutralization trade-off (2F) and the diagnostics dashboard (section 3).
+neutralization trade-off (2F) and the diagnostics dashboard (section 3); and the round scores
+of ``python -m nbutils scores``.
 
 Every function returns a :class:`NotebookFigure` built with the object API (no ``pyplot``
 state, nothing shown): display it by leaving it as a cell's last expression, or save it with
@@ -139,6 +140,7 @@ __all__ = [
     "plot_feature_exposure",
     "plot_neutralization_tradeoff",
     "plot_per_era",
+    "plot_round_scores",
 ]
 
 POSITIVE = "#2a9d4b"
@@ -451,4 +453,40 @@ def plot_diagnostics(diag_table: pd.DataFrame, title: str = "モデル診断") -
         frameon=False,
     )
     ax.set_title(title)
+    return fig
+
+
+def plot_round_scores(table: pd.DataFrame, model_name: str) -> Figure:
+    """A model's recent rounds (``python -m nbutils scores``): CORR and MMC bars per round above,
+    the running sum of the payout below.
+
+    ``table`` is :func:`nbutils.daily.scores.scores_table`'s: indexed by round, with columns
+    ``corr``, ``mmc`` and ``payout`` (NMR, for the stake it was computed with); a NaN payout
+    counts as 0 in the sum.
+    """
+    missing = [c for c in ("corr", "mmc", "payout") if c not in table.columns]
+    if missing or table.empty:
+        raise ScoringError(
+            f"plot_round_scores needs a table of rounds with corr, mmc and payout columns "
+            f"(missing {missing or 'none'}, {len(table)} rounds): pass scores_table(...)."
+        )
+    fig = NotebookFigure(figsize=(8, 6), layout="constrained")
+    top, bottom = fig.subplots(2, 1, sharex=True)
+    x = np.arange(len(table))
+    width = 0.4
+    top.bar(x - width / 2, table["corr"].to_numpy(dtype=float), width, label="CORR")
+    top.bar(x + width / 2, table["mmc"].to_numpy(dtype=float), width, label="MMC")
+    top.axhline(0.0, color="black", linewidth=0.8)
+    top.set_title(f"{model_name}: ラウンドごとのスコア")
+    top.set_xlabel("ラウンド")
+    top.set_ylabel("スコア")
+    top.legend(loc="best", framealpha=0.9)
+    top.grid(axis="y", alpha=0.3)
+    cumulative = table["payout"].astype(float).fillna(0.0).cumsum().to_numpy()
+    bottom.plot(x, cumulative, marker="o")
+    bottom.axhline(0.0, color="black", linewidth=0.8)
+    bottom.set_xticks(x, [str(r) for r in table.index], rotation=90)
+    bottom.set_xlabel("ラウンド")
+    bottom.set_ylabel("配当の累積（NMR）")
+    bottom.grid(alpha=0.3)
     return fig

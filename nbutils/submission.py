@@ -268,11 +268,18 @@ def write_submission(submission: pd.DataFrame | pd.Series, path: str | os.PathLi
         return atomic_write_text(path, buffer.getvalue())
 
 
+def _exact_float_option() -> dict:
+    """pandas < 3 parses floats to the nearest double only with ``float_precision="round_trip"``;
+    pandas 3 always does, and deprecates the option (Pandas4Warning)."""
+    if int(pd.__version__.split(".")[0]) < 3:
+        return {"float_precision": "round_trip"}
+    return {}
+
+
 def read_submission(path: str | os.PathLike) -> pd.DataFrame:
-    """Read a submission CSV (ids as strings; predictions exactly as written: pandas < 3 parses
-    floats to the nearest double only with ``float_precision="round_trip"``)."""
+    """Read a submission CSV (ids as strings; predictions exactly as written)."""
     try:
-        return pd.read_csv(path, dtype={ID_COL: str}, float_precision="round_trip")
+        return pd.read_csv(path, dtype={ID_COL: str}, **_exact_float_option())
     except (OSError, ValueError) as err:
         raise SubmissionError(f"cannot read submission {path}: {err}") from None
 

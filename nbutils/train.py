@@ -57,10 +57,15 @@ __all__ = [
     "SeedAveragedModel",
     "build_dataset",
     "era_splits",
+    "fit_seeds",
     "iter_batches",
+    "labelled_dataset",
+    "labelled_rows",
     "lgb_params",
+    "lightgbm_parameter_names",
     "load_model",
     "predict",
+    "progress_bar",
     "save_model",
     "train_lgbm",
 ]
@@ -127,6 +132,24 @@ def lgb_params(params: dict[str, Any], seed: int) -> tuple[dict[str, Any], int]:
             out[key] = value
     out["seed"] = int(seed)
     return out, rounds
+
+
+def lightgbm_parameter_names() -> frozenset[str] | None:
+    """Every parameter name and alias the installed LightGBM knows, or None when it cannot tell.
+
+    LightGBM has no public function for this. Its Python package reads the table from the
+    compiled library (the C API's ``LGBM_DumpParamAliases``) into ``lightgbm.basic._ConfigAliases``,
+    a private name: this is the one place nbutils reads it. A LightGBM without it gives None,
+    and a caller then leaves the names to LightGBM (which warns "Unknown parameter").
+    """
+    table = getattr(getattr(lgb, "basic", None), "_ConfigAliases", None)
+    try:
+        aliases = table._get_all_param_aliases()  # type: ignore[union-attr]
+    except Exception:  # renamed or changed in another LightGBM version
+        return None
+    if not isinstance(aliases, dict) or not aliases:
+        return None
+    return frozenset(aliases) | {a for names in aliases.values() for a in names}
 
 
 # -- lean Dataset (the steps are those of nbutils._lgb_dataset) -------------------------------
@@ -336,10 +359,11 @@ def _in_kernel() -> bool:
     return shell is not None and getattr(shell, "kernel", None) is not None
 
 
-def _progress_bar(total: int, enabled: bool, desc: str = "LightGBM") -> NotebookProgress | tqdm:
-    """The progress of ``train_lgbm`` (and of :mod:`nbutils.validation`, named by ``desc``):
-    :class:`NotebookProgress` in a Jupyter kernel, else tqdm's text bar on stderr (a terminal
-    redraws it in place); both update every 10 %."""
+def progress_bar(total: int, enabled: bool, desc: str = "LightGBM") -> NotebookProgress | tqdm:
+    """The progress of ``total`` boosting rounds for ``train_lgbm`` (and for
+    :mod:`nbutils.validation`, named by ``desc``): :class:`NotebookProgress` in a Jupyter
+    kernel, else tqdm's text bar on stderr (a terminal redraws it in place); both update every
+    10 %. ``enabled=False``: a disabled bar that still counts."""
     every = max(1, total // 10)
     if enabled and _in_kernel():
         return NotebookProgress(total, every, desc)
@@ -363,7 +387,11 @@ def _progress_callback(bar: tqdm | NotebookProgress) -> Callable[[Any], None]:
     return callback
 
 
-def _labelled_rows(df: pd.DataFrame, target: str, mask: np.ndarray | None = None) -> np.ndarray:
+def labelled_rows(df: pd.DataFrame, target: str, mask: np.ndarray | None = None) -> np.ndarray:
+    """Positions of the rows of ``df`` whose ``target`` is known (within ``mask`` when given):
+    the rows a model is trained or scored on (:mod:`nbutils.validation` uses it too).
+
+    Raises :class:`DataError` when ``target`` is not a column."""
     if target not in df.columns:
         raise DataError(f"target column {target!r} not in the frame; pass target=... of your data.")
     ok = df[target].notna().to_numpy()
@@ -372,7 +400,7 @@ def _labelled_rows(df: pd.DataFrame, target: str, mask: np.ndarray | None = None
     return np.flatnonzero(ok)
 
 
-def _labelled_dataset(
+def labelled_dataset(
     df: pd.DataFrame,
     features: Sequence[str],
     target: str,
@@ -381,8 +409,10 @@ def _labelled_dataset(
     mask: np.ndarray | None = None,
     reference: lgb.Dataset | None = None,
 ) -> lgb.Dataset:
-    """:func:`build_dataset` of the rows of ``df`` (within ``mask``) whose target is known."""
-    rows = _labelled_rows(df, target, mask)
+    """:func:`build_dataset` of the rows of ``df`` (within ``mask``) whose target is known
+    (:func:`labelled_rows`); the frame is never copied. ``params``: the Dataset's parameters
+    (:func:`nbutils._lgb_dataset.dataset_params`); ``reference``: a Dataset whose bins to reuse."""
+    rows = labelled_rows(df, target, mask)
     return build_dataset(
         df,
         features,
@@ -394,7 +424,7 @@ def _labelled_dataset(
     )
 
 
-def _fit_seeds(
+def fit_seeds(
     train_ds: lgb.Dataset,
     valid_ds: lgb.Dataset | None,
     params: dict[str, Any],
@@ -402,6 +432,10 @@ def _fit_seeds(
     early_stopping_rounds: int | None,
     bar: tqdm | NotebookProgress,
 ) -> list[lgb.Booster]:
+    """One booster per seed on ``train_ds``, as :func:`train_lgbm` trains (and
+    :mod:`nbutils.validation` for each fold): ``params`` through :func:`lgb_params` with the
+    seed, the Dataset's own parameters repeated, ``bar`` advanced by every round; with
+    ``valid_ds`` and ``early_stopping_rounds``, each booster keeps only its best trees."""
     boosters = []
     for seed in seeds:
         run_params, rounds = lgb_params(params, seed)
@@ -502,13 +536,13 @@ def train_lgbm(
     folds = era_splits(train_df[era_col], cv_folds, embargo_eras) if cv_folds else []
     total = rounds * len(seeds) * (len(folds) + 1)
     cv_rows = []
-    with _progress_bar(total, progress) as bar:
+    with progress_bar(total, progress) as bar:
         eras = train_df[era_col].astype(str).to_numpy() if folds else None
         for k, (train_eras, valid_eras) in enumerate(folds):
-            fold_valid = _labelled_rows(train_df, target, np.isin(eras, valid_eras))
+            fold_valid = labelled_rows(train_df, target, np.isin(eras, valid_eras))
             in_fold = np.isin(eras, train_eras)
-            ds = _labelled_dataset(train_df, features, target, ds_params, batch_rows, in_fold)
-            fold_model = SeedAveragedModel(_fit_seeds(ds, None, params, seeds, None, bar), features)
+            ds = labelled_dataset(train_df, features, target, ds_params, batch_rows, in_fold)
+            fold_model = SeedAveragedModel(fit_seeds(ds, None, params, seeds, None, bar), features)
             del ds
             valid = train_df.iloc[fold_valid]
             score = _fold_score(valid, predict(fold_model, valid).to_numpy(), target, era_col)
@@ -524,13 +558,13 @@ def train_lgbm(
                     "corr_mean": score,
                 }
             )
-        train_ds = _labelled_dataset(train_df, features, target, ds_params, batch_rows)
+        train_ds = labelled_dataset(train_df, features, target, ds_params, batch_rows)
         valid_ds = None
         if valid_df is not None:
-            valid_ds = _labelled_dataset(
+            valid_ds = labelled_dataset(
                 valid_df, features, target, ds_params, batch_rows, reference=train_ds
             )
-        boosters = _fit_seeds(train_ds, valid_ds, params, seeds, early_stopping_rounds, bar)
+        boosters = fit_seeds(train_ds, valid_ds, params, seeds, early_stopping_rounds, bar)
     cv_scores = pd.DataFrame(cv_rows) if folds else None
     return SeedAveragedModel(boosters, features, seeds, cv_scores)
 

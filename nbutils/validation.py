@@ -50,11 +50,12 @@ from nbutils.train import (
     SEED_PARAMS,
     NotebookProgress,
     SeedAveragedModel,
-    _fit_seeds,
-    _labelled_dataset,
-    _labelled_rows,
-    _progress_bar,
+    fit_seeds,
+    labelled_dataset,
+    labelled_rows,
     lgb_params,
+    lightgbm_parameter_names,
+    progress_bar,
 )
 from nbutils.util import natural_sorted, release_memory
 
@@ -179,8 +180,8 @@ def _fit_rows(
     is known), as :func:`nbutils.train.train_lgbm` trains; the Dataset is freed on return."""
     base, _ = lgb_params(dict(params), seeds[0])
     integer = all_integer(df.dtypes.iloc[positions(df, features)])
-    ds = _labelled_dataset(df, features, target, dataset_params(base, integer), batch_rows, mask)
-    boosters = _fit_seeds(ds, None, dict(params), seeds, None, bar)
+    ds = labelled_dataset(df, features, target, dataset_params(base, integer), batch_rows, mask)
+    boosters = fit_seeds(ds, None, dict(params), seeds, None, bar)
     del ds
     release_memory()
     return SeedAveragedModel(boosters, features, list(seeds))
@@ -217,6 +218,21 @@ def _check_seeds(seeds: Sequence[int]) -> list[int]:
     if not out:
         raise DataError("seeds is empty; pass at least one seed, e.g. seeds=(0,).")
     return out
+
+
+def _prepare(
+    df: pd.DataFrame,
+    features: Sequence[str],
+    target: str,
+    era_col: str,
+    params: Mapping[str, Any] | None,
+    seeds: Sequence[int],
+) -> tuple[list[str], dict[str, Any], list[int]]:
+    """The checked common arguments of :func:`walk_forward_predict` and :func:`search_params`:
+    the feature list, the parameters (default :data:`nbutils.train.SEED_PARAMS`) and the seeds."""
+    features = list(features)
+    _check_frame(df, features, target, era_col)
+    return features, dict(SEED_PARAMS if params is None else params), _check_seeds(seeds)
 
 
 # -- walk-forward ---------------------------------------------------------------------------------
@@ -268,16 +284,13 @@ def walk_forward_predict(
     Memory: one model at a time, trained on row positions of ``df`` (no copy of the frame), its
     Dataset freed before the next; at most the training of one model on all rows.
     """
-    features = list(features)
-    _check_frame(df, features, target, era_col)
-    seeds = _check_seeds(seeds)
-    params = dict(SEED_PARAMS if params is None else params)
+    features, params, seeds = _prepare(df, features, target, era_col, params, seeds)
     splits = walk_forward_splits(df[era_col], chunk, purge, target)
     eras = df[era_col].astype(str).to_numpy()
     _, rounds = lgb_params(params, seeds[0])
     fold = np.zeros(len(df), dtype=np.int64)
     pred = np.full(len(df), np.nan)
-    with _progress_bar(rounds * len(seeds) * len(splits), progress, "walk-forward") as bar:
+    with progress_bar(rounds * len(seeds) * len(splits), progress, "walk-forward") as bar:
         for k, (train_eras, predict_eras) in enumerate(splits, start=1):
             model = _fit_rows(
                 df, features, target, params, seeds, np.isin(eras, train_eras), bar, batch_rows
@@ -367,14 +380,14 @@ def era_boost(
     base, _ = lgb_params(dict(SEED_PARAMS if params is None else params), seed)
     integer = all_integer(df.dtypes.iloc[positions(df, features)])
     ds_params = dataset_params(base, integer)
-    labelled = _labelled_rows(df, target)
+    labelled = labelled_rows(df, target)
     eras = df[era_col].astype(str).to_numpy()
-    full = _labelled_dataset(df, features, target, ds_params, batch_rows)
+    full = labelled_dataset(df, features, target, ds_params, batch_rows)
     run_params = dict(base)  # a booster repeats its Dataset's parameters (as train_lgbm does)
     run_params.update({k: full.params[k] for k in DATASET_KEYS if k in full.params})
     booster = lgb.Booster(params=run_params, train_set=full)
     history, fitted_on, current, previous = [], len(np.unique(eras[labelled])), full, None
-    with _progress_bar(n_rounds * trees_per_round, progress, "era boosting") as bar:
+    with progress_bar(n_rounds * trees_per_round, progress, "era boosting") as bar:
         for k in range(1, n_rounds + 1):
             for _ in range(trees_per_round):
                 booster.update(train_set=current)
@@ -398,7 +411,7 @@ def era_boost(
             fitted_on = len(worst)
             # LightGBM reads the booster's old Dataset while switching: keep it until then
             previous = current  # noqa: F841
-            current = _labelled_dataset(
+            current = labelled_dataset(
                 df, features, target, ds_params, batch_rows, np.isin(eras, worst), reference=full
             )
     model = lgb.Booster(model_str=booster.model_to_string())
@@ -408,20 +421,14 @@ def era_boost(
 
 
 # -- parameter search -----------------------------------------------------------------------------
-def _lightgbm_names() -> set[str]:
-    """Every parameter name and alias LightGBM knows (its own table)."""
-    aliases = lgb.basic._ConfigAliases._get_all_param_aliases()
-    return set(aliases) | {a for names in aliases.values() for a in names}
-
-
 def _check_grid(grid: Mapping[str, Sequence[Any]]) -> dict[str, list[Any]]:
     """The grid as lists of values; refuses an empty grid, a non-list value and unknown names."""
     if not isinstance(grid, Mapping) or not grid:
         raise DataError("grid must be a non-empty dict: parameter name -> list of values.")
-    known = _lightgbm_names()
+    known = lightgbm_parameter_names()  # None: this LightGBM cannot tell, it warns itself
     out = {}
     for name, values in grid.items():
-        if name not in known:
+        if known is not None and name not in known:
             close = difflib.get_close_matches(str(name), sorted(known), n=1)
             hint = f" (did you mean {close[0]!r}?)" if close else ""
             raise DataError(f"grid: {name!r} is not a LightGBM parameter{hint}.")
@@ -472,11 +479,8 @@ def search_params(
         For an empty grid, a name LightGBM does not know (with the closest one), a value that is
         not a non-empty list, or splits whose eras are not in ``df``.
     """
-    features = list(features)
     grid = _check_grid(grid)
-    _check_frame(df, features, target, era_col)
-    seeds = _check_seeds(seeds)
-    base = dict(SEED_PARAMS if params is None else params)
+    features, base, seeds = _prepare(df, features, target, era_col, params, seeds)
     folds = (
         list(splits)
         if splits is not None
@@ -494,7 +498,7 @@ def search_params(
     combos = [dict(zip(grid, values, strict=True)) for values in itertools.product(*grid.values())]
     rounds = sum(lgb_params({**base, **c}, seeds[0])[1] for c in combos)
     rows = []
-    with _progress_bar(rounds * len(seeds) * len(folds), progress, "search") as bar:
+    with progress_bar(rounds * len(seeds) * len(folds), progress, "search") as bar:
         for combo in combos:
             per_fold, all_scores = {}, []
             for k, (train_eras, held_out) in enumerate(folds, start=1):
@@ -502,7 +506,7 @@ def search_params(
                 model = _fit_rows(
                     df, features, target, {**base, **combo}, seeds, mask, bar, batch_rows
                 )
-                test = _labelled_rows(df, target, np.isin(eras, [str(e) for e in held_out]))
+                test = labelled_rows(df, target, np.isin(eras, [str(e) for e in held_out]))
                 scores = _per_era(
                     df, test, _predict_rows(model.boosters, df, features, test), target, era_col
                 )

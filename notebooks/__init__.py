@@ -1,4 +1,4 @@
-"""The six notebooks, shipped inside the nbutils wheel as the package ``nbutils.notebooks``.
+"""The nine notebooks, shipped inside the nbutils wheel as the package ``nbutils.notebooks``.
 
 This file only makes ``importlib.resources.files("nbutils.notebooks")`` work in the wheel and in the
 editable install (pyproject.toml maps ``nbutils.notebooks`` to this directory). Open the ``.ipynb``

@@ -154,19 +154,15 @@ def run_cli(*args: str) -> int:
     return main(list(args))
 
 
+def submit_args(run_dir: Path, tmp_path: Path, *extra: str) -> tuple[str, ...]:
+    """The arguments of ``submit`` for the test model, data under ``tmp_path / "data"``."""
+    data_dir = tmp_path / "data"
+    return ("--run-dir", str(run_dir), "--model-name", MODEL, "--data-dir", str(data_dir), *extra)
+
+
 def submit(run_dir: Path, tmp_path: Path, *extra: str) -> int:
     """``python -m nbutils submit`` for the test model, data under ``tmp_path / "data"``."""
-    data_dir = tmp_path / "data"
-    return run_cli(
-        "submit",
-        "--run-dir",
-        str(run_dir),
-        "--model-name",
-        MODEL,
-        "--data-dir",
-        str(data_dir),
-        *extra,
-    )
+    return run_cli("submit", *submit_args(run_dir, tmp_path, *extra))
 
 
 # -- submit ------------------------------------------------------------------------------------

@@ -46,3 +46,26 @@ def test_docs_cron_line_parses_as_the_same_command():
     assert cron, "the cron line is missing"
     assert cron[0] == flow_cmd
     build_parser().parse_args(cron[0])
+
+
+def test_every_option_of_every_daily_command_is_in_the_docs_synopsis():
+    """docs/daily.md's synopsis line of each command (``python -m nbutils CMD ...`` in a code
+    block) names every option the command takes (``--ensemble`` of upload-model included)."""
+    import argparse
+
+    from nbutils.daily.cli import COMMANDS
+
+    text = (ROOT / "docs" / "daily.md").read_text(encoding="utf-8")
+    (sub,) = [a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction)]
+    for command in COMMANDS:
+        synopsis = [
+            ln for ln in text.splitlines() if ln.startswith(f"python -m nbutils {command} ")
+        ]
+        assert synopsis, f"no synopsis line for {command} in docs/daily.md"
+        options = {o for a in sub.choices[command]._actions for o in a.option_strings}
+        missing = [
+            o
+            for o in sorted(options - {"-h", "--help"})
+            if not re.search(rf"(?<![\w-]){re.escape(o)}(?![\w-])", synopsis[0])
+        ]
+        assert not missing, f"docs/daily.md's synopsis of {command} lacks {missing}"

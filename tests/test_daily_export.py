@@ -620,9 +620,12 @@ def test_check_runs_with_the_python_it_is_given(finished_run, tmp_path, capsys):
 
 # -- notebook 08's target ensemble ---------------------------------------------------------------
 def _write_ensemble(run_dir: Path, data, weights) -> dict:
-    """What notebook 08 writes: one small model per target and ensemble.json."""
-    from nbutils.train import SEED_PARAMS, save_target_models, train_targets
-    from nbutils.util import write_json
+    """What notebook 08 writes: one small model per target, ensemble_submission.csv and
+    ensemble.json (with the same savers, so each is fingerprinted as 08 records it)."""
+    from nbutils.ensemble import target_ensemble
+    from nbutils.run.artifacts import save_json
+    from nbutils.submission import build_submission, write_submission
+    from nbutils.train import SEED_PARAMS, predict, save_target_models, train_targets
 
     spec = FeatureSpec.load(run_dir / "feature_spec.json")
     train_x, features = spec.apply(data.train, data.feature_groups)
@@ -630,14 +633,22 @@ def _write_ensemble(run_dir: Path, data, weights) -> dict:
     params = {**SEED_PARAMS, "n_estimators": 8, "learning_rate": 0.1}
     models = train_targets(train_x, features, targets, params=params, seeds=(0,), progress=False)
     paths = save_target_models(models, run_dir / "ensemble_models")
-    write_json(
-        run_dir / "ensemble.json",
+    live = data.live[["era"]].copy()
+    live_x = spec.apply(data.live, data.feature_groups)[0]
+    for target, model in models.items():
+        live[target] = predict(model, live_x).to_numpy()
+    if all(w >= 0 for w in weights):
+        ensemble = target_ensemble(live, targets, weights=weights)
+        submission = build_submission(ensemble, data, rank_per_era=True)
+        write_submission(submission, run_dir / "ensemble_submission.csv")
+    save_json(
         {
             "targets": targets,
             "weights": weights,
             "model_dir": "ensemble_models",
             "model_files": {t: p.name for t, p in paths.items()},
         },
+        run_dir / "ensemble.json",
     )
     return {"models": models, "spec": spec}
 
@@ -690,3 +701,227 @@ def test_the_ensemble_without_ensemble_json_or_with_bad_weights_is_refused(finis
     _write_ensemble(run_dir, finished_run["data"], [1.0, -1.0])
     with pytest.raises(DailyError, match="ensemble.json is not valid"):
         export_model(run_dir, tmp_path / "x.pkl", ensemble=True)
+
+
+# -- upload-model --ensemble, and the ensemble's fingerprints -----------------------------------
+ENSEMBLE_FILES = (
+    "ensemble.json",
+    "ensemble_models/model_target.txt",
+    "ensemble_models/model_target_cyrusd_20.txt",
+    "ensemble_submission.csv",
+)
+
+
+@pytest.fixture(scope="module")
+def ensemble_run(finished_run, tmp_path_factory):
+    """The finished run with notebook 08's outputs, written by the savers 08 uses."""
+    root = tmp_path_factory.mktemp("ensemble")
+    run_dir = copy_run(finished_run, root)
+    _write_ensemble(run_dir, finished_run["data"], [1.0, 3.0])
+    return {**finished_run, "run_dir": run_dir}
+
+
+def test_notebook_08s_outputs_are_fingerprinted_when_written(ensemble_run):
+    from nbutils.run.fingerprints import file_sha256, read_manifest
+
+    run_dir = ensemble_run["run_dir"]
+    manifest = read_manifest(run_dir)
+    for name in ENSEMBLE_FILES:
+        assert manifest[name]["notebook"] == "08_target_ensemble.ipynb", name
+        assert manifest[name]["sha256"] == file_sha256(run_dir / name), name
+
+
+def test_upload_model_ensemble_exports_checks_and_uploads_the_ensemble(
+    daily, ensemble_run, tmp_path, capsys
+):
+    run_dir = copy_run(ensemble_run, tmp_path)
+    daily.docker_images.setdefault(HERE, "44444444-4444-4444-8444-444444444444")
+    assert run_cli(*_upload_args(run_dir, "--docker-image", HERE, "--ensemble")) == 0
+    out = capsys.readouterr().out
+    assert "check passed" in out and "model upload id model-upload-1" in out
+    pkl = run_dir / "ensemble.pkl"
+    (upload,) = daily.model_uploads
+    assert upload["content"] == pkl.read_bytes() and not (run_dir / "model.pkl").exists()
+    assert exported_metadata(pkl)["ensemble"] is True
+    (entry,) = [json.loads(x) for x in (run_dir / "model_uploads.log").read_text().splitlines()]
+    assert entry["ensemble"] is True and entry["forced"] is False
+    assert entry["run_fingerprint"] == run_fingerprint(run_dir, ensemble=True)
+    assert run_fingerprint(run_dir, ensemble=True) != run_fingerprint(run_dir)
+    assert entry["sha256"] == hashlib.sha256(upload["content"]).hexdigest()
+
+
+def test_upload_model_ensemble_checks_a_given_pickle_like_a_single_model(
+    daily, ensemble_run, tmp_path, capsys
+):
+    run_dir = copy_run(ensemble_run, tmp_path)
+    daily.docker_images.setdefault(HERE, "44444444-4444-4444-8444-444444444444")
+    pkl = export_model(run_dir, tmp_path / "ens.pkl", ensemble=True)
+    args = _upload_args(run_dir, "--pickle", str(pkl), "--docker-image", HERE, "--ensemble")
+    assert run_cli(*args) == 0
+    assert "check passed" in capsys.readouterr().out
+    assert daily.model_uploads[0]["content"] == pkl.read_bytes()
+    # a truncated copy of it is refused before anything is sent, as for a single model
+    cut = tmp_path / "cut.pkl"
+    cut.write_bytes(pkl.read_bytes()[:1000])
+    err = _refused_again(daily, run_dir, capsys, cut, "--ensemble")
+    assert str(cut) in err and "does not unpickle" in err
+
+
+def _refused_again(daily, run_dir, capsys, pkl, *extra) -> str:
+    """Like ``_refused``, for a run that may already have uploaded: nothing more is sent."""
+    before = len(daily.model_uploads)
+    log = run_dir / "model_uploads.log"
+    lines = log.read_text() if log.exists() else ""
+    code = run_cli(*_upload_args(run_dir, "--pickle", str(pkl), "--docker-image", HERE, *extra))
+    err = capsys.readouterr().err
+    assert code == 1, err
+    assert len(daily.model_uploads) == before
+    assert (log.read_text() if log.exists() else "") == lines
+    return err
+
+
+def test_upload_model_ensemble_refuses_a_run_without_an_ensemble(
+    daily, finished_run, tmp_path, capsys
+):
+    run_dir = copy_run(finished_run, tmp_path)
+    daily.docker_images.setdefault(HERE, "44444444-4444-4444-8444-444444444444")
+    code = run_cli(*_upload_args(run_dir, "--docker-image", HERE, "--ensemble"))
+    err = capsys.readouterr().err
+    assert code == 1 and "ensemble.json" in err and "run 08_target_ensemble.ipynb" in err
+    assert "leave out --ensemble" in err
+    assert not daily.model_uploads and not (run_dir / "ensemble.pkl").exists()
+
+
+def test_upload_model_ensemble_refuses_a_missing_ensemble_json(
+    daily, ensemble_run, tmp_path, capsys
+):
+    run_dir = copy_run(ensemble_run, tmp_path)
+    daily.docker_images.setdefault(HERE, "44444444-4444-4444-8444-444444444444")
+    pkl = export_model(run_dir, tmp_path / "ens.pkl", ensemble=True)
+    (run_dir / "ensemble.json").unlink()
+    code = run_cli(*_upload_args(run_dir, "--docker-image", HERE, "--ensemble"))
+    err = capsys.readouterr().err
+    assert code == 1 and f"no {run_dir / 'ensemble.json'}" in err
+    assert "run 08_target_ensemble.ipynb" in err
+    # a pickle exported before it went is refused too: the run has no ensemble to compare with
+    err = _refused_again(daily, run_dir, capsys, pkl, "--ensemble")
+    assert "ensemble.json" in err
+    assert not daily.model_uploads
+
+
+@pytest.mark.parametrize("name", ENSEMBLE_FILES)
+def test_every_daily_command_refuses_an_ensemble_file_changed_since_notebook_08(
+    name, daily, ensemble_run, tmp_path, capsys
+):
+    """A model under ensemble_models/ replaced by another valid model, ensemble.json with other
+    weights, an edited ensemble_submission.csv: submit, export-model and upload-model --ensemble
+    name the file, notebook 08 and ``adopt``. (Before, the changed file was used silently.)"""
+    run_dir = copy_run(ensemble_run, tmp_path)
+    daily.docker_images.setdefault(HERE, "44444444-4444-4444-8444-444444444444")
+    exported = export_model(run_dir, tmp_path / "before.pkl", ensemble=True)
+    path = run_dir / name
+    if name == "ensemble.json":
+        raw = json.loads(path.read_text())
+        raw["weights"] = [3.0, 1.0]
+        path.write_text(json.dumps(raw))
+    elif name.startswith("ensemble_models/"):
+        other = next(f for f in ENSEMBLE_FILES[1:3] if f != name)
+        shutil.copyfile(run_dir / other, path)  # a valid model, but not this target's
+    else:
+        path.write_text(path.read_text().replace("0.", "0.9", 1))
+
+    def refused(*args: str) -> str:
+        code = run_cli(*args)
+        err = capsys.readouterr().err
+        assert code == 1, err
+        assert name in err and "08_target_ensemble.ipynb" in err
+        assert f"python -m nbutils adopt {name} --run-dir" in err
+        return err
+
+    refused("submit", *base.submit_args(run_dir, tmp_path, "--ensemble"))
+    assert not daily.submissions and not (run_dir / "submissions.log").exists()
+    out = tmp_path / "after.pkl"
+    refused("export-model", "--run-dir", str(run_dir), "--out", str(out), "--ensemble")
+    assert not out.exists()
+    refused(*_upload_args(run_dir, "--docker-image", HERE, "--ensemble"))
+    refused(*_upload_args(run_dir, "--pickle", str(exported), "--docker-image", HERE, "--ensemble"))
+    assert not daily.model_uploads and not (run_dir / "model_uploads.log").exists()
+    # the single model is not concerned
+    assert export_model(run_dir, tmp_path / "single.pkl").is_file()
+    # adopting the file on purpose records it; the pickle exported before is then another run's
+    assert run_cli("adopt", name, "--run-dir", str(run_dir)) == 0
+    assert f"recorded in {run_dir / 'fingerprints.json'}" in capsys.readouterr().out
+    if name != "ensemble_submission.csv":  # the submission file does not make the pickle
+        err = _refused_again(daily, run_dir, capsys, exported, "--ensemble")
+        assert "the run changed since" in err
+    assert run_cli(*_upload_args(run_dir, "--docker-image", HERE, "--ensemble")) == 0
+    assert len(daily.model_uploads) == 1
+
+
+def test_upload_model_refuses_the_single_model_for_the_ensemble_and_back_even_forced(
+    daily, ensemble_run, tmp_path, capsys
+):
+    run_dir = copy_run(ensemble_run, tmp_path)
+    daily.docker_images.setdefault(HERE, "44444444-4444-4444-8444-444444444444")
+    single = export_model(run_dir, tmp_path / "single.pkl")
+    ensemble = export_model(run_dir, tmp_path / "ensemble.pkl", ensemble=True)
+    err = _refused_again(daily, run_dir, capsys, single, "--ensemble", "--force")
+    assert str(single) in err and "holds the run's model.txt, not notebook 08's ensemble" in err
+    assert "--ensemble" in err
+    err = _refused_again(daily, run_dir, capsys, ensemble, "--force")
+    assert str(ensemble) in err and "holds notebook 08's ensemble, not the run's model.txt" in err
+    assert "add --ensemble" in err
+
+
+def test_adopt_checks_an_ensemble_model_before_recording_it(ensemble_run, tmp_path, capsys):
+    from nbutils.run.fingerprints import read_manifest
+
+    run_dir = copy_run(ensemble_run, tmp_path)
+    name = "ensemble_models/model_target.txt"
+    before = read_manifest(run_dir)[name]
+    (run_dir / name).write_text("not a model", encoding="utf-8")
+    assert run_cli("adopt", name, "--run-dir", str(run_dir)) == 1
+    assert "model_target.txt" in capsys.readouterr().err
+    assert read_manifest(run_dir)[name] == before
+    # a file outside ensemble_models/ is no artifact of the run
+    (run_dir / "ensemble_models" / "notes").mkdir()
+    (run_dir / "ensemble_models" / "notes" / "x.txt").write_text("x", encoding="utf-8")
+    assert run_cli("adopt", "ensemble_models/notes/x.txt", "--run-dir", str(run_dir)) == 1
+    assert "not one of the run's artifacts" in capsys.readouterr().err
+
+
+def test_submit_ensemble_sends_notebook_08s_submission(daily, ensemble_run, tmp_path, capsys):
+    """``submit --ensemble`` on the round's live data (the run's own live here) gives the values
+    of 08's ``ensemble_submission.csv`` (written by target_ensemble and build_submission)."""
+    from nbutils.submission import read_submission
+
+    run_dir = copy_run(ensemble_run, tmp_path)
+    args = base.submit_args(run_dir, tmp_path, "--ensemble", "--dry-run")
+    assert run_cli("submit", *args) == 0, capsys.readouterr().err
+    sent = read_submission(run_dir / "rounds" / "1001" / "submission.csv").set_index("id")
+    written = read_submission(run_dir / "ensemble_submission.csv").set_index("id")
+    assert sorted(sent.index) == sorted(written.index)
+    np.testing.assert_allclose(
+        sent["prediction"].to_numpy(), written.loc[sent.index, "prediction"].to_numpy(), atol=1e-12
+    )
+
+
+def test_an_ensemble_json_naming_models_outside_ensemble_models_is_refused(
+    ensemble_run, tmp_path, capsys
+):
+    """Even adopted, ensemble.json may name only files of ensemble_models/ (each fingerprinted
+    as 08's), never e.g. the run's model.txt or a path that leaves the run directory."""
+    run_dir = copy_run(ensemble_run, tmp_path)
+    path = run_dir / "ensemble.json"
+    raw = json.loads(path.read_text())
+    for model_dir in (".", "../other_run/ensemble_models"):
+        raw["model_dir"] = model_dir
+        raw["model_files"] = {t: "model.txt" for t in raw["targets"]}
+        path.write_text(json.dumps(raw))
+        assert run_cli("adopt", "ensemble.json", "--run-dir", str(run_dir)) == 0
+        capsys.readouterr()
+        out = tmp_path / "x.pkl"
+        code = run_cli("export-model", "--run-dir", str(run_dir), "--out", str(out), "--ensemble")
+        err = capsys.readouterr().err
+        assert code == 1 and "are not files of ensemble_models/" in err and str(path) in err
+        assert not out.exists()

@@ -7,6 +7,7 @@ import pytest
 
 from nbutils.daily.round import DEFAULT_MULTIPLIERS, make_client, round_multipliers
 from nbutils.daily.scores import scores_table
+from nbutils.plots import png_title
 from nbutils.run.pipeline import main
 
 PUBLIC, SECRET = "PUBscores1", "SECscores1"
@@ -43,6 +44,7 @@ def test_scores_command_prints_the_table_and_saves_the_plot(scored, tmp_path, ca
     code = main(["scores", "--model-name", "my_model", "--out", str(out), "--stake", "100"])
     text = capsys.readouterr().out
     assert code == 0 and out.stat().st_size > 1000
+    assert png_title(out.read_bytes()) == "my_model: ラウンドごとのスコア"  # Japanese, as 01-09
     assert "900" in text and "901" in text
     # by hand: 100 * clip(0.8 * (0.02*0.75 + 0.01*1.5), -0.05, 0.05) = 2.4
     #          100 * clip(0.5 * (-0.04*0.75 + 0.003*1.5), ...) = -1.275

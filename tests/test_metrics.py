@@ -769,3 +769,35 @@ def test_era_ranks_equal_pandas_rank_per_era(sizes, ties):
         np.testing.assert_array_equal(ranks[era], ref)
         np.testing.assert_allclose(gauss[era], ndtri((ref - 0.5) / n), rtol=0, atol=1e-15)
         assert distinct[g] == len(np.unique(values[era]))
+
+
+@pytest.mark.parametrize("sizes", [[600, 0, 450, 700], [5, 9, 0, 4]], ids=["large", "small"])
+def test_era_dot_equals_per_era_sums_of_products(sizes):
+    """One BLAS dot per era (large eras) or era_sums of the products (small ones): the same."""
+    from nbutils._era_kernels import era_dot, era_sums
+
+    rng = np.random.default_rng(9)
+    a, b = rng.normal(size=(2, sum(sizes)))
+    starts = np.concatenate(([0], np.cumsum(sizes)))
+    expected = [
+        a[s:e] @ b[s:e] if e > s else 0.0 for s, e in zip(starts[:-1], starts[1:], strict=True)
+    ]
+    np.testing.assert_allclose(era_dot(a, b, starts), expected, rtol=1e-13, atol=1e-13)
+    np.testing.assert_allclose(era_sums(a * b, starts), expected, rtol=1e-13, atol=1e-13)
+
+
+def test_mmc_with_ties_at_numerai_era_sizes_equals_numerai_tools():
+    """Eras of hundreds of rows (the per-era BLAS dot path) and LightGBM-like ties in the
+    predictions: equal to correlation_contribution per era to 1e-12."""
+    df = make_frame(seed=4, era_sizes={"era1": 700, "era2": 512, "era10": 900})
+    rng = np.random.default_rng(4)
+    df["prediction"] = np.round(df["prediction"] + 0.05 * rng.normal(size=len(df)), 1)
+    ours = metrics.per_era_mmc(df, ["prediction", "prediction_b"])
+    ref = per_era_reference(
+        df,
+        lambda d: nt.correlation_contribution(
+            d[["prediction", "prediction_b"]], d["meta_model"], d["target"]
+        ),
+    )
+    assert (df.groupby("era")["prediction"].nunique() < 40).all()  # ties, many per value
+    np.testing.assert_allclose(ours.to_numpy(), ref.to_numpy(), atol=1e-12, rtol=0)

@@ -217,6 +217,56 @@ def test_ill_conditioned_centered_gram_is_refined(paths, monkeypatch):
     assert len(calls) == 1  # well conditioned: no refinement
 
 
+def test_moderately_conditioned_block_is_not_refined_and_matches_lstsq(paths, monkeypatch):
+    """Below REFINE_ABOVE (1e5) the normal equations alone give lstsq's fit to 1e-10: here 20
+    nearly collinear pairs put C's estimated condition near 4e4 (measured: unrefined error about
+    1e-16 times the estimate, 2e-12 here)."""
+    rng = np.random.default_rng(11)
+    x = rng.integers(0, 5, size=(2000, 200)).astype(float)
+    x[:, 1:40:2] = x[:, 0:40:2] + 0.03 * rng.normal(size=(2000, 20))
+    y = rng.normal(size=(2000, 1))
+    xc = x - x.mean(axis=0)
+    c = np.corrcoef(xc, rowvar=False)
+    assert 1e3 < np.linalg.cond(c) < nbutils._least_squares.REFINE_ABOVE
+    calls = []
+    original = nbutils._least_squares._xt_dot
+    monkeypatch.setattr(
+        nbutils._least_squares, "_xt_dot", lambda *a: calls.append(1) or original(*a)
+    )
+    ours = fit_block(y, x, None)
+    assert paths == {"cholesky": 1} and len(calls) == 1  # the solve only, no refinement
+    np.testing.assert_allclose(ours, lstsq_fit(y, x), atol=1e-10, rtol=0)
+
+
+@pytest.mark.parametrize("layout", ["C", "F"])
+def test_row_and_column_major_features_give_the_same_fit(paths, layout):
+    """Blocks are converted along x's contiguous axis (rows of a C array, columns of a pandas
+    block): both layouts give lstsq's fit, on the exact float32 Gram and the float64 path."""
+    rng = np.random.default_rng(12)
+    x = np.asarray(rng.integers(0, 5, size=(3000, 150), dtype=np.int8), order=layout)
+    y = rng.normal(size=(3000, 2))
+    expected = lstsq_fit(y, x)
+    np.testing.assert_allclose(fit_block(y, x, 1.0), expected, atol=1e-10, rtol=0)
+    np.testing.assert_allclose(fit_block(y, x.astype(float), None), expected, atol=1e-10, rtol=0)
+    assert paths == {"cholesky": 2}
+
+
+def test_centered_gram_is_exact_when_m_times_the_gram_passes_2_to_the_24(paths):
+    """m X'X - s s' must be computed in float64: with 5,000 rows of int8 values around 3,
+    m (X'X)_jj is near 2.3e8, far past float32's 2**24 (a float32 product was off by 8 and the
+    unrefined fit by 7e-9 on a benchmark era)."""
+    rng = np.random.default_rng(13)
+    x = rng.integers(2, 5, size=(5000, 60), dtype=np.int8)
+    y = rng.normal(size=(5000, 1))
+    cen = nbutils._least_squares._Centered(x, 1.0, nbutils._least_squares.Workspace())
+    x64 = x.astype(np.float64)
+    s = x64.sum(axis=0)
+    exact = 5000 * (x64.T @ x64) - np.outer(s, s)
+    assert 5000 * (x64.T @ x64).max() > 2**24
+    np.testing.assert_array_equal(np.triu(cen.num), np.triu(exact))
+    np.testing.assert_allclose(fit_block(y, x, 1.0), lstsq_fit(y, x), atol=1e-12, rtol=0)
+
+
 def test_legacy_float_features_use_the_exact_float32_gram(df):
     legacy = df.astype({f: float for f in FEATURES})
     legacy[FEATURES] = legacy[FEATURES] / 4  # 0, 0.25, ..., 1

@@ -1,4 +1,4 @@
-"""Static checks of the six notebooks: stored without outputs, a parameters cell, no secrets."""
+"""Static checks of the nine notebooks: stored without outputs, a parameters cell, no secrets."""
 
 from __future__ import annotations
 

@@ -35,7 +35,7 @@ def test_packaged_notebooks_are_the_clones_notebooks():
     assert set(NOTEBOOK_NAMES) <= names
 
 
-def test_notebooks_command_copies_the_six_and_refuses_to_overwrite(tmp_path, capsys):
+def test_notebooks_command_copies_them_all_and_refuses_to_overwrite(tmp_path, capsys):
     dest = tmp_path / "mine"
     assert main(["notebooks", str(dest)]) == 0
     assert sorted(p.name for p in dest.iterdir()) == sorted(NOTEBOOK_NAMES)
@@ -133,7 +133,7 @@ def bare(tmp_path_factory) -> Path:
 
 
 @pytest.mark.slow
-def test_the_wheel_holds_the_six_notebooks(wheel):
+def test_the_wheel_holds_the_nine_notebooks(wheel):
     names = zipfile.ZipFile(wheel).namelist()
     for name in NOTEBOOK_NAMES:
         assert f"nbutils/notebooks/{name}" in names

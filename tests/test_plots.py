@@ -226,3 +226,28 @@ def test_for_display_speaks_japanese_and_keeps_the_codes_in_the_table(df):
     assert list(diagnostics.for_display(both).columns) == ["目安", "中和前", "中和前の判定"]
     with pytest.raises(ScoringError, match="status values"):
         diagnostics.for_display(table.assign(status="ok"))
+
+
+def test_plot_round_scores(tmp_path):
+    """``python -m nbutils scores``' figure: the bars are the table's CORR and MMC, the line the
+    running sum of the payout (by hand: 0.5, 0.5 - 0.25, then + 0 for the NaN payout)."""
+    table = pd.DataFrame(
+        {
+            "corr": [0.02, -0.01, 0.03],
+            "mmc": [0.01, 0.0, -0.02],
+            "payout": [0.5, -0.25, np.nan],
+        },
+        index=pd.Index([900, 901, 902], name="round"),
+    )
+    fig = plots.plot_round_scores(table, "my_model")
+    assert_renders(fig, tmp_path, "round_scores")
+    top, bottom = fig.axes
+    assert top.get_title() == "my_model: ラウンドごとのスコア"
+    heights = [bar.get_height() for bar in top.patches]
+    np.testing.assert_allclose(heights, [0.02, -0.01, 0.03, 0.01, 0.0, -0.02])
+    np.testing.assert_allclose(bottom.lines[0].get_ydata(), [0.5, 0.25, 0.25])
+    assert [t.get_text() for t in bottom.get_xticklabels()] == ["900", "901", "902"]
+    with pytest.raises(ScoringError, match="payout"):
+        plots.plot_round_scores(table.drop(columns="payout"), "my_model")
+    with pytest.raises(ScoringError, match="0 rounds"):
+        plots.plot_round_scores(table.iloc[:0], "my_model")

@@ -90,7 +90,7 @@ def test_install_source_with_a_quote_is_refused():
 
 
 def test_a_setup_cell_for_an_unknown_notebook_is_refused():
-    with pytest.raises(PipelineError, match="not one of the six notebooks"):
+    with pytest.raises(PipelineError, match="not one of the nine notebooks"):
         project.setup_cell_source("07_extra.ipynb")
 
 

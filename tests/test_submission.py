@@ -8,6 +8,7 @@ from __future__ import annotations
 import io
 import logging
 import types
+import warnings
 
 import numerapi.utils
 import numpy as np
@@ -210,6 +211,21 @@ def test_write_submission_round_trip_and_atomic(tmp_path):
         write_submission(sub.assign(prediction=0.5), path)
     assert path.read_text() == text  # the old file is untouched
     assert [p.name for p in tmp_path.iterdir()] == ["submission.csv"]  # no temp file left
+
+
+def test_read_submission_is_exact_and_warns_of_nothing(tmp_path):
+    # 100,000 random doubles written by to_csv come back bit for bit, on pandas 2 and 3, with no
+    # deprecation warning (pandas 3 deprecates float_precision, which pandas 2 needs for this)
+    rng = np.random.default_rng(0)
+    values = rng.random(100_000)
+    path = tmp_path / "s.csv"
+    pd.DataFrame({"id": [f"n{i}" for i in range(len(values))], "prediction": values}).to_csv(
+        path, index=False
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        back = read_submission(path)
+    assert (back["prediction"].to_numpy() == values).all()
 
 
 # -- upload through the real numerapi client ---------------------------------------------------

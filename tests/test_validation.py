@@ -313,6 +313,34 @@ def test_bad_grids_are_refused(grid, message):
         search_params(grid, df, features, chunk=2, purge=0, params=FAST, progress=False)
 
 
+def test_lightgbm_parameter_names_hold_the_documented_names_and_aliases():
+    """LightGBM's Parameters page (the reference): ``feature_fraction`` has the alias
+    ``colsample_bytree``, ``num_iterations`` has ``n_estimators``, ``seed`` has
+    ``random_state``; and every name of our presets is known."""
+    from nbutils.train import EXAMPLE_MODEL_PARAMS, lightgbm_parameter_names
+
+    names = lightgbm_parameter_names()
+    assert names is not None
+    documented = {"feature_fraction", "colsample_bytree", "num_iterations", "n_estimators"}
+    assert documented | {"seed", "random_state", "num_leaves", "min_data_in_leaf"} <= names
+    assert set(SEED_PARAMS) | set(EXAMPLE_MODEL_PARAMS) <= names
+    assert "learning_rat" not in names
+
+
+def test_a_lightgbm_without_its_parameter_table_leaves_the_names_to_lightgbm(monkeypatch):
+    """Without ``lightgbm.basic._ConfigAliases`` (a private name another version may drop) the
+    helper says it cannot tell, and a grid's names are not refused by us."""
+    from nbutils.train import lightgbm_parameter_names
+    from nbutils.validation import _check_grid
+
+    monkeypatch.delattr(lgb.basic, "_ConfigAliases")
+    assert lightgbm_parameter_names() is None
+    assert _check_grid({"learning_rate": [0.1, 0.2]}) == {"learning_rate": [0.1, 0.2]}
+    assert _check_grid({"learning_rat": [0.1]}) == {"learning_rat": [0.1]}
+    with pytest.raises(DataError, match="non-empty list"):
+        _check_grid({"num_leaves": []})
+
+
 def test_splits_with_eras_not_in_the_frame_are_refused():
     df, features = make_frame(n_eras=6)
     with pytest.raises(DataError, match="fold 1"):

@@ -5,7 +5,7 @@ Usage::
     python tools/kaggle_dataset.py                      # dist/kaggle-dataset, for Kaggle's Python
     python tools/kaggle_dataset.py --out DIR --python-version 3.11
 
-The folder holds the nbutils wheel (the six notebooks inside) and a wheel of every package it
+The folder holds the nbutils wheel (the nine notebooks inside) and a wheel of every package it
 depends on, directly or not, for Kaggle's image: CPython ``--python-version`` (default 3.12, see
 docs/versions.md) on x86-64 Linux (manylinux). Every runtime dependency is included, also those the
 image already has: pip keeps an installed release that satisfies requirements.txt and takes from

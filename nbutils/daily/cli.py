@@ -90,6 +90,11 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
         action="store_true",
         help="upload another run's export or another Python's pickle anyway",
     )
+    p.add_argument(
+        "--ensemble",
+        action="store_true",
+        help="notebook 08's target ensemble (ensemble.json) instead of the run's model.txt",
+    )
 
     p = sub.add_parser("scores", help="recent round scores of a model (table and plot)")
     p.add_argument("--model-name", required=True)
@@ -148,6 +153,7 @@ def _upload(args: argparse.Namespace) -> int:
         docker_image=args.docker_image,
         data_version=args.data_version,
         force=args.force,
+        ensemble=args.ensemble,
     )
     return 0
 

@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from nbutils.daily.errors import DailyError
-from nbutils.daily.run import RunModel, load_run
+from nbutils.daily.run import RunModel, ensemble_files, load_run
 from nbutils.daily.runner import (
     BENCHMARK_FILE,
     LIMIT_SECONDS,
@@ -61,12 +61,20 @@ __all__ = [
 MATCH = 0.999
 
 
-def run_fingerprint(run_dir: str | os.PathLike) -> str:
+def run_fingerprint(run_dir: str | os.PathLike, ensemble: bool = False) -> str:
     """SHA-256 of what makes the run's predictions: ``model.txt``, ``feature_spec.json`` and the
-    neutralization settings (without their ``source``). Copies of a run share it."""
-    run = load_run(run_dir)
+    neutralization settings (without their ``source``). Copies of a run share it.
+
+    With ``ensemble``, of what makes notebook 08's ensemble instead: ``ensemble.json``, each
+    model it names under ``ensemble_models/`` (in its order), ``feature_spec.json`` and the
+    settings (ranked per era, never neutralized); each file is checked against its fingerprint
+    first (:func:`nbutils.daily.run.ensemble_files`)."""
+    run = load_run(run_dir, ensemble=ensemble)
+    names = ["model.txt", "feature_spec.json"]
+    if ensemble:
+        names = [*ensemble_files(run.run_dir).artifacts, "feature_spec.json"]
     digest = hashlib.sha256()
-    for name in ("model.txt", "feature_spec.json"):
+    for name in names:
         digest.update(hashlib.sha256((run.run_dir / name).read_bytes()).digest())
     settings = {k: v for k, v in asdict(run.settings).items() if k != "source"}
     digest.update(json.dumps(settings, sort_keys=True).encode())
@@ -240,7 +248,7 @@ def export_model(
     predict = standalone.make_predict(bundle)
     versions = local_versions()
     predict.nbutils_export = {
-        "run_fingerprint": run_fingerprint(run.run_dir),
+        "run_fingerprint": run_fingerprint(run.run_dir, ensemble=bool(run.members)),
         "python": minor(versions["python"]),
         "versions": versions,
         "needs_benchmark": needs_benchmark(run),

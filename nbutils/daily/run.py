@@ -184,9 +184,40 @@ class RunModel:
         return self.raw_features
 
 
-def load_ensemble(run_path: Path) -> list[tuple[SeedAveragedModel, float]]:
-    """Notebook 08's models and weights, from ``ensemble.json`` (in the order of its targets)."""
+@dataclass(frozen=True)
+class EnsembleFiles:
+    """Notebook 08's ensemble as ``ensemble.json`` describes it: the targets, their weights and
+    their model files (artifact names relative to the run directory, in the order of targets)."""
+
+    targets: list[str]
+    weights: list[float]
+    models: list[str]
+
+    @property
+    def artifacts(self) -> list[str]:
+        """Every file the ensemble's predictions depend on: ``ensemble.json`` and the models."""
+        return [ENSEMBLE_NAME, *self.models]
+
+
+def _ensemble_changed(run_path: Path, err: Exception) -> DailyError:
+    return DailyError(
+        f"the ensemble of {run_path} is not the one notebook 08 wrote: {err} Nothing was "
+        "submitted, exported or uploaded."
+    )
+
+
+def ensemble_files(run_path: Path) -> EnsembleFiles:
+    """``ensemble.json`` read and every file of the ensemble checked against its fingerprint.
+
+    Refused (:class:`DailyError` naming the file and the fix: rerun notebook 08, or ``python -m
+    nbutils adopt FILE``): no ``ensemble.json``; an ``ensemble.json``, a model under
+    ``ensemble_models/`` or an ``ensemble_submission.csv`` whose bytes changed since notebook 08
+    wrote them (or that has no fingerprint: copied in or from an older run); an invalid
+    ``ensemble.json`` (missing keys, a model outside ``ensemble_models/``, bad weights).
+    """
     from nbutils.ensemble import ensemble_weights
+    from nbutils.errors import PipelineError
+    from nbutils.run.catalog import producer_of
 
     path = run_path / ENSEMBLE_NAME
     if not path.is_file():
@@ -195,13 +226,41 @@ def load_ensemble(run_path: Path) -> list[tuple[SeedAveragedModel, float]]:
             "out --ensemble to use the run's model.txt."
         )
     try:
-        raw = read_json(path)
+        raw = read_artifact_json(run_path, ENSEMBLE_NAME)
+    except PipelineError as err:
+        raise _ensemble_changed(run_path, err) from None
+    try:
         targets = [str(t) for t in raw["targets"]]
         weights = ensemble_weights(targets, [float(x) for x in raw["weights"]])
-        files = [run_path / str(raw["model_dir"]) / str(raw["model_files"][t]) for t in targets]
+        models = [f"{raw['model_dir']}/{raw['model_files'][t]}" for t in targets]
     except Exception as err:  # missing keys, wrong types, bad weights
         raise DailyError(f"{path} is not valid ({err}); run notebook 08 again.") from None
-    return [(load_model(f), float(w)) for f, w in zip(files, weights, strict=True)]
+    outside = [m for m in models if producer_of(m) != "08_target_ensemble.ipynb"]
+    if outside:
+        raise DailyError(
+            f"{path} is not valid (its models {outside} are not files of ensemble_models/); "
+            "run notebook 08 again."
+        )
+    files = EnsembleFiles(targets, [float(w) for w in weights], models)
+    checked = [*files.models]
+    if (run_path / "ensemble_submission.csv").is_file():
+        checked.append("ensemble_submission.csv")
+    try:
+        for name in checked:
+            artifact_path(run_path, name)
+    except PipelineError as err:
+        raise _ensemble_changed(run_path, err) from None
+    return files
+
+
+def load_ensemble(run_path: Path) -> list[tuple[SeedAveragedModel, float]]:
+    """Notebook 08's models and weights, from ``ensemble.json`` (in the order of its targets),
+    each file checked first (:func:`ensemble_files`)."""
+    files = ensemble_files(run_path)
+    return [
+        (load_model(run_path / name), weight)
+        for name, weight in zip(files.models, files.weights, strict=True)
+    ]
 
 
 def load_run(run_dir: str | os.PathLike, ensemble: bool = False) -> RunModel:

@@ -91,24 +91,11 @@ def scores_table(
 
 
 def plot_scores(table: pd.DataFrame, model_name: str) -> Figure:
-    """Bars of CORR and MMC per round, and the cumulative payout."""
-    import matplotlib.pyplot as plt
+    """Bars of CORR and MMC per round, and the cumulative payout, with Japanese labels like
+    the notebooks' figures (:func:`nbutils.plots.plot_round_scores`)."""
+    from nbutils.plots import plot_round_scores
 
-    fig, (top, bottom) = plt.subplots(2, 1, figsize=(8, 6), sharex=True)
-    rounds = table.index.astype(str)
-    width = 0.4
-    pos = range(len(table))
-    top.bar([p - width / 2 for p in pos], table["corr"], width, label="CORR")
-    top.bar([p + width / 2 for p in pos], table["mmc"], width, label="MMC")
-    top.axhline(0, color="black", linewidth=0.8)
-    top.set_title(f"{model_name}: scores per round")
-    top.legend()
-    bottom.plot(list(pos), table["payout"].cumsum(), marker="o")
-    bottom.set_ylabel("cumulative payout (NMR)")
-    bottom.set_xticks(list(pos), rounds, rotation=90)
-    bottom.set_xlabel("round")
-    fig.tight_layout()
-    return fig
+    return plot_round_scores(table, model_name)
 
 
 def recent_scores(

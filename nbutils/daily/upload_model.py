@@ -3,11 +3,16 @@
 Steps: the keys (environment or ``.env``); the image and data-version names Numerai offers
 (numerapi's ``model_upload_docker_images`` and ``model_upload_data_versions``), checked against
 ``--docker-image`` / ``--data-version`` (defaults: the image of this Python, the run's data
-version); without ``--pickle``, export the run first; then what is sent is checked
+version); without ``--pickle``, export the run first (``<run>/model.pkl``; with ``--ensemble``,
+notebook 08's target ensemble into ``<run>/ensemble.pkl``); then what is sent is checked
 (:func:`check_what_we_send`): the file unpickles with cloudpickle in a fresh Python, holds a
-``predict`` of one or two parameters, was exported from this run (its fingerprint, unless
-``--force``), was made with the image's Python (unless ``--force``), and passes the runner
-harness (:func:`nbutils.daily.runner.check_pickle`) on the run's live data; the model id by name; the upload in numerapi's ``model_upload`` steps
+``predict`` of one or two parameters, holds what was asked for (the ensemble with
+``--ensemble``, the run's ``model.txt`` without), was exported from this run (its fingerprint,
+unless ``--force``; the ensemble's covers ``ensemble.json`` and every model under
+``ensemble_models/``, each checked against the fingerprint notebook 08 recorded), was made with
+the image's Python (unless ``--force``), and passes the runner harness
+(:func:`nbutils.daily.runner.check_pickle`) on the run's live data; the model id by name; the
+upload in numerapi's ``model_upload`` steps
 (:func:`upload_model_checked`: ``computePickleUploadAuth``, PUT with its status checked,
 ``createComputePickleUpload``); one JSON line appended to ``<run>/model_uploads.log``.
 """
@@ -98,9 +103,10 @@ def upload_model(
     force: bool = False,
     say: Callable[[str], None] = print,
     napi: Any = None,
+    ensemble: bool = False,
 ) -> str:
     """Upload the run's model (exported and checked first when ``pickle`` is None); return the
-    model upload id."""
+    model upload id. ``ensemble``: notebook 08's target ensemble instead of ``model.txt``."""
     run_path = Path(run_dir).expanduser().resolve()
     if not (run_path / "data.json").is_file():
         raise DailyError(f"--run-dir {run_path} is not a finished run (no data.json).")
@@ -108,7 +114,16 @@ def upload_model(
     napi = napi or make_client(keys)
     with command_lock(run_path, "upload-model"), redacted_logging(keys):
         return _upload(
-            run_path, model_name, pickle, docker_image, data_version, force, say, napi, keys
+            run_path,
+            model_name,
+            pickle,
+            docker_image,
+            data_version,
+            force,
+            say,
+            napi,
+            keys,
+            ensemble,
         )
 
 
@@ -118,12 +133,24 @@ def check_what_we_send(
     image: str,
     force: bool,
     say: Callable[[str], None],
+    ensemble: bool = False,
 ) -> None:
     """Refuse (:class:`DailyError`, naming the file and the fix) a file that Numerai's runner
-    would fail on, or that is not this run's model; ``force`` lets another run's export or
-    another Python's pickle through (with a warning), never a broken file."""
+    would fail on, or that is not this run's model (its ensemble with ``ensemble``); ``force``
+    lets another run's export or another Python's pickle through (with a warning), never a
+    broken file, nor the single model for the ensemble or the other way round."""
     path = info.path
-    expected = run_fingerprint(run_path)
+    flag = " --ensemble" if ensemble else ""
+    if info.made_by_export and bool(info.export.get("ensemble")) != ensemble:
+        held, asked = ("the run's model.txt", "notebook 08's ensemble")
+        if not ensemble:
+            held, asked = asked, held
+        raise DailyError(
+            f"--pickle {path} holds {held}, not {asked}{' (--ensemble)' if ensemble else ''}. "
+            f"Export {asked}: python -m nbutils export-model --run-dir {run_path} --out {path}"
+            f"{flag}; or {'leave out' if ensemble else 'add'} --ensemble. Nothing uploaded."
+        )
+    expected = run_fingerprint(run_path, ensemble=ensemble)
     got = info.export.get("run_fingerprint")
     foreign = got != expected
     if foreign:
@@ -135,7 +162,7 @@ def check_what_we_send(
         )
         message = (
             f"--pickle {path} {why}. Export this run's model: python -m nbutils export-model "
-            f"--run-dir {run_path} --out {path}"
+            f"--run-dir {run_path} --out {path}{flag}"
         )
         if not force:
             raise DailyError(f"{message}; or pass --force to upload it anyway. Nothing uploaded.")
@@ -164,9 +191,11 @@ def _upload(
     say: Callable[[str], None],
     napi: Any,
     keys: NumeraiKeys,
+    ensemble: bool = False,
 ) -> str:
     if pickle is None:
-        path = export_model(run_path, run_path / "model.pkl", say=say)
+        out = run_path / ("ensemble.pkl" if ensemble else "model.pkl")
+        path = export_model(run_path, out, say=say, ensemble=ensemble)
         say(f"exported {path}")
     else:
         path = Path(pickle).expanduser().resolve()
@@ -185,7 +214,7 @@ def _upload(
     say(
         f"docker image {image!r}, data version {version!r} (offered: {sorted(images)}, {sorted(versions)})"
     )
-    check_what_we_send(run_path, info, image, force, say)
+    check_what_we_send(run_path, info, image, force, say, ensemble)
     model_id = resolve_model_id(napi, model_name, keys)
     # A PUT answering other than 2xx raises UploadHTTPError: api_call makes it exit 5.
     upload_id = api_call(
@@ -205,6 +234,7 @@ def _upload(
         "data_version": version,
         "run_fingerprint": info.export.get("run_fingerprint"),
         "forced": force,
+        "ensemble": ensemble,
     }
     with open(run_path / LOG_NAME, "a", encoding="utf-8") as handle:
         handle.write(json.dumps(entry, sort_keys=True) + "\n")

@@ -34,7 +34,7 @@ import pandas as pd
 
 from nbutils.errors import PipelineError
 from nbutils.run import fingerprints
-from nbutils.run.catalog import PRODUCERS, run_first_hint
+from nbutils.run.catalog import PRODUCERS, producer_of, run_first_hint
 from nbutils.run.fingerprints import begin_step, check_artifact, record_artifact  # noqa: F401
 from nbutils.run.lock import writing
 from nbutils.util import atomic_path, make_dir, read_json
@@ -79,7 +79,7 @@ def resolve_dir(path: str | os.PathLike, create: bool = False) -> Path:
 
 
 def _rerun_hint(run_dir: str | os.PathLike, name: str) -> str:
-    producer = PRODUCERS.get(name, "the notebook that writes it")
+    producer = producer_of(name) or "the notebook that writes it"
     return (
         f"Run {producer} again with the same run_dir (or the whole chain: `make run` / "
         f"`python -m nbutils run --run-dir {run_dir}`)."
@@ -89,7 +89,7 @@ def _rerun_hint(run_dir: str | os.PathLike, name: str) -> str:
 def _existing(run_dir: str | os.PathLike, name: str) -> Path:
     path = Path(run_dir) / name
     if not path.is_file():
-        producer = PRODUCERS.get(name, "the previous notebook")
+        producer = producer_of(name) or "the previous notebook"
         raise PipelineError(f"{path} is missing. {run_first_hint(run_dir, producer)}.")
     return path
 
@@ -256,10 +256,11 @@ def adopt_artifact(file: str | os.PathLike, run_dir: str | os.PathLike) -> Path:
     fingerprint, so that the later notebooks read it (``python -m nbutils adopt FILE --run-dir
     DIR``).
 
-    ``file`` is the artifact's file name in ``run_dir`` or a path elsewhere, copied in under its
-    name. Its name must be one of the run's artifacts, and its content is checked as a reader
-    checks it (JSON artifacts parsed, ``model.txt`` loaded, ``predictions.parquet`` read and
-    compared with ``data.json``'s rows). Artifacts made from its previous version are refused
+    ``file`` is the artifact's name in ``run_dir`` (``model.txt``, ``ensemble_models/
+    model_target.txt``) or a path elsewhere, copied in under its file name. Its name must be one
+    of the run's artifacts, and its content is checked as a reader checks it (JSON artifacts
+    parsed, ``model.txt`` and the models of ``ensemble_models/`` loaded,
+    ``predictions.parquet`` read and compared with ``data.json``'s rows). Artifacts made from its previous version are refused
     afterwards (mixed runs), as after a rerun of its notebook.
     """
     import shutil
@@ -271,13 +272,14 @@ def adopt_artifact(file: str | os.PathLike, run_dir: str | os.PathLike) -> Path:
             "notebook 01 has written (data.json)"
         )
     source = Path(file).expanduser()
-    name = source.name
-    if name not in PRODUCERS:
-        raise PipelineError(
-            f"{file} is not one of the run's artifacts: adopt one of {sorted(PRODUCERS)}"
-        )
     if not source.is_absolute() and not source.exists():
         source = run_path / source
+    name = _artifact_name(source, run_path)
+    if producer_of(name) is None:
+        raise PipelineError(
+            f"{file} is not one of the run's artifacts: adopt one of {sorted(PRODUCERS)} or a "
+            "file of ensemble_models/ (e.g. ensemble_models/model_target.txt)"
+        )
     if not source.is_file():
         raise PipelineError(f"{source} does not exist or is not a file: nothing to adopt")
     target = run_path / name
@@ -285,7 +287,7 @@ def adopt_artifact(file: str | os.PathLike, run_dir: str | os.PathLike) -> Path:
     _check_content(source, run_path, name)
     if name == "predictions.parquet":
         _check_prediction_rows(_read_predictions(source, run_path), source, run_path)
-    elif name == "model.txt":
+    elif name == "model.txt" or (name.startswith("ensemble_models/") and name.endswith(".txt")):
         from nbutils.train import load_model
 
         load_model(source)
@@ -293,8 +295,18 @@ def adopt_artifact(file: str | os.PathLike, run_dir: str | os.PathLike) -> Path:
         if source.resolve() != target.resolve():
             with atomic_path(target) as tmp:
                 shutil.copyfile(source, tmp)
-        record_artifact(run_path, name, PRODUCERS[name], adopted=True)
+        record_artifact(run_path, name, producer_of(name), adopted=True)
     return target
+
+
+def _artifact_name(source: Path, run_path: Path) -> str:
+    """The artifact name of ``source``: its path relative to the run directory when it lies in
+    it (``ensemble_models/model_target.txt``), else its file name."""
+    try:
+        relative = source.resolve().relative_to(run_path.resolve()).as_posix()
+    except ValueError:
+        return source.name
+    return relative if producer_of(relative) else source.name
 
 
 # -- data.json: how notebook 01 loaded the data, so that 02..06 load exactly the same -------------
@@ -380,6 +392,17 @@ def save_csv(frame: pd.DataFrame, path: str | os.PathLike) -> Path:
         if target.name in PRODUCERS:
             record_artifact(target.parent, target.name)
     return target
+
+
+def save_json(obj: dict[str, Any], path: str | os.PathLike) -> Path:
+    """Write ``obj`` as JSON (:func:`nbutils.util.write_json`: sorted keys, atomically) under
+    the run directory's lock; an artifact of the run (``ensemble.json``...) is recorded in
+    fingerprints.json, so a later edit of the file is detected."""
+    from nbutils.run.fingerprints import saving
+    from nbutils.util import write_json
+
+    with saving(path) as target:
+        return write_json(target, obj)
 
 
 def save_figure(fig: Figure, path: str | os.PathLike) -> Figure:

@@ -32,13 +32,28 @@ PRODUCERS: dict[str, str] = {
     "validation.json": "09_validation.ipynb",
 }
 
+#: directory of a run -> the notebook that writes every file in it (each file is an artifact of
+#: its own, named ``<directory>/<file>`` in fingerprints.json)
+ARTIFACT_DIRS: dict[str, str] = {"ensemble_models": "08_target_ensemble.ipynb"}
+
+
+def producer_of(name: str) -> str | None:
+    """The notebook that writes the artifact ``name`` (a file name of :data:`PRODUCERS`, or
+    ``<directory>/<file>`` in one of :data:`ARTIFACT_DIRS`), or None when it is no artifact."""
+    if name in PRODUCERS:
+        return PRODUCERS[name]
+    head, sep, tail = name.partition("/")
+    if sep and tail and "/" not in tail and not tail.startswith("."):
+        return ARTIFACT_DIRS.get(head)
+    return None
+
 
 def run_first_hint(run_dir: str | os.PathLike, producer: str) -> str:
     """What to do when an artifact of ``producer`` is missing, wherever the learner is.
 
     In Jupyter, Colab or Kaggle: run that notebook with the same ``run_dir`` (or just run this one:
     the library makes the missing steps). From a shell, in a clone or after ``pip install``:
-    ``python -m nbutils run``, which runs the six packaged notebooks.
+    ``python -m nbutils run``, which runs the nine packaged notebooks.
     """
     return (
         f"Run {producer} first with run_dir={str(run_dir)!r}, or run the whole chain from a shell "

@@ -1,6 +1,7 @@
 """Fingerprints of a run's artifacts, so that a run directory never mixes two runs silently.
 
-``<run_dir>/fingerprints.json`` holds one entry per artifact (``data.json``, ``predictions.parquet``...):
+``<run_dir>/fingerprints.json`` holds one entry per artifact (``data.json``, ``predictions.parquet``...;
+each file of ``ensemble_models/`` is one, named ``ensemble_models/<file>``):
 
 - ``sha256``: of the artifact's bytes when it was written;
 - ``notebook`` and ``parameters``: the notebook that wrote it and its checked parameters;
@@ -34,7 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from nbutils.errors import PipelineError
-from nbutils.run.catalog import PRODUCERS
+from nbutils.run.catalog import ARTIFACT_DIRS, PRODUCERS, producer_of
 from nbutils.util import read_json, write_json
 
 MANIFEST = "fingerprints.json"
@@ -130,7 +131,7 @@ def read_manifest(run_dir: str | os.PathLike) -> dict[str, dict]:
 
 
 def _producer(name: str) -> str:
-    return PRODUCERS.get(name, "")
+    return producer_of(name) or ""
 
 
 def record_artifact(
@@ -185,7 +186,7 @@ def record_outputs(
     run_path = Path(run_dir)
     manifest = read_manifest(run_path)
     done = []
-    for name, producer in PRODUCERS.items():
+    for name, producer in _artifact_names(run_path):
         path = run_path / name
         if producer != Path(notebook).name or not path.is_file() or path.stat().st_mtime < since:
             continue
@@ -194,6 +195,18 @@ def record_outputs(
         record_artifact(run_path, name, producer, parameters)
         done.append(name)
     return done
+
+
+def _artifact_names(run_path: Path) -> list[tuple[str, str]]:
+    """``(name, producer)`` of every artifact a run directory can hold: the names of
+    :data:`PRODUCERS` and the files now in the :data:`ARTIFACT_DIRS` (``ensemble_models/...``)."""
+    names = list(PRODUCERS.items())
+    for directory, producer in ARTIFACT_DIRS.items():
+        if (run_path / directory).is_dir():
+            for path in sorted((run_path / directory).iterdir()):
+                if path.is_file() and not path.name.startswith("."):
+                    names.append((f"{directory}/{path.name}", producer))
+    return names
 
 
 def adopt_hint(run_dir: str | os.PathLike, name: str) -> str:
@@ -244,14 +257,32 @@ def check_artifact(run_dir: str | os.PathLike, name: str) -> None:
             )
 
 
-def record_if_artifact(path: str | os.PathLike) -> None:
-    """Record ``path``'s fingerprint when its name is one of the run's artifacts
-    (:data:`~nbutils.run.catalog.PRODUCERS`): the savers of the tutorial's modules
-    (``FeatureSpec.save``, ``save_model``, ``write_submission``) call this after writing, so a
-    notebook run by hand records what it wrote as the chain does."""
+def artifact_of(path: str | os.PathLike) -> tuple[Path, str] | None:
+    """``(run directory, artifact name)`` when ``path`` is one of the run's artifacts: a file
+    named in :data:`~nbutils.run.catalog.PRODUCERS` in a run directory (:func:`is_run_dir`), or
+    a file of one of its :data:`~nbutils.run.catalog.ARTIFACT_DIRS` (``ensemble_models/
+    model_target.txt``); None otherwise."""
     target = Path(path)
-    if target.name in PRODUCERS and target.is_file():
-        record_artifact(target.parent, target.name)
+    if target.name in PRODUCERS and is_run_dir(target.parent):
+        return target.parent, target.name
+    name = f"{target.parent.name}/{target.name}"
+    if (
+        target.parent.name in ARTIFACT_DIRS
+        and producer_of(name)
+        and is_run_dir(target.parent.parent)
+    ):
+        return target.parent.parent, name
+    return None
+
+
+def record_if_artifact(path: str | os.PathLike) -> None:
+    """Record ``path``'s fingerprint when it is one of the run's artifacts (:func:`artifact_of`):
+    the savers of the tutorial's modules (``FeatureSpec.save``, ``save_model``,
+    ``write_submission``, ``save_json``) call this after writing, so a notebook run by hand
+    records what it wrote as the chain does."""
+    found = artifact_of(path)
+    if found is not None and Path(path).is_file():
+        record_artifact(*found)
 
 
 def is_run_dir(directory: str | os.PathLike) -> bool:
@@ -267,18 +298,21 @@ def is_run_dir(directory: str | os.PathLike) -> bool:
 def saving(path: str | os.PathLike) -> Iterator[Path]:
     """Write a run artifact as the chain would: under the run directory's lock, then recorded.
 
-    For a file named like one of the run's artifacts (:data:`~nbutils.run.catalog.PRODUCERS`) in
-    a run directory (:func:`is_run_dir`), the lock is checked and taken before the ``with``
-    block writes anything (:func:`nbutils.run.lock.writing`) and the fingerprint is recorded
-    after it; any other file is just written. Used by ``FeatureSpec.save``, ``save_model`` and
-    ``write_submission``.
+    For one of the run's artifacts (:func:`artifact_of`: a file named like one of
+    :data:`~nbutils.run.catalog.PRODUCERS` in a run directory, or a file of its
+    ``ensemble_models/``), the lock is checked and taken before the ``with`` block writes
+    anything (:func:`nbutils.run.lock.writing`) and the fingerprint is recorded after it; any
+    other file is just written. Used by ``FeatureSpec.save``, ``save_model``,
+    ``write_submission`` and :func:`nbutils.run.artifacts.save_json`.
     """
     from nbutils.run.lock import writing
 
     target = Path(path)
-    if target.name not in PRODUCERS or not is_run_dir(target.parent):
+    found = artifact_of(target)
+    if found is None:
         yield target
         return
-    with writing(target.parent):
+    with writing(found[0]):
         yield target
-        record_if_artifact(target)
+        if target.is_file():
+            record_artifact(*found)

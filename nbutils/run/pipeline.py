@@ -1,4 +1,4 @@
-"""The papermill chain: the six notebooks run headlessly, in order, into one run directory.
+"""The papermill chain: the nine notebooks run headlessly, in order, into one run directory.
 
 ``run_pipeline(run_dir, parameters)`` executes ``notebooks/01_*.ipynb`` ... ``06_*.ipynb`` on a
 kernel of the running interpreter's own environment, passes each notebook only the parameters it
@@ -41,7 +41,7 @@ from nbutils.run.project import NOTEBOOK_NAMES, copy_notebooks, notebooks_dir
 from nbutils.util import atomic_write_bytes, atomic_write_text, make_dir, read_json, write_json
 from nbutils.versions import require
 
-#: The six notebooks, in the order they run (one list: :data:`nbutils.run.project.NOTEBOOK_NAMES`).
+#: The nine notebooks, in the order they run (one list: :data:`nbutils.run.project.NOTEBOOK_NAMES`).
 NOTEBOOKS: tuple[str, ...] = NOTEBOOK_NAMES
 KERNEL_NAME = "nbutils-venv"
 #: The kernels' matplotlib backend (figures as outputs of the executed notebooks).
@@ -649,11 +649,11 @@ def _non_empty(text: str) -> str:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m nbutils",
-        description="The six notebooks (run, notebooks, adopt) and the daily round (submit, export-model, "
+        description="The nine notebooks (run, notebooks, adopt) and the daily round (submit, export-model, "
         "upload-model, scores).",
     )
     sub = parser.add_subparsers(dest="command", required=True)
-    run = sub.add_parser("run", help="execute the six notebooks with papermill")
+    run = sub.add_parser("run", help="execute the nine notebooks with papermill")
     run.add_argument(
         "--run-dir",
         type=_non_empty,
@@ -684,7 +684,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--notebooks-dir", default=None, help="where the .ipynb files are")
     run.add_argument("--no-html", action="store_true", help="skip the HTML rendering")
     run.add_argument("--no-progress", action="store_true", help="no per-cell progress bars")
-    copy = sub.add_parser("notebooks", help="copy the six notebooks into DIR for editing")
+    copy = sub.add_parser("notebooks", help="copy the nine notebooks into DIR for editing")
     copy.add_argument("dir", metavar="DIR", help="where to copy them (created if missing)")
     copy.add_argument("--overwrite", action="store_true", help="replace notebooks already in DIR")
     adopt = sub.add_parser(
@@ -727,7 +727,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         except NbutilsError as err:
             print(f"error: {err}", file=sys.stderr)
             return 1
-        print(f"adopted {path}: its fingerprint is recorded in {path.parent / 'fingerprints.json'}")
+        print(f"adopted {path}: its fingerprint is recorded in {run_dir / 'fingerprints.json'}")
         return 0
     params: dict[str, Any] = {name: _parse_value(value) for name, value in args.parameter}
     if args.data_source is not None:

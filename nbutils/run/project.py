@@ -53,7 +53,7 @@ NOTEBOOK_NAMES: tuple[str, ...] = (
 
 # -- where the notebooks are ---------------------------------------------------------------------
 def notebooks_dir() -> Path:
-    """The directory holding the six notebooks: the clone's ``notebooks/`` in a clone or editable
+    """The directory holding the nine notebooks: the clone's ``notebooks/`` in a clone or editable
     install, ``site-packages/nbutils/notebooks`` in a wheel install."""
     return Path(str(importlib.resources.files("nbutils.notebooks")))
 
@@ -68,7 +68,7 @@ def clone_root() -> Path | None:
 
 
 def copy_notebooks(dest: str | os.PathLike, *, overwrite: bool = False) -> list[Path]:
-    """Copy the six notebooks into ``dest`` (created) for editing; return the copied paths.
+    """Copy the nine notebooks into ``dest`` (created) for editing; return the copied paths.
 
     Refuses to overwrite an existing notebook unless ``overwrite``, and refuses to copy the
     notebooks onto themselves.
@@ -200,7 +200,7 @@ setup_notebook("{notebook}", globals())
 
 
 def install_cell_source(install_source: str = INSTALL_SOURCE) -> str:
-    """The install part of every setup cell (the same in all six notebooks)."""
+    """The install part of every setup cell (the same in all nine notebooks)."""
     if '"' in install_source or "\\" in install_source:
         raise PipelineError(
             f"install source {install_source!r} must not contain quotes or backslashes"
@@ -213,7 +213,7 @@ def setup_cell_source(notebook: str, install_source: str = INSTALL_SOURCE) -> st
     parameters cell): the install part, then ``setup_notebook``."""
     name = Path(notebook).name
     if name not in NOTEBOOK_NAMES:
-        raise PipelineError(f"{name!r} is not one of the six notebooks {NOTEBOOK_NAMES}")
+        raise PipelineError(f"{name!r} is not one of the nine notebooks {NOTEBOOK_NAMES}")
     return install_cell_source(install_source) + _SETUP_CALL.format(notebook=name)
 
 
@@ -280,7 +280,7 @@ def sync_notebook(path: str | os.PathLike) -> bool:
 
 
 def sync_notebooks(directory: str | os.PathLike | None = None) -> list[Path]:
-    """:func:`sync_notebook` on each of the six notebooks; returns those that changed."""
+    """:func:`sync_notebook` on each of the nine notebooks; returns those that changed."""
     directory = Path(directory) if directory is not None else notebooks_dir()
     return [directory / n for n in NOTEBOOK_NAMES if sync_notebook(directory / n)]
 
