@@ -125,7 +125,8 @@ def test_bmc_is_correlation_contribution_against_the_benchmark_ensemble(frame):
         bench = sum(tie_kept_rank(rows[c].to_numpy()) for c in BENCH) / 3
         expected[era] = nt.correlation_contribution(
             rows[["prediction", "prediction_b"]],
-            pd.Series(bench, index=rows.index),
+            # named: numerai-tools 0.6 (the minimum) selects the meta model by its name
+            pd.Series(bench, index=rows.index, name="benchmark"),
             rows["target"],
         )
     ref = pd.DataFrame(expected).T.reindex(natural_sorted(expected))

@@ -49,6 +49,14 @@ def test_stored_outputs_are_detected(tmp_path):
 
 
 @pytest.mark.parametrize("path", PATHS, ids=lambda p: p.stem)
+def test_notebook_names_a_python_kernel(path):
+    """papermill 2.5 (the minimum) reads the kernelspec of a notebook with a parameters cell even
+    when the caller names the kernel, and fails with ``AttributeError: kernelspec`` without one."""
+    spec = nbformat.read(path, as_version=4).metadata.get("kernelspec", {})
+    assert spec.get("name") and spec.get("language") == "python", f"{path.name}: {spec}"
+
+
+@pytest.mark.parametrize("path", PATHS, ids=lambda p: p.stem)
 def test_notebook_has_a_parameters_cell_with_run_dir(path):
     nb = nbformat.read(path, as_version=4)
     tagged = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]

@@ -17,6 +17,12 @@ from nbutils.run import artifacts, pipeline
 
 def write_notebook(path: Path, *sources: str, params: str = 'run_dir = "x"\nvalue = 1') -> Path:
     nb = nbformat.v4.new_notebook()
+    # as Jupyter writes every notebook; papermill 2.5 needs it (test_notebooks.py checks ours)
+    nb.metadata["kernelspec"] = {
+        "name": "python3",
+        "language": "python",
+        "display_name": "Python 3",
+    }
     cell = nbformat.v4.new_code_cell(params)
     cell.metadata["tags"] = ["parameters"]
     nb.cells = [cell, *(nbformat.v4.new_code_cell(s) for s in sources)]

@@ -102,7 +102,8 @@ def kernel_spec_dir(python: str | None = None) -> Path:
 
     Putting it first on ``JUPYTER_PATH`` makes papermill run the notebooks with the project's own
     interpreter, in a fresh ``.venv`` or in CI, with no separately registered kernel. The spec
-    sets ``MPLBACKEND`` to the inline backend, whatever the caller's (issue 13, item 12).
+    sets ``MPLBACKEND`` to the inline backend, whatever the caller's (issue 13, item 12), and
+    starts the kernel with IPython's inline matplotlib support configured.
     """
     root = Path(tempfile.mkdtemp(prefix="nbutils-kernel-"))
     spec = root / "kernels" / KERNEL_NAME
@@ -115,6 +116,10 @@ def kernel_spec_dir(python: str | None = None) -> Path:
             "-f",
             "{connection_file}",
             "--IPKernelApp.log_level=CRITICAL",  # no TCP or shutdown noise in the output
+            # IPython's own inline setup at start: with MPLBACKEND alone, matplotlib 3.8 (the
+            # minimum) under IPython 9 defers it to the end of the first cell, whose figures
+            # were then shown as "<Figure ...>" text only
+            "--IPKernelApp.matplotlib=inline",
         ],
         "display_name": "nbutils (project venv)",
         "language": "python",
