@@ -34,7 +34,7 @@ import pandas as pd
 
 from nbutils.checks import require_columns
 from nbutils.errors import DataError
-from nbutils.util import natural_sorted, read_json, write_json
+from nbutils.util import concat_columns, natural_sorted, read_json, write_json
 
 FEATURE_SPEC_NAME = "feature_spec.json"
 GROUP_STATS = ("mean", "std", "skew")
@@ -200,7 +200,7 @@ def add_group_stats(
     DataFrame
         A new frame with the same index and rows, the input columns then the statistics.
     """
-    return pd.concat([df, group_stats(df, groups, stats)], axis=1)
+    return concat_columns([df, group_stats(df, groups, stats)])
 
 
 def interactions(df: pd.DataFrame, columns: Sequence[str]) -> pd.DataFrame:
@@ -238,7 +238,7 @@ def add_interactions(df: pd.DataFrame, columns: Sequence[str]) -> pd.DataFrame:
     DataFrame
         A new frame with the same index, the input columns then the products.
     """
-    return pd.concat([df, interactions(df, columns)], axis=1)
+    return concat_columns([df, interactions(df, columns)])
 
 
 @dataclass
@@ -351,5 +351,5 @@ class FeatureSpec:
             raise DataError(
                 f"engineered columns already in the frame: {clash[:3]}; apply the spec to the raw data once."
             )
-        out = pd.concat(parts, axis=1) if len(parts) > 1 else df.copy()
+        out = concat_columns(parts) if len(parts) > 1 else df.copy(deep=False)
         return out, [*features, *new_columns]

@@ -16,7 +16,7 @@ import json
 import os
 import re
 import secrets
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -56,6 +56,29 @@ def string_dtype() -> Any:
         return pd.StringDtype("pyarrow", na_value=np.nan)
     except TypeError:  # pandas 2.2: the same dtype under its earlier name
         return pd.StringDtype("pyarrow_numpy")
+
+
+def pandas_major() -> int:
+    """The installed pandas' major version (2 or 3)."""
+    import pandas as pd
+
+    return int(pd.__version__.split(".")[0])
+
+
+def concat_columns(frames: Sequence[Any]) -> Any:
+    """``pd.concat(frames, axis=1)`` without copying the frames' data on any supported pandas.
+
+    pandas 3 (Copy-on-Write) shares the inputs' blocks lazily; pandas 2's default ``copy=True``
+    copies every block, which is the whole int8 feature block of Numerai's train split (about
+    1.9 GB at 2.75M rows x 705 features), so on pandas 2 ``copy=False`` is passed (the keyword
+    is deprecated in pandas 3). On pandas 2 the result's input columns share memory with the
+    inputs: callers treat it as read-only, as nbutils does.
+    """
+    import pandas as pd
+
+    if pandas_major() < 3:
+        return pd.concat(frames, axis=1, copy=False)
+    return pd.concat(frames, axis=1)
 
 
 def _write_errnos() -> frozenset[int]:

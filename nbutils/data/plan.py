@@ -12,7 +12,7 @@ their footers (no data page is read). The model (bytes, ``n`` rows kept, ``F`` f
 
 - load (``load_data``, all three splits resident at the end)::
 
-      load = baseline + LOAD_OVERHEAD + READ_BUFFER + n_all * (ROW_BYTES + 8 * n_targets)
+      load = baseline + LOAD_OVERHEAD[pandas major] + READ_BUFFER + n_all * (ROW_BYTES + 8 * n_targets)
              + n_all * F * s + benchmark files (BENCHMARK_ROW_BYTES + 8 per model, a row)
              + FOOTER_BYTES * train file's column chunks
 
@@ -90,9 +90,12 @@ from nbutils.data.layout import (
     missing_file,
 )
 from nbutils.errors import DataError
-from nbutils.util import read_json
+from nbutils.util import pandas_major, read_json
 
-LOAD_OVERHEAD = 60 * 1024**2
+#: the libraries' pages first touched by a load, by pandas major version: pandas 2 touches most
+#: of them at import already (its baseline measured 36 MiB higher, its load ~60 MiB lower above
+#: it; tests/test_memory_plan.py on pandas 2.2.2 and 3.1.1)
+LOAD_OVERHEAD = {2: 30 * 1024**2, 3: 60 * 1024**2}
 #: the parquet read of one row group's column slice and the footers: fitted (36 MiB) so that the
 #: plan stays within tests/test_memory_plan.py's bounds under pandas 2.2 (whose load adds less
 #: above the baseline) and 3 alike; at 2.75M x 705 it is 1.03-1.06x the measured peaks
@@ -485,7 +488,12 @@ def plan_memory(
     # notebook 01's kernel has already reached this (e.g. generating the synthetic data)
     already = current_hwm() if baseline is None else 0
 
-    load = base + LOAD_OVERHEAD + READ_BUFFER + n_all * (ROW_BYTES + 8 * n_targets)
+    load = (
+        base
+        + LOAD_OVERHEAD[min(pandas_major(), 3)]
+        + READ_BUFFER
+        + n_all * (ROW_BYTES + 8 * n_targets)
+    )
     load += _benchmark_bytes(path) + n_all * f * _ITEMSIZE[dtype] + FOOTER_BYTES * chunks["train"]
     features02 = load + _notebook_02_bytes(n_train, rows["validation"], f, 3 * len(groups), e)
     notes = []
