@@ -247,12 +247,13 @@ class _Centered:
                 blas.ssyrk(1.0, chunk.T, beta=beta, c=g32, overwrite_c=1)
         del rows32, chunk
         gs_sums = g32[:k, k].astype(np.float64)
-        self.g_norm1 = _exact_gram_norm1(g32[:k, :k], gs_sums, gs, m)
+        self.g_norm1 = _exact_gram_norm1(g32, gs_sums, gs, m)
         num = work.zeros("num", (k, k), np.float64, order="F")
         np.multiply(g32[:k, :k], float(m), out=num, dtype=np.float64)  # not float32: m g > 2**24
         blas.dsyr(-1.0, gs_sums, a=num, overwrite_a=1)  # upper triangle: num -= s s'
         self.num, self.factor = num, m * gs * gs
-        self.constant = np.diag(num) == 0  # exact integers: 0 only for a constant column
+        self.diag = np.diag(num).copy()
+        self.constant = self.diag == 0  # exact integers: 0 only for a constant column
         self.sums = gs_sums / gs
         self.means = self.sums / m
         self.x = x
@@ -266,10 +267,25 @@ class _Centered:
         self.x = x64 - self.means
         full = self.x.T @ self.x
         self.num, self.factor = np.asfortranarray(np.triu(full)), 1.0
+        self.diag = np.diag(full).copy()
         xtx = full + np.multiply.outer(self.sums, self.means)
         col_norms = np.abs(xtx).sum(axis=0) + np.abs(self.sums)
         self.g_norm1 = float(max(col_norms.max(), m + np.abs(self.sums).sum()))
         self.constant = x.max(axis=0) == x.min(axis=0)
+
+    def correlation(self, keep: np.ndarray, work: Workspace) -> tuple[np.ndarray, float]:
+        """``C``, the kept columns' ``S`` scaled to unit diagonal (in place when every column is
+        kept), and ``|C|_1``: ``C_ij = (num_ij / sqrt(num_ii)) / sqrt(num_jj)``, upper triangle,
+        Fortran order, strict lower triangle zero. The 1-norm of the symmetric matrix is the
+        largest column sum plus row sum minus diagonal of the triangle's absolute values, taken
+        in a workspace buffer (no temporary of the matrix's size)."""
+        c = self.num if keep.all() else np.asfortranarray(self.num[np.ix_(keep, keep)])
+        inv_root = 1.0 / np.sqrt(self.diag[keep])
+        c *= inv_root[:, None]
+        c *= inv_root[None, :]
+        a = np.abs(c, out=work.zeros("abs", c.shape, np.float64, order="F"))
+        norm1 = float((a.sum(axis=0) + a.sum(axis=1) - np.diag(a)).max())
+        return c, norm1
 
     def xt(self, w: np.ndarray) -> np.ndarray:
         """``Xc' w`` for a centered ``w`` (equal to ``X' w`` since ``1' w = 0``)."""
@@ -282,12 +298,21 @@ class _Centered:
         return _x_dot(self.x, b) - self.means @ b
 
 
-def _exact_gram_norm1(g_xx: np.ndarray, gs_sums: np.ndarray, gs: float, m: int) -> float:
-    """``|G|_1`` of ``G = [x, 1]' [x, 1]`` from the upper triangle of ``g_xx = (gs x)'(gs x)``
-    and ``gs_sums = gs x' 1``: column ``j < k`` sums ``(|g_xx|_col j / gs + |gs_sums_j|) / gs``,
-    the constant column ``|gs_sums|_1 / gs + m``."""
-    col = _symmetric_abs_colsums(g_xx)
-    x_cols = (col / gs + np.abs(gs_sums)) / gs
+def _exact_gram_norm1(g32: np.ndarray, gs_sums: np.ndarray, gs: float, m: int) -> float:
+    """``|G|_1`` of ``G = [x, 1]' [x, 1]`` (or an upper bound within 1e-3) from the upper
+    triangle of ``g32 = [gs x, 1]' [gs x, 1]``: column ``j < k`` sums
+    ``(|(gs x)'(gs x)|_col j / gs + |gs_sums_j|) / gs``, the constant column
+    ``|gs_sums|_1 / gs + m``. When no entry is negative (Numerai's features are), ``|G| = G``
+    and the column sums are one BLAS ``ssymv`` with ``[1 / gs**2, ..., 1 / gs]``, rounded up by
+    its float32 error bound ``(k + 1) 2**-23``; else the absolute values a block at a time."""
+    k = g32.shape[0] - 1
+    if g32.min() >= 0:
+        weights = np.full(k + 1, 1.0 / (gs * gs), dtype=np.float32)
+        weights[k] = 1.0 / gs
+        x_cols = blas.ssymv(1.0, g32, weights)[:k].astype(np.float64) * (1 + (k + 1) * 2.0**-23)
+    else:
+        col = _symmetric_abs_colsums(g32[:k, :k])
+        x_cols = (col / gs + np.abs(gs_sums)) / gs
     return float(max(x_cols.max(initial=0.0), np.abs(gs_sums).sum() / gs + m))
 
 
@@ -321,27 +346,32 @@ def _fit_normal_equations(
     if m <= k_kept + 1:
         return None
     # C = S scaled to unit diagonal: C = S / (scale scale'), scale = sqrt(diag(S)); upper
-    # triangles only (strict lower triangles zero), Fortran order, scaled and factored in place.
-    c = np.asfortranarray(cen.num[np.ix_(keep, keep)]) if k_kept < k else cen.num
-    diag = np.diag(c).copy()
-    inv_root = 1.0 / np.sqrt(diag)
-    c *= inv_root[:, None]
-    c *= inv_root[None, :]
+    # triangle only, Fortran order, factored in place.
+    c, c_norm1 = cen.correlation(keep, work)
+    diag = cen.diag[keep]
     scale = np.sqrt(diag / cen.factor)
-    c_norm1 = float(_symmetric_abs_colsums(c).max())
     chol, info = lapack.dpotrf(c, lower=False, clean=False, overwrite_a=True)
     if info != 0:
         return None
     rcond_c, info_c = lapack.dpocon(chol, c_norm1)
-    bordered = work.zeros("bordered", (k_kept + 1, k_kept + 1), np.float64, order="F")
-    if not _cond_a_within_bound(chol, scale, cen.sums[keep], m, cen.g_norm1, bordered):
+    if info_c != 0 or not np.isfinite(rcond_c) or rcond_c <= 0:
         return None
     solve = _scaled_solver(chol, scale)
     y_c = y - y_mean
-    coef = np.zeros((k, y.shape[1]))
-    coef[keep] = solve(cen.xt(y_c)[keep])
+    p = y.shape[1]
+    means = cen.means[keep]
+    rhs = np.empty((k_kept, p + 1))
+    rhs[:, :p] = cen.xt(y_c)[keep]
+    rhs[:, p] = means
+    z = solve(rhs)  # S^-1 X'y_c and, for the condition bound, S^-1 mu
+    c_inv_norm1 = 1.0 / (rcond_c * c_norm1)
+    s_inv_norm1 = c_inv_norm1 * cen.factor / diag.min()  # |S^-1|_1 <= |C^-1|_1 / min S_ii
+    if not _cond_a_within_bound(z[:, p], means, s_inv_norm1, m, cen.g_norm1):
+        return None
+    coef = np.zeros((k, p))
+    coef[keep] = z[:, :p]
     fitted = cen.x_dot(coef)
-    if info_c != 0 or not rcond_c > 1.0 / REFINE_ABOVE:
+    if not rcond_c > 1.0 / REFINE_ABOVE:
         for _ in range(_REFINEMENT_STEPS):
             coef[keep] += solve(cen.xt(y_c - fitted)[keep])
             fitted = cen.x_dot(coef)
@@ -362,24 +392,18 @@ def _scaled_solver(chol: np.ndarray, scale: np.ndarray) -> Callable[[np.ndarray]
 
 
 def _cond_a_within_bound(
-    chol_c: np.ndarray,
-    scale: np.ndarray,
-    sums: np.ndarray,
-    m: int,
-    g_norm1: float,
-    r: np.ndarray,
+    w: np.ndarray, mu: np.ndarray, s_inv_norm1: float, m: int, g_norm1: float
 ) -> bool:
-    """Whether ``cond2([x, 1]) <= MAX_COND``, judged by ``dpocon`` on ``G = A'A``.
+    """Whether ``cond2([x, 1]) <= MAX_COND``, from a bound on ``cond1(G)``, ``G = A'A``.
 
-    ``G``'s Cholesky factor (constant column first) is ``[[sqrt(m), s'/sqrt(m)], [0, R_S]]``
-    with ``R_S = chol_c * diag(scale)`` the factor of ``S`` (see the module notes), built in
-    ``r`` (Fortran order, one row and column more than ``chol_c``; its first column below the
-    diagonal is never written, and ``dpocon`` reads the upper triangle only).
+    With the constant column first, ``G^-1 = [[1/m + mu'w, -w'], [-w, S^-1]]`` where ``mu`` are
+    the column means, ``S`` the centered Gram matrix (the Schur complement of ``m`` in ``G``)
+    and ``w = S^-1 mu`` (solved exactly, beside ``y``). Its first column sums to
+    ``|1/m + mu'w| + |w|_1``, every other column to at most ``|w|_inf + |S^-1|_1``, and
+    ``s_inv_norm1`` bounds ``|S^-1|_1`` by LAPACK's estimate of ``|C^-1|_1`` (see the module
+    notes), multiplied here by :data:`ESTIMATE_SLACK`.
     """
-    r[0, 0] = np.sqrt(m)
-    r[0, 1:] = sums / np.sqrt(m)
-    np.multiply(chol_c, scale[None, :], out=r[1:, 1:])
-    rcond, info = lapack.dpocon(r, g_norm1)
-    if info != 0 or not np.isfinite(rcond) or rcond <= 0:
-        return False
-    return 1.0 / rcond <= MAX_COND**2 / ESTIMATE_SLACK
+    first = abs(1.0 / m + float(mu @ w)) + float(np.abs(w).sum())
+    others = float(np.abs(w).max()) + ESTIMATE_SLACK * s_inv_norm1
+    bound = g_norm1 * max(first, others)
+    return bool(np.isfinite(bound)) and bound <= MAX_COND**2
