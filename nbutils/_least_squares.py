@@ -84,18 +84,24 @@ _GRAM_CHUNK_BYTES = 4 << 20
 PATH_COUNTS: Counter[str] = Counter()
 
 
-def exact_float32_scale(x: np.ndarray, max_rows: int) -> float | None:
+def abs_max(x: np.ndarray) -> float:
+    """``max |x|`` (0 for an empty array), without a temporary of ``x``'s size."""
+    return max(abs(float(x.max())), abs(float(x.min()))) if x.size else 0.0
+
+
+def exact_float32_scale(x: np.ndarray, max_rows: int, biggest: float | None = None) -> float | None:
     """A power of two ``s`` such that ``(s * x)' (s * x)`` is computed exactly in float32.
 
     That holds when every ``s * x`` is an integer and every sum of ``max_rows`` products stays
     below 2**24 (float32 represents integers exactly up to there). Numerai's features (int8
     0..4, or the legacy 0, 0.25, ..., 1 with ``s = 4``) qualify, which halves the cost of the
     Gram matrix, the bulk of the work. Returns None when no such ``s`` exists. Float values are
-    checked a block of rows at a time (no full-size temporary).
+    checked a block of rows at a time (no full-size temporary); ``biggest`` is ``abs_max(x)``
+    when the caller has it.
     """
     if x.size == 0 or max_rows == 0:
         return None
-    biggest = max(abs(float(x.max())), abs(float(x.min())))
+    biggest = abs_max(x) if biggest is None else biggest
     if np.issubdtype(x.dtype, np.integer):
         s: float | None = 1.0
     else:
@@ -139,17 +145,20 @@ def fit_block(
     x: np.ndarray,
     gram_scale: float | None = None,
     work: Workspace | None = None,
+    x_bound: float | None = None,
 ) -> np.ndarray:
     """``[x, 1] @ lstsq([x, 1], y, rcond=1e-6)`` for one block (one era), all columns of ``y``.
 
     Through the normal equations when ``[x, 1]`` is well conditioned, else numerai-tools' own
     ``np.linalg.lstsq`` call (see the module notes). ``gram_scale`` (from
     :func:`exact_float32_scale`) says the Gram matrix can be computed exactly in float32;
-    ``work`` holds buffers shared by the blocks of one call (a fresh one when None).
+    ``work`` holds buffers shared by the blocks of one call (a fresh one when None);
+    ``x_bound`` is ``abs_max`` of the whole ``x`` the block comes from (computed when None).
     """
     m = x.shape[0]
     if m > 1:
-        fit = _fit_normal_equations(y, x, gram_scale, Workspace() if work is None else work)
+        work = Workspace() if work is None else work
+        fit = _fit_normal_equations(y, x, gram_scale, work, x_bound)
         if fit is not None:
             return fit
     PATH_COUNTS["lstsq"] += 1
@@ -207,31 +216,95 @@ def _x_dot(x: np.ndarray, b: np.ndarray) -> np.ndarray:
     return out
 
 
+#: Bits ``y``'s integer parts carry in all (their truncation error is below ``2**-59 max |y|``).
+_PART_BITS = 60
+
+
+def _integer_parts(v: np.ndarray, inner: int, a_max: float) -> tuple[np.ndarray, np.ndarray] | None:
+    """``v`` (float64, one column per variable) as float32 columns of small integers whose
+    products with a matrix ``a`` (``|a| <= a_max``, integers) sum exactly over ``inner`` rows.
+
+    Each column ``v_j`` is written ``sum_t w_t part_t`` with ``w_t = 2**(e_j - b (t + 1))``,
+    ``|v_j| < 2**e_j`` and integer parts ``|part_t| < 2**b``, ``b`` the largest width with
+    ``inner a_max 2**b <= 2**24`` (then every partial sum of ``a' part_t`` is an integer below
+    2**24, exact in float32 in any order); ``ceil(60 / b)`` parts leave a remainder below
+    ``2**(e_j - 60)``. Returns the parts (columns ``t p + j``) and the weights ``w``, or None
+    when ``b < 8`` (too many parts to pay off).
+    """
+    bits = int(np.floor(np.log2(2.0**24 / (inner * a_max))))
+    if bits < 8:
+        return None
+    n_parts = -(-_PART_BITS // bits)
+    n, p = v.shape
+    top = np.frexp(np.abs(v).max(axis=0))[1]  # |v_j| < 2**top_j
+    rest = np.ldexp(v, -top)  # exact: in (-1, 1)
+    parts = np.empty((n, n_parts * p), dtype=np.float32)
+    weights = np.empty(n_parts * p)
+    for t in range(n_parts):
+        rest *= 2.0**bits
+        whole = np.trunc(rest)
+        rest -= whole  # exact
+        parts[:, t * p : (t + 1) * p] = whole
+        weights[t * p : (t + 1) * p] = np.ldexp(1.0, top - bits * (t + 1))
+    return parts, weights
+
+
+def _combine_parts(products: np.ndarray, weights: np.ndarray, p: int) -> np.ndarray:
+    """``sum_t w_t (a' part_t)`` for each of the ``p`` variables, from the exact float32
+    products (columns ``t p + j``), smallest terms first: one float64 rounding per term."""
+    terms = products.astype(np.float64) * weights
+    out = np.zeros((products.shape[0], p))
+    for t in range(weights.size // p - 1, -1, -1):
+        out += terms[:, t * p : (t + 1) * p]
+    return out
+
+
 class _Centered:
     """One block's centered Gram matrix ``S = Xc' Xc = num / factor``, its column sums,
     ``|[x, 1]' [x, 1]|_1``, and products with ``Xc`` (the centered ``x``)."""
 
-    def __init__(self, x: np.ndarray, gram_scale: float | None, work: Workspace) -> None:
+    def __init__(
+        self,
+        x: np.ndarray,
+        gram_scale: float | None,
+        work: Workspace,
+        y_c: np.ndarray | None = None,
+        x_bound: float | None = None,
+    ) -> None:
         self.m = x.shape[0]
         self.centered_x = gram_scale is None
+        #: ``X' y_c``, when computed with the Gram matrix (float32 path only).
+        self.xty: np.ndarray | None = None
         if gram_scale is not None:
-            self._exact(x, gram_scale, work)
+            bound = abs_max(x) if x_bound is None else x_bound
+            self._exact(x, gram_scale, work, y_c, bound)
         else:
             self._general(x)
 
-    def _exact(self, x: np.ndarray, gs: float, work: Workspace) -> None:
+    def _exact(
+        self, x: np.ndarray, gs: float, work: Workspace, y_c: np.ndarray | None, bound: float
+    ) -> None:
         """Small integers (after scaling by ``gs``): the upper triangle of ``[gs x, 1]' [gs x, 1]``
         by float32 BLAS ``ssyrk``, a block of rows at a time (exact: integer sums below 2**24
         in any order), then ``num = m (gs x)'(gs x) - (gs s)(gs s)'`` in float64 by ``dsyr``
         (also exact: integers below 2**53). Every matrix lives in ``work``'s buffers; only the
-        upper triangles are computed, the lower ones stay zero."""
+        upper triangles are computed, the lower ones stay zero.
+
+        ``X' y_c`` comes out of the same ``ssyrk``: ``y_c``'s columns, split into a few columns
+        of small integers (:func:`_integer_parts`), are appended to the rows, and their products
+        with ``gs x`` are exact float32 integers too (a few percent more ``ssyrk`` work instead
+        of another pass over ``x``)."""
         m, k = x.shape
-        g32 = work.zeros("gram32", (k + 1, k + 1), np.float32, order="F")
-        step = max(64, _GRAM_CHUNK_BYTES // (4 * (k + 1)))
+        split = None if y_c is None else _integer_parts(y_c, m, max(gs * bound, 1.0))
+        q = 0 if split is None else split[0].shape[1]
+        g32 = work.zeros("gram32", (k + 1 + q, k + 1 + q), np.float32, order="F")
+        step = max(64, _GRAM_CHUNK_BYTES // (4 * (k + 1 + q)))
         # The float32 rows in x's own layout, so the conversion reads x in order; BLAS reads
         # them in place either way (chunk.T of C-ordered rows is Fortran-ordered).
         by_cols = _column_major(x)
-        rows32 = np.empty((min(step, m), k + 1), dtype=np.float32, order="F" if by_cols else "C")
+        rows32 = np.empty(
+            (min(step, m), k + 1 + q), dtype=np.float32, order="F" if by_cols else "C"
+        )
         rows32[:, k] = 1.0
         for i in range(0, m, step):
             block = x[i : i + step]
@@ -240,12 +313,16 @@ class _Centered:
                 chunk[:, :k] = block
             else:
                 np.multiply(block, gs, out=chunk[:, :k], casting="unsafe")
+            if split is not None:
+                chunk[:, k + 1 :] = split[0][i : i + step]
             beta = 0.0 if i == 0 else 1.0  # add chunk' chunk to g32 after the first block
             if by_cols:
                 blas.ssyrk(1.0, chunk, beta=beta, c=g32, trans=1, overwrite_c=1)
             else:
                 blas.ssyrk(1.0, chunk.T, beta=beta, c=g32, overwrite_c=1)
         del rows32, chunk
+        if split is not None:
+            self.xty = _combine_parts(g32[:k, k + 1 :], split[1], y_c.shape[1]) / gs
         gs_sums = g32[:k, k].astype(np.float64)
         self.g_norm1 = _exact_gram_norm1(g32, gs_sums, gs, m)
         num = work.zeros("num", (k, k), np.float64, order="F")
@@ -305,9 +382,11 @@ def _exact_gram_norm1(g32: np.ndarray, gs_sums: np.ndarray, gs: float, m: int) -
     ``|gs_sums|_1 / gs + m``. When no entry is negative (Numerai's features are), ``|G| = G``
     and the column sums are one BLAS ``ssymv`` with ``[1 / gs**2, ..., 1 / gs]``, rounded up by
     its float32 error bound ``(k + 1) 2**-23``; else the absolute values a block at a time."""
-    k = g32.shape[0] - 1
-    if g32.min() >= 0:
-        weights = np.full(k + 1, 1.0 / (gs * gs), dtype=np.float32)
+    k = gs_sums.size
+    if g32[: k + 1, : k + 1].min() >= 0:
+        # Columns past k (X' y's integer parts, see _Centered._exact) get weight 0.
+        weights = np.zeros(g32.shape[0], dtype=np.float32)
+        weights[:k] = 1.0 / (gs * gs)
         weights[k] = 1.0 / gs
         x_cols = blas.ssymv(1.0, g32, weights)[:k].astype(np.float64) * (1 + (k + 1) * 2.0**-23)
     else:
@@ -332,14 +411,19 @@ def _symmetric_abs_colsums(upper: np.ndarray) -> np.ndarray:
 
 
 def _fit_normal_equations(
-    y: np.ndarray, x: np.ndarray, gram_scale: float | None, work: Workspace
+    y: np.ndarray,
+    x: np.ndarray,
+    gram_scale: float | None,
+    work: Workspace,
+    x_bound: float | None,
 ) -> np.ndarray | None:
     """The fit through the Cholesky factor of ``C``; None when the block must go to lstsq."""
     m, k = x.shape
-    cen = _Centered(x, gram_scale, work)
+    y_mean = y.mean(axis=0)
+    y_c = y - y_mean
+    cen = _Centered(x, gram_scale, work, y_c, x_bound)
     keep = ~cen.constant
     k_kept = int(keep.sum())
-    y_mean = y.mean(axis=0)
     if k_kept == 0:  # only constants: the fit is the column mean
         PATH_COUNTS["constant"] += 1
         return np.broadcast_to(y_mean, y.shape).copy()
@@ -357,11 +441,10 @@ def _fit_normal_equations(
     if info_c != 0 or not np.isfinite(rcond_c) or rcond_c <= 0:
         return None
     solve = _scaled_solver(chol, scale)
-    y_c = y - y_mean
     p = y.shape[1]
     means = cen.means[keep]
     rhs = np.empty((k_kept, p + 1))
-    rhs[:, :p] = cen.xt(y_c)[keep]
+    rhs[:, :p] = (cen.xt(y_c) if cen.xty is None else cen.xty)[keep]
     rhs[:, p] = means
     z = solve(rhs)  # S^-1 X'y_c and, for the condition bound, S^-1 mu
     c_inv_norm1 = 1.0 / (rcond_c * c_norm1)
