@@ -351,19 +351,19 @@ class _Centered:
         self.g_norm1 = float(max(col_norms.max(), m + np.abs(self.sums).sum()))
         self.constant = x.max(axis=0) == x.min(axis=0)
 
-    def correlation(self, keep: np.ndarray, work: Workspace) -> tuple[np.ndarray, float]:
+    def correlation(self, keep: np.ndarray) -> tuple[np.ndarray, float]:
         """``C``, the kept columns' ``S`` scaled to unit diagonal (in place when every column is
-        kept), and ``|C|_1``: ``C_ij = (num_ij / sqrt(num_ii)) / sqrt(num_jj)``, upper triangle,
-        Fortran order, strict lower triangle zero. The 1-norm of the symmetric matrix is the
-        largest column sum plus row sum minus diagonal of the triangle's absolute values, taken
-        in a workspace buffer (no temporary of the matrix's size)."""
+        kept), and an upper bound of ``|C|_1``: ``C_ij = (num_ij / sqrt(num_ii)) / sqrt(num_jj)``,
+        upper triangle, Fortran order, strict lower triangle zero. The bound is the largest
+        column sum plus the largest row sum of the triangle's absolute values (LAPACK
+        ``dlantr``, no temporary), at most twice ``|C|_1`` (whose column ``j`` sums column ``j``
+        and row ``j`` of the triangle)."""
         c = self.num if keep.all() else np.asfortranarray(self.num[np.ix_(keep, keep)])
         inv_root = 1.0 / np.sqrt(self.diag[keep])
         c *= inv_root[:, None]
         c *= inv_root[None, :]
-        a = np.abs(c, out=work.zeros("abs", c.shape, np.float64, order="F"))
-        norm1 = float((a.sum(axis=0) + a.sum(axis=1) - np.diag(a)).max())
-        return c, norm1
+        norm1 = lapack.dlantr("1", c, uplo="U") + lapack.dlantr("I", c, uplo="U")
+        return c, float(norm1)
 
     def xt(self, w: np.ndarray) -> np.ndarray:
         """``Xc' w`` for a centered ``w`` (equal to ``X' w`` since ``1' w = 0``)."""
@@ -471,7 +471,7 @@ def _fit_normal_equations(
         return None
     # C = S scaled to unit diagonal: C = S / (scale scale'), scale = sqrt(diag(S)); upper
     # triangle only, Fortran order, factored in place.
-    c, c_norm1 = cen.correlation(keep, work)
+    c, c_norm1 = cen.correlation(keep)
     diag = cen.diag[keep]
     scale = np.sqrt(diag / cen.factor)
     chol, info = lapack.dpotrf(c, lower=False, clean=False, overwrite_a=True)
