@@ -17,30 +17,44 @@ step for one era, computed through the normal equations where that gives the sam
    era after era: a fresh array of the Gram matrix's size per era cost page faults comparable
    to the arithmetic on it (2,376 features: 45 MB per float64 matrix);
 3. ``S`` scaled to unit diagonal (``C``) and factored by Cholesky (LAPACK ``dpotrf``, in place,
-   upper triangles only). The products with ``x`` run on cache-sized blocks converted to
-   float64, all columns of ``y`` at once;
+   upper triangles only), all columns of ``y`` solved at once. On the float32 path the two
+   products with ``x`` avoid float64 copies of it: ``X' yc`` comes out of the Gram matrix's own
+   ``ssyrk``, with ``yc`` split into a few columns of small integers appended to the rows, and
+   ``X b`` is float32 blocks of ``x`` times ``b`` split the same way (:func:`_integer_parts`:
+   every partial sum is an integer below 2**24, so both are exact up to the split's truncation,
+   below ``2**-59`` of the largest value; parts narrower than 8 bits are not worth it and the
+   products then convert blocks to float64);
 4. when ``C``'s estimated condition number (``dpocon``, 1-norm) is above :data:`REFINE_ABOVE`
    (1e5), two steps of iterative refinement with residuals computed from ``x`` itself. Measured
    on nearly collinear int8 features (30 to 705 columns): without refinement the fit differs
    from lstsq's by about ``1e-16`` times that estimate (2e-12 at 4e4, 1.9e-10 at 2.6e6), so
    below 1e5 it stays within about 1e-11, ten times inside the 1e-10 the tests ask. On the
    2,376-feature benchmark eras (estimate 1.3e4 to 1.5e4) the unrefined fit is within 2e-14.
+   ``|C|_1`` enters the estimate through an upper bound at most twice it (``dlantr``: largest
+   column sum plus largest row sum of the triangle), so refinement can only start earlier.
 
 **When the block falls back to numerai-tools' own ``np.linalg.lstsq`` call.** lstsq zeroes the
 singular values of ``A = [x, 1]`` below ``1e-6 * s_max``; where it zeroes none, the projection
 is unique and both paths agree. The fast path is taken only when ``cond2(A) <=``
-:data:`MAX_COND` (``1e5``, ten times below that cut-off). Its test: ``G = A'A`` has the
-Cholesky factor ``R = [[sqrt(m), s'/sqrt(m)], [0, R_S]]`` (constant column first), assembled
-from ``S``'s factor at no cost, and LAPACK's ``dpocon`` estimates ``cond1(G) = |G|_1 |G^-1|_1``
-from it. For a symmetric matrix the 2-norm is at most the 1-norm, so ``cond2(A)**2 =
-cond2(G) <= cond1(G)``. The estimate of ``|G^-1|_1`` is a lower bound, in practice within a
-factor 3 of the truth; allowing a factor :data:`ESTIMATE_SLACK` (10), the fast path needs
-``cond1_estimate(G) <= MAX_COND**2 / ESTIMATE_SLACK = 1e9``. (``|G|_1`` is taken over every
-column, constant ones included, so the bound also covers what lstsq sees.) Fewer rows than
-columns, collinear or duplicated neutralizers, a failed Cholesky or a larger estimate fall back.
-The bound used before (``10 n (max diag / min diag) / rcond``) multiplied the estimate by the
-matrix size and the diagonal spread, and sent well-conditioned int8 eras (``cond2(A)`` about
-2e3 at 705 features) to lstsq.
+:data:`MAX_COND` (``1e5``, ten times below that cut-off). For a symmetric matrix the 2-norm is
+at most the 1-norm, so ``cond2(A)**2 = cond2(G) <= cond1(G) = |G|_1 |G^-1|_1`` with
+``G = A'A``, and the fast path needs a bound on ``cond1(G)`` below ``MAX_COND**2 = 1e10``.
+``|G|_1`` is computed from the Gram matrix (over every column, constant ones included, so the
+bound also covers what lstsq sees; one ``ssymv`` when no entry is negative). ``|G^-1|_1`` is
+bounded from the one condition estimate the solve needs anyway: with the constant column first,
+``G^-1 = [[1/m + mu'w, -w'], [-w, S^-1]]`` (``S`` is the Schur complement of ``m`` in ``G``),
+``mu`` the column means and ``w = S^-1 mu``, solved beside ``y`` at the cost of one more
+right-hand side. Its first column sums to ``|1/m + mu'w| + |w|_1``, exactly; every other column
+to at most ``|w|_inf + |S^-1|_1``, and ``|S^-1|_1 <= |C^-1|_1 / min_i S_ii`` (``S = D C D``).
+LAPACK's ``dpocon`` estimate of ``|C^-1|_1`` is a lower bound, in practice within a factor 3 of
+the truth; it is multiplied by :data:`ESTIMATE_SLACK` (10). For int8 features the first,
+exact, column dominates: on the 705-feature benchmark eras the bound equals the true
+``cond1(G)`` (3.2e5), where the former estimate from ``G``'s own factor (a second ``dpocon``
+on a bordered copy of the factor) stood at 3.2e6 after its slack. Fewer rows than columns,
+collinear or duplicated neutralizers, a failed Cholesky or a larger bound fall back. The bound
+used before that (``10 n (max diag / min diag) / rcond``) multiplied the estimate by the matrix
+size and the diagonal spread, and sent well-conditioned int8 eras (``cond2(A)`` about 2e3 at
+705 features) to lstsq.
 
 :data:`PATH_COUNTS` counts the blocks that took each path (``"cholesky"``, ``"lstsq"``,
 ``"constant"``); the tests read it.
@@ -62,6 +76,7 @@ __all__ = [
     "PATH_COUNTS",
     "REFINE_ABOVE",
     "Workspace",
+    "abs_max",
     "exact_float32_scale",
     "fit_block",
 ]
@@ -70,7 +85,7 @@ __all__ = [
 LSTSQ_RCOND = 1e-6
 #: Largest ``cond2([x, 1])`` the Cholesky path accepts: ten times below lstsq's cut-off.
 MAX_COND = 0.1 / LSTSQ_RCOND
-#: Allowed underestimate of LAPACK's 1-norm estimate of ``|G^-1|_1`` (Higham: almost always < 3).
+#: Allowed underestimate of LAPACK's 1-norm estimate of ``|C^-1|_1`` (Higham: almost always < 3).
 ESTIMATE_SLACK = 10.0
 #: Refine the solution when the scaled centered Gram matrix's estimated condition exceeds this.
 REFINE_ABOVE = 1e5

@@ -16,7 +16,8 @@ scaled to unit diagonal and factored by Cholesky, all prediction columns are sol
 iterative refinement runs where the scaled matrix is ill conditioned (agreement to about 1e-13 in
 tests). Only the era's rows are converted to float, never the whole feature matrix. An era goes
 to exactly numerai-tools' ``lstsq`` call unless ``cond2(A) <= 1e5`` (ten times below lstsq's
-cut-off) is established by LAPACK's condition estimate of ``A'A``: duplicated or collinear
+cut-off) is established by a bound on ``cond1(A'A)`` (exact in the direction of the constant
+column, LAPACK's condition estimate of the scaled Gram matrix elsewhere): duplicated or collinear
 neutralizers, fewer rows than columns, a condition number near ``rcond=1e-6``. Neutralizer
 columns that are constant within an era lie in the span of the constant column, so they do not
 change the projection; they are dropped from the fast path. That fast path, the readable part of
