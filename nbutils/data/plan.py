@@ -53,6 +53,16 @@ their footers (no data page is read). The model (bytes, ``n`` rows kept, ``F`` f
 - every notebook's peak (01 load, 02 features, 03 training + ``NOTEBOOK_03_EXTRA``) is checked
   before loading; notebook
   01's own peak is at least its kernel's peak so far (VmHWM: e.g. generating the synthetic data).
+
+Against the notebooks' own kernels (VmHWM polled every 0.5 s, the dataset on disk, the baseline
+notebook 01 measured; README, "The chain at Numerai's shape", 2026-12-05): at 2.75M x 705 with
+``era_step=4`` (687,500 training rows) the plan is 1.07x, 1.09x and 1.02x the peaks of 01, 02 and
+03 (1,141, 2,001 and 2,720 MiB); at the synthetic default 1.06x, 1.08x and 1.08x (350, 434 and
+447 MiB). That holds because 02 and 03 delete their tutorial checks' frames and call
+``release_memory()`` before their heaviest cells (02's comparison, 03's training): held, those
+frames put 02's and 03's peaks 216 and 257 MiB higher, above the plan (0.93x, 0.97x). In 02 the
+comparison cell added 666 MiB to the 1,335 the kernel held when it started (the load, the
+statistics, the scored frames); the terms above the load (110 + 857 MiB) cover both.
 - engine "dask": the notebook's process holds no training data; the cluster's workers hold the
   binned data and one partition each. The plan counts the binned data plus one baseline per
   worker on this machine (a local cluster); this part is coarse and not measured in the tests.
