@@ -49,7 +49,10 @@ their footers (no data page is read). The model (bytes, ``n`` rows kept, ``F`` f
   the engineered columns are held twice (added, then scored); every feature is scored per era
   a ``block`` of float64 columns at a time (at most ``SCORE_BLOCK_BYTES``); the comparison holds
   its rows' copy, LightGBM's bin sample and binned data, then predicts the validation rows in
-  float32 batches that LightGBM converts again.
+  float32 batches, each held twice (pandas' array and its C-ordered copy,
+  ``nbutils._lgb_dataset.iter_batches``). The sample and the batches are not held at once: their
+  sum also covers what 02 still holds above its load and engineered columns when the comparison
+  starts (its statistics and scored frames; figures below).
 - every notebook's peak (01 load, 02 features, 03 training + ``NOTEBOOK_03_EXTRA``) is checked
   before loading; notebook
   01's own peak is at least its kernel's peak so far (VmHWM: e.g. generating the synthetic data).
@@ -128,7 +131,7 @@ QUICK_ROWS = 60_000
 #: (nbutils._score_inputs.PRED_BLOCK_BYTES) and float64 arrays per training row
 SCORE_BLOCK_BYTES = 64 * 1024**2
 SCORE_ROW_BYTES = 64
-PREDICT_ROWS = 65_536  # nbutils.train.predict's float32 batch (LightGBM converts it again)
+PREDICT_ROWS = 65_536  # nbutils.train.predict's float32 batch (held twice: C order)
 #: what notebook 03's kernel holds at its peak besides the training term: at the default size
 #: its predictions, scores and figures after training (the kernel peaked 19 MiB above the
 #: training term, the tutorial check's frames freed before training); at 2.75M x 705 LightGBM's
