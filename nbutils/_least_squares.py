@@ -377,8 +377,7 @@ class _Centered:
         inv_root = 1.0 / np.sqrt(self.diag[keep])
         c *= inv_root[:, None]
         c *= inv_root[None, :]
-        norm1 = lapack.dlantr("1", c, uplo="U") + lapack.dlantr("I", c, uplo="U")
-        return c, float(norm1)
+        return c, upper_triangle_norms(c)
 
     def xt(self, w: np.ndarray) -> np.ndarray:
         """``Xc' w`` for a centered ``w`` (equal to ``X' w`` since ``1' w = 0``)."""
@@ -390,6 +389,16 @@ class _Centered:
             return _x_dot(self.x, b)
         xb = _exact_x_dot(self.x, b, self.gs, self.a_max)
         return (_x_dot(self.x, b) if xb is None else xb) - self.means @ b
+
+
+def upper_triangle_norms(c: np.ndarray) -> float:
+    """``max_j sum_i |T_ij| + max_i sum_j |T_ij|`` for ``T`` the upper triangle of ``c`` (its
+    diagonal included): LAPACK ``dlantr``'s 1-norm plus its infinity-norm, without a temporary
+    where scipy has ``dlantr`` (scipy >= 1.14), through numpy where it has not."""
+    if hasattr(lapack, "dlantr"):
+        return float(lapack.dlantr("1", c, uplo="U") + lapack.dlantr("I", c, uplo="U"))
+    t = np.abs(np.triu(c))
+    return float(t.sum(axis=0).max() + t.sum(axis=1).max())
 
 
 def _to_float32(block: np.ndarray, gs: float, out: np.ndarray) -> None:

@@ -534,3 +534,16 @@ def test_constant_columns_and_blocks_on_the_float32_path(paths, monkeypatch):
         y = rng.normal(size=(700, 2))
         np.testing.assert_allclose(fit_block(y, x, 1.0), lstsq_fit(y, x), atol=1e-12, rtol=0)
     assert paths == {"cholesky": 2}
+
+
+def test_upper_triangle_norms_by_hand(monkeypatch):
+    """|C|_1's bound: the upper triangle's largest column sum plus its largest row sum of absolute
+    values, by LAPACK where scipy has dlantr and by numpy where it has not (scipy 1.13 lacks it).
+    Hand case: triangle [[1, -2, 3], [., 4, -5], [., ., 6]]: columns 1, 6, 14; rows 6, 9, 6."""
+    from scipy.linalg import lapack
+
+    c = np.asfortranarray([[1.0, -2.0, 3.0], [7.0, 4.0, -5.0], [-8.0, 9.0, 6.0]])
+    norms = nbutils._least_squares.upper_triangle_norms
+    assert norms(c) == 14.0 + 9.0  # this scipy's way
+    monkeypatch.delattr(lapack, "dlantr", raising=False)
+    assert norms(c) == 14.0 + 9.0  # numpy's way, as under scipy 1.13
