@@ -28,7 +28,7 @@ from typing import Any
 import lightgbm as lgb
 import numpy as np
 import pandas as pd
-from lightgbm.basic import _LIB, _c_str, _param_dict_to_str, _safe_call
+from lightgbm.basic import _LIB, _c_str, _safe_call
 
 from nbutils.checks import require_columns
 from nbutils.errors import DataError
@@ -175,19 +175,9 @@ def network(net: Network) -> Iterator[None]:
             _safe_call(_LIB.LGBM_NetworkFree())
 
 
-def quiet(params: dict[str, Any]) -> None:
-    """Make LightGBM apply ``params``' ``verbosity`` in this thread now.
-
-    LightGBM's log level is set when it parses parameters; building a Dataset from a reference
-    parses none, so ``save_binary`` would print an ``[Info]`` line whatever the verbosity. The
-    C API's parameter check parses them (and changes nothing).
-    """
-    text = _c_str(_param_dict_to_str(params))
-    _safe_call(_LIB.LGBM_DatasetUpdateParamChecking(text, text))
-
-
 def add_features(ds: lgb.Dataset, other: lgb.Dataset) -> None:
-    """Append the features of ``other`` (same rows, constructed) to ``ds``: the C API's
+    """Copy the features of ``other`` (same rows, constructed) into ``ds``: the C API's
     ``LGBM_DatasetAddFeaturesFrom`` (``Dataset.add_features_from`` also merges the raw data,
-    which is freed here, and warns about it)."""
+    which is freed here, and warns about it). The copy of a 4-bit feature holds its data only,
+    not the push buffer LightGBM keeps in ``other`` (see :func:`nbutils.train.build_dataset`)."""
     _safe_call(_LIB.LGBM_DatasetAddFeaturesFrom(ds._handle, other._handle))

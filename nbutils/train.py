@@ -22,7 +22,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -46,7 +45,6 @@ from nbutils._lgb_dataset import (
     iter_batches,
     positions,
     push_rows,
-    quiet,
     sample_columns,
 )
 from nbutils._lgb_model_text import check_model_text
@@ -176,11 +174,8 @@ def _bin_reference(
     return probe
 
 
-#: Bytes of values (one a value) binned at a time by :func:`build_dataset`: the features are
-#: binned a block of columns at a time, each block reloaded from LightGBM's binary file.
+#: Bytes of values (one a value) binned at a time by :func:`build_dataset`.
 BLOCK_BYTES = 64 << 20
-#: Features with at most this many bins are stored in 4 bits by LightGBM (``DenseBin<true>``).
-FOUR_BIT_BINS = 16
 
 
 def _binned_block(
@@ -191,30 +186,25 @@ def _binned_block(
     n: int,
     params: dict[str, Any],
     batch_rows: int,
-    scratch: Path,
 ) -> lgb.Dataset:
-    """The Dataset of one block of features: bins from the row sample, rows pushed in float32
-    batches, then (when a feature has 4-bit bins) saved to LightGBM's binary file in ``scratch``
-    and reloaded, which leaves out the push buffer LightGBM keeps after a push."""
+    """The Dataset of one block of features: bins from the row sample (:func:`_bin_reference`),
+    then the rows pushed in float32 batches."""
     bins = _bin_reference(df, pos, rows, n, params)
     release_memory()  # the sample is gone: give its pages back before the bins
-    four_bit = any(bins.feature_num_bin(i) <= FOUR_BIT_BINS for i in range(len(pos)))
     ds = lgb.Dataset(None, params=dict(params), free_raw_data=True)
     ds._init_from_ref_dataset(n, bins._handle)
     bins._free_handle()
     del bins
     push_rows(ds, df, features, rows, batch_rows)
-    if not four_bit:
-        return ds
-    path = scratch / "block.bin"
-    quiet(params)
-    ds.save_binary(path)
-    ds._free_handle()
-    del ds
-    release_memory()
-    reloaded = lgb.Dataset(str(path), params=dict(params), free_raw_data=True).construct()
-    path.unlink()
-    return reloaded
+    ds.set_feature_name(list(features))  # unique names: LightGBM renames repeated ones, warning
+    return ds
+
+
+def _blocks(n_features: int, width: int) -> list[slice]:
+    """The first feature alone, then blocks of ``width`` features (see :func:`build_dataset`)."""
+    return [slice(0, 1)] + [
+        slice(start, min(start + width, n_features)) for start in range(1, n_features, width)
+    ]
 
 
 def build_dataset(
@@ -229,24 +219,27 @@ def build_dataset(
     """A constructed LightGBM ``Dataset`` built without converting the whole feature matrix.
 
     Steps (those of LightGBM's ``Sequence`` loader, without its float64 row sample), for one
-    block of features at a time (``BLOCK_BYTES // rows`` features, :func:`_binned_block`):
+    block of features at a time (:func:`_binned_block`): the first feature alone, then blocks of
+    ``BLOCK_BYTES // rows`` features:
 
     1. the bin boundaries are found from LightGBM's row sample, read column by column, in a
        sample-sized Dataset (:func:`_bin_reference`), which is then freed;
     2. the block's Dataset is created from those bins and the rows are pushed in float32
        batches (at most ``batch_rows`` x all features values; LightGBM bins them as they come);
-    3. a block with 4-bit bins (at most 16 bins a feature: Numerai's 0..4) is saved to
-       LightGBM's binary file and reloaded: after a push LightGBM keeps a push buffer as large as
-       the 4-bit data (``buf_.clear()`` in its ``dense_bin.hpp``), about 1 byte a value in all,
-       while a Dataset read from the binary file holds the 4-bit data only, half a byte a value;
-    4. each block's features are appended to the first block's Dataset
-       (``LGBM_DatasetAddFeaturesFrom``); the label and feature names are set.
+    3. each later block's features are copied into the first block's Dataset
+       (``LGBM_DatasetAddFeaturesFrom``) and the block is freed; the label and feature names
+       are set.
+
+    Why blocks: a 4-bit feature (at most 16 bins: Numerai's 0..4) allocates its data and a push
+    buffer of the same size, and LightGBM keeps the buffer after the push (``buf_.clear()`` in
+    its ``dense_bin.hpp``): about 1 byte a value in all. The copy made by step 3 holds the data
+    only, half a byte a value; the first block, whose buffer is kept, is one feature.
 
     A validation set passes ``reference`` (the training Dataset), reuses its bins and is built
-    in one block, without the reload. The result trains the same trees as
-    ``lgb.Dataset(df[features].to_numpy(), label, params=params)`` (tested). Peak memory: the
-    frame, LightGBM's binned data (about half a byte a value with 4-bit bins, one byte with
-    8-bit ones), and one block's binning (about one byte a value of the block).
+    in one block. The result trains the same trees as ``lgb.Dataset(df[features].to_numpy(),
+    label, params=params)`` (tested). Peak memory: the frame, LightGBM's binned data (about half
+    a byte a value with 4-bit bins, one byte with 8-bit ones), and one block's binning (about
+    one byte a value of the block).
 
     Parameters
     ----------
@@ -277,28 +270,25 @@ def build_dataset(
         ds.reference = reference
         push_rows(ds, df, features, rows, batch_rows)
         return finish(ds, label, features)
-    width = max(1, BLOCK_BYTES // n)
-    block_rows = max(batch_rows, batch_rows * len(features) // width)
     ds = None
-    with tempfile.TemporaryDirectory(prefix="nbutils-lgb-") as scratch:
-        for start in range(0, len(features), width):
-            block = _binned_block(
-                df,
-                features[start : start + width],
-                pos[start : start + width],
-                rows,
-                n,
-                params,
-                block_rows if width < len(features) else batch_rows,
-                Path(scratch),
-            )
-            if ds is None:
-                ds = block
-                continue
-            add_features(ds, block)
-            block._free_handle()
-            del block
-            release_memory()
+    for block in _blocks(len(features), max(1, BLOCK_BYTES // n)):
+        width = block.stop - block.start
+        part = _binned_block(
+            df,
+            features[block],
+            pos[block],
+            rows,
+            n,
+            params,
+            max(batch_rows, batch_rows * len(features) // width),
+        )
+        if ds is None:
+            ds = part
+            continue
+        add_features(ds, part)
+        part._free_handle()
+        del part
+        release_memory()
     return finish(ds, label, features)
 
 
