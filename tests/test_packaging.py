@@ -205,28 +205,24 @@ def test_each_later_notebook_runs_alone_in_an_empty_directory(fresh, tmp_path, n
     assert "の成果物がないので既定の設定で作ります" in (work / name).read_text(encoding="utf-8")
 
 
-def _run_in_bare_kernel(bare, tmp_path, source: str):
+def _run_01_in_kernel(python, tmp_path, kernel: str, env):
+    """Notebook 01 at the tiny sizes, run by ``python``'s papermill in a kernel named ``kernel``
+    (its spec under ``tmp_path/jupyter``, added to ``env``'s JUPYTER_PATH) in ``tmp_path/kaggle``;
+    the finished process and the executed notebook's path."""
     work = tmp_path / "kaggle"
     work.mkdir()
-    jupyter = _kernel_dir(bare, tmp_path / "jupyter", "bare")
-    env = _clean_env(
-        JUPYTER_PATH=str(jupyter),
-        KAGGLE_KERNEL_RUN_TYPE="Batch",
-        NBUTILS_INSTALL_SOURCE=source,
-        PIP_RETRIES="0",
-        PIP_DEFAULT_TIMEOUT="10",
-    )
+    jupyter = _kernel_dir(python, tmp_path / "jupyter", kernel)
     sizes = ", ".join(f"{k}: {v}" for k, v in TINY_SIZES.items())
     out = work / "01_load_data.ipynb"
     done = _run(
         [
-            bare,
+            python,
             "-m",
             "papermill",
             ROOT / "notebooks" / "01_load_data.ipynb",
             out,
             "-k",
-            "bare",
+            kernel,
             "--cwd",
             work,
             "-y",
@@ -234,10 +230,20 @@ def _run_in_bare_kernel(bare, tmp_path, source: str):
             "--no-progress-bar",
         ],
         cwd=work,
-        env=env,
+        env={**env, "JUPYTER_PATH": str(jupyter)},
         check=False,
     )
     return done, out
+
+
+def _run_in_bare_kernel(bare, tmp_path, source: str):
+    env = _clean_env(
+        KAGGLE_KERNEL_RUN_TYPE="Batch",
+        NBUTILS_INSTALL_SOURCE=source,
+        PIP_RETRIES="0",
+        PIP_DEFAULT_TIMEOUT="10",
+    )
+    return _run_01_in_kernel(bare, tmp_path, "bare", env)
 
 
 @pytest.mark.slow
@@ -328,34 +334,13 @@ def test_kaggle_without_internet_installs_from_the_dataset_folder(
     # nothing to find without the folder: the index is really out of reach
     lost = _run([kaggle_like, "-m", "pip", "install", "numerapi"], tmp_path, env=env, check=False)
     assert lost.returncode != 0
-    work = tmp_path / "kaggle"
-    work.mkdir()
-    jupyter = _kernel_dir(kaggle_like, tmp_path / "jupyter", "kaggle")
-    sizes = ", ".join(f"{k}: {v}" for k, v in TINY_SIZES.items())
-    out = work / "01_load_data.ipynb"
-    done = _run(
-        [
-            kaggle_like,
-            "-m",
-            "papermill",
-            ROOT / "notebooks" / "01_load_data.ipynb",
-            out,
-            "-k",
-            "kaggle",
-            "--cwd",
-            work,
-            "-y",
-            f"synthetic_sizes: {{{sizes}}}",
-            "--no-progress-bar",
-        ],
-        cwd=work,
-        env=_offline_env(
-            JUPYTER_PATH=str(jupyter),
-            KAGGLE_KERNEL_RUN_TYPE="Batch",
-            NBUTILS_KAGGLE_INPUT=str(kaggle_input),
-        ),
-        check=False,
+    done, out = _run_01_in_kernel(
+        kaggle_like,
+        tmp_path,
+        "kaggle",
+        _offline_env(KAGGLE_KERNEL_RUN_TYPE="Batch", NBUTILS_KAGGLE_INPUT=str(kaggle_input)),
     )
+    work = tmp_path / "kaggle"
     assert done.returncode == 0, done.stderr[-3000:]
     text = out.read_text(encoding="utf-8")
     assert "nbutils をインストールしました" in text

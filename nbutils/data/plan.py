@@ -50,10 +50,23 @@ their footers (no data page is read). The model (bytes, ``n`` rows kept, ``F`` f
   the engineered columns are held twice (added, then scored); every feature is scored per era
   a ``block`` of float64 columns at a time (at most ``SCORE_BLOCK_BYTES``); the comparison holds
   its rows' copy, LightGBM's bin sample and binned data, then predicts the validation rows in
-  float32 batches that LightGBM converts again.
+  float32 batches, each held twice (pandas' array and its C-ordered copy,
+  ``nbutils._lgb_dataset.iter_batches``). The sample and the batches are not held at once: their
+  sum also covers what 02 still holds above its load and engineered columns when the comparison
+  starts (its statistics and scored frames; figures below).
 - every notebook's peak (01 load, 02 features, 03 training + ``NOTEBOOK_03_EXTRA``) is checked
   before loading; notebook
   01's own peak is at least its kernel's peak so far (VmHWM: e.g. generating the synthetic data).
+
+Against the notebooks' own kernels (VmHWM polled every 0.5 s, the dataset on disk, the baseline
+notebook 01 measured; README, "The chain at Numerai's shape", 2026-12-05): at 2.75M x 705 with
+``era_step=4`` (687,500 training rows) the plan is 1.07x, 1.09x and 1.02x the peaks of 01, 02 and
+03 (1,141, 2,001 and 2,720 MiB); at the synthetic default 1.06x, 1.08x and 1.08x (350, 434 and
+447 MiB). That holds because 02 and 03 delete their tutorial checks' frames and call
+``release_memory()`` before their heaviest cells (02's comparison, 03's training): held, those
+frames put 02's and 03's peaks 216 and 257 MiB higher, above the plan (0.93x, 0.97x). In 02 the
+comparison cell added 666 MiB to the 1,335 the kernel held when it started (the load, the
+statistics, the scored frames); the terms above the load (110 + 857 MiB) cover both.
 - engine "dask": the notebook's process holds no training data; the cluster's workers hold the
   binned data and one partition each. The plan counts the binned data plus one baseline per
   worker on this machine (a local cluster); this part is coarse and not measured in the tests.
@@ -123,10 +136,13 @@ QUICK_ROWS = 60_000
 #: (nbutils._score_inputs.PRED_BLOCK_BYTES) and float64 arrays per training row
 SCORE_BLOCK_BYTES = 64 * 1024**2
 SCORE_ROW_BYTES = 64
-PREDICT_ROWS = 65_536  # nbutils.train.predict's float32 batch (LightGBM converts it again)
-#: what notebook 03's kernel holds at its peak besides the training term (its predictions,
-#: scores and figures): 03's kernel peaked 54-62 MiB above the training term at the default size
-NOTEBOOK_03_EXTRA = 64 * 1024**2
+PREDICT_ROWS = 65_536  # nbutils.train.predict's float32 batch (held twice: C order)
+#: what notebook 03's kernel holds at its peak besides the training term: at the default size
+#: its predictions, scores and figures after training (the kernel peaked 19 MiB above the
+#: training term, the tutorial check's frames freed before training); at 2.75M x 705 LightGBM's
+#: allocations beside its row sample during training (the training cell grew 90 MiB more than
+#: the sample term); the plan is 1.08x and 1.02x those kernels' peaks (module docstring)
+NOTEBOOK_03_EXTRA = 56 * 1024**2
 DASK_WORKER_BASELINE = 250 * 1024**2
 DEFAULT_DASK_WORKERS = 2
 _ITEMSIZE = {"int8": 1, "float32": 4}
