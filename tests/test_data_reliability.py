@@ -449,3 +449,17 @@ def test_target_values_keeps_nan_and_refuses_inexact_values():
     assert target_values(np.array([0.25, 1 / 3]), narrow=True).dtype == np.float64
     assert target_values(np.array([0, 1, 4], dtype=np.int64), narrow=True).dtype == np.float32
     assert target_values(np.array([0, 2**25 + 1]), narrow=True).dtype == np.float64
+
+
+def test_loaded_targets_are_writable(v5_copy):
+    """The float32 targets are the loader's own arrays, not Arrow's read-only views (pandas 2,
+    without copy-on-write, refuses to write into a read-only column): a value can be changed."""
+    from nbutils.data.load import target_values
+
+    view = pa.chunked_array([pa.array(np.array([0.25, 0.5], dtype=np.float32))]).to_numpy()
+    assert not view.flags.writeable
+    assert target_values(view, narrow=True).flags.writeable
+    train = load_data(v5_copy).train
+    assert train["target"].dtype == np.float32
+    train.iloc[0, train.columns.get_loc("target")] = 0.5
+    assert train["target"].iloc[0] == 0.5
