@@ -35,6 +35,9 @@ __all__ = [
 ]
 
 
+_PANDAS_MAJOR = int(pd.__version__.split(".")[0])
+
+
 class ScoringWarning(UserWarning):
     """A score could not be computed for some eras, or some rows were left out."""
 
@@ -96,8 +99,15 @@ def column_block(df: pd.DataFrame, columns: Sequence[str]) -> pd.DataFrame | np.
     bytes after column 0: when every column's address says so, the matrix is a strided view of
     that memory (checked address by address, so a wrong guess falls back to ``df[columns]``).
     Returns an array in that case and the selected frame otherwise; ``np.asarray`` takes both.
+    On pandas 3 a run of adjacent columns is selected directly (``df[columns]``: a view when
+    the run lies in one block), which costs well under a millisecond where looking up each
+    column's address costs about 20 microseconds a column (15 ms at 705 features).
     """
     names = list(columns)
+    if len(names) > 1 and df.columns.is_unique and _PANDAS_MAJOR >= 3:
+        positions = df.columns.get_indexer(names)
+        if bool(np.all(np.diff(positions) == 1)):
+            return df[names]
     if len(names) > 1 and df.columns.is_unique:
         arrays = [df[name].to_numpy() for name in names]
         first = arrays[0]

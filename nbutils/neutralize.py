@@ -16,7 +16,8 @@ scaled to unit diagonal and factored by Cholesky, all prediction columns are sol
 iterative refinement runs where the scaled matrix is ill conditioned (agreement to about 1e-13 in
 tests). Only the era's rows are converted to float, never the whole feature matrix. An era goes
 to exactly numerai-tools' ``lstsq`` call unless ``cond2(A) <= 1e5`` (ten times below lstsq's
-cut-off) is established by LAPACK's condition estimate of ``A'A``: duplicated or collinear
+cut-off) is established by a bound on ``cond1(A'A)`` (exact in the direction of the constant
+column, LAPACK's condition estimate of the scaled Gram matrix elsewhere): duplicated or collinear
 neutralizers, fewer rows than columns, a condition number near ``rcond=1e-6``. Neutralizer
 columns that are constant within an era lie in the span of the constant column, so they do not
 change the projection; they are dropped from the fast path. That fast path, the readable part of
@@ -35,7 +36,7 @@ from collections.abc import Iterator, Sequence
 import numpy as np
 import pandas as pd
 
-from nbutils._least_squares import Workspace, exact_float32_scale, fit_block
+from nbutils._least_squares import Workspace, abs_max, exact_float32_scale, fit_block
 from nbutils.checks import (
     ScoringWarning,
     as_column_list,
@@ -145,7 +146,8 @@ def fit_by_era(
     """
     fitted = np.full(y.shape, np.nan)
     counts = groups.counts
-    gram_scale = exact_float32_scale(x, int(counts.max()) if len(counts) else 0)
+    x_bound = abs_max(x)  # one pass over x; shared by every era
+    gram_scale = exact_float32_scale(x, int(counts.max()) if len(counts) else 0, x_bound)
     work = Workspace()  # the Gram matrix's buffers, reused era after era
     constant_eras: dict[int, list] = {}
     for g, rows in _era_rows(groups):
@@ -155,7 +157,7 @@ def fit_by_era(
         constant = _constant_columns(yg) if len(yg) > 1 else np.zeros(y.shape[1], dtype=bool)
         if not constant.all():
             fit = np.full_like(yg, np.nan)
-            fit[:, ~constant] = fit_block(yg[:, ~constant], x[rows], gram_scale, work)
+            fit[:, ~constant] = fit_block(yg[:, ~constant], x[rows], gram_scale, work, x_bound)
             fitted[rows] = fit
         for j in np.flatnonzero(constant):
             constant_eras.setdefault(j, []).append(groups.labels[g])

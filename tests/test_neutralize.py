@@ -263,7 +263,16 @@ def test_centered_gram_is_exact_when_m_times_the_gram_passes_2_to_the_24(paths):
     s = x64.sum(axis=0)
     exact = 5000 * (x64.T @ x64) - np.outer(s, s)
     assert 5000 * (x64.T @ x64).max() > 2**24
-    np.testing.assert_array_equal(np.triu(cen.num), np.triu(exact))
+    np.testing.assert_array_equal(cen.diag, np.diag(exact))
+    # C is the exact numerator scaled to unit diagonal with two roundings.
+    inv_root = 1.0 / np.sqrt(np.diag(exact))
+    expected_c = exact * inv_root[:, None] * inv_root[None, :]
+    c, c_norm1 = cen.correlation(np.ones(60, dtype=bool))
+    np.testing.assert_array_equal(c, np.triu(expected_c))
+    # |C|_1's bound: largest column sum plus largest row sum of the upper triangle.
+    upper = np.abs(np.triu(expected_c))
+    assert c_norm1 == pytest.approx(upper.sum(axis=0).max() + upper.sum(axis=1).max(), rel=1e-14)
+    assert np.abs(expected_c).sum(axis=0).max() <= c_norm1
     np.testing.assert_allclose(fit_block(y, x, 1.0), lstsq_fit(y, x), atol=1e-12, rtol=0)
 
 
@@ -428,3 +437,100 @@ def test_column_block_is_a_view_for_contiguous_columns_and_a_selection_otherwise
     np.testing.assert_array_equal(np.asarray(column_block(frame, ["c", "a"])), frame[["c", "a"]])
     mixed = frame.assign(e=np.zeros(3))
     np.testing.assert_array_equal(np.asarray(column_block(mixed, ["d", "e"])), mixed[["d", "e"]])
+
+
+def _exact_products(a: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """``a' v`` rounded once from exact rational sums (the independent reference)."""
+    from fractions import Fraction
+
+    return np.array(
+        [
+            [
+                float(sum(Fraction(int(a[r, i])) * Fraction(v[r, j]) for r in range(len(a))))
+                for j in range(v.shape[1])
+            ]
+            for i in range(a.shape[1])
+        ]
+    )
+
+
+@pytest.mark.parametrize("layout", ["C", "F"])
+def test_xty_from_the_gram_pass_and_exact_x_dot_equal_exact_sums(layout):
+    """X'y (from the ssyrk on y's integer parts) and X b (float32 blocks times b's parts) equal
+    the exactly rounded sums to a few units in the last place, on values spanning 1e-8..1e3."""
+    rng = np.random.default_rng(21)
+    x = np.asarray(rng.integers(0, 5, size=(300, 7), dtype=np.int8), order=layout)
+    y = rng.normal(size=(300, 2)) * np.array([1e3, 1e-8])
+    y[:5, 0] = [1e-12, -3e-9, 123456.789, -0.1, 1.0]
+    y_c = y - y.mean(axis=0)
+    cen = nbutils._least_squares._Centered(x, 1.0, nbutils._least_squares.Workspace(), y_c, 4.0)
+    expected = _exact_products(x, y_c)
+    scale = np.abs(x).T.astype(float) @ np.abs(y_c)  # sum |x||y|: the size of the rounding
+    np.testing.assert_array_less(np.abs(cen.xty - expected), 1e-15 * scale + 1e-300)
+    b = rng.normal(size=(7, 2)) * np.array([10.0, 1e-5])
+    xb = nbutils._least_squares._exact_x_dot(x, b, 1.0, 4.0)
+    expected_xb = _exact_products(x.T, b)
+    np.testing.assert_array_less(
+        np.abs(xb - expected_xb), 1e-15 * (np.abs(x).astype(float) @ np.abs(b)) + 1e-300
+    )
+
+
+def test_integer_parts_refuse_too_narrow_parts_and_fit_falls_back_to_float64(paths):
+    """With sums too large for parts of 8 bits (many rows times large values), no parts are
+    made and the products take the float64 path; the fit still equals lstsq."""
+    assert nbutils._least_squares._integer_parts(np.ones((10, 1)), 2**16, 1.0) is not None
+    assert nbutils._least_squares._integer_parts(np.ones((10, 1)), 2**17, 1.0) is None
+    parts, weights = nbutils._least_squares._integer_parts(np.ones((10, 1)), 100, 4.0)
+    assert parts.dtype == np.float32 and np.abs(parts).max() < 2**15
+    rng = np.random.default_rng(22)
+    x = (rng.integers(0, 2, size=(2000, 5)) * 60).astype(np.int8)  # 60**2 * 2000 < 2**24
+    y = rng.normal(size=(2000, 1))
+    assert exact_float32_scale(x, 2000) == 1.0
+    cen = nbutils._least_squares._Centered(x, 1.0, nbutils._least_squares.Workspace(), y, 60.0)
+    assert cen.xty is None  # 2000 rows x 60: parts of 7 bits, not made
+    np.testing.assert_allclose(fit_block(y, x, 1.0), lstsq_fit(y, x), atol=1e-12, rtol=0)
+    assert paths == {"cholesky": 1}
+
+
+@pytest.mark.parametrize("gs", [1.0, 4.0])
+@pytest.mark.parametrize("shift", [0, -2])
+def test_gram_one_norm_equals_numpy(gs, shift):
+    """|[x, 1]'[x, 1]|_1 from the float32 Gram matrix (ssymv when no entry is negative, the
+    absolute values otherwise) against numpy on the float64 matrix: never below, within 1e-3."""
+    rng = np.random.default_rng(23)
+    x = (rng.integers(0, 5, size=(400, 9)) + shift) / gs
+    cen = nbutils._least_squares._Centered(x, gs, nbutils._least_squares.Workspace())
+    a = np.hstack([x, np.ones((400, 1))])
+    exact = np.abs(a.T @ a).sum(axis=0).max()
+    assert exact <= cen.g_norm1 <= exact * (1 + 1e-3)
+
+
+def test_condition_bound_is_tight_for_int8_features(paths, monkeypatch):
+    """For int8 features the bound on cond1([x, 1]'[x, 1]) is set by G^-1's first column,
+    computed from w = S^-1 mu without estimation: the block goes to lstsq as soon as MAX_COND**2
+    is below the true cond1(G), and stays on the Cholesky path at twice it."""
+    rng = np.random.default_rng(24)
+    x = rng.integers(0, 5, size=(1500, 60), dtype=np.int8)
+    y = rng.normal(size=(1500, 1))
+    a = np.hstack([x.astype(float), np.ones((1500, 1))])
+    g = a.T @ a
+    cond1 = np.abs(g).sum(axis=0).max() * np.abs(np.linalg.inv(g)).sum(axis=0).max()
+    monkeypatch.setattr(nbutils._least_squares, "MAX_COND", np.sqrt(0.999 * cond1))
+    fit_block(y, x, 1.0)
+    assert paths == {"lstsq": 1}
+    monkeypatch.setattr(nbutils._least_squares, "MAX_COND", np.sqrt(2 * cond1))
+    np.testing.assert_allclose(fit_block(y, x, 1.0), lstsq_fit(y, x), atol=1e-12, rtol=0)
+    assert paths == {"lstsq": 1, "cholesky": 1}
+
+
+def test_constant_columns_and_blocks_on_the_float32_path(paths, monkeypatch):
+    """Constant neutralizers dropped (C taken from the kept rows and columns), small blocks for
+    x b: still lstsq's fit."""
+    monkeypatch.setattr(nbutils._least_squares, "_X32_BLOCK_BYTES", 4 * 700 * 3)
+    rng = np.random.default_rng(25)
+    for layout in ("C", "F"):
+        x = np.asarray(rng.integers(0, 5, size=(700, 12), dtype=np.int8), order=layout)
+        x[:, [3, 7]] = 2
+        y = rng.normal(size=(700, 2))
+        np.testing.assert_allclose(fit_block(y, x, 1.0), lstsq_fit(y, x), atol=1e-12, rtol=0)
+    assert paths == {"cholesky": 2}
