@@ -173,3 +173,11 @@ def network(net: Network) -> Iterator[None]:
     finally:
         if net.n_machines > 1:
             _safe_call(_LIB.LGBM_NetworkFree())
+
+
+def add_features(ds: lgb.Dataset, other: lgb.Dataset) -> None:
+    """Copy the features of ``other`` (same rows, constructed) into ``ds``: the C API's
+    ``LGBM_DatasetAddFeaturesFrom`` (``Dataset.add_features_from`` also merges the raw data,
+    which is freed here, and warns about it). The copy of a 4-bit feature holds its data only,
+    not the push buffer LightGBM keeps in ``other`` (see :func:`nbutils.train.build_dataset`)."""
+    _safe_call(_LIB.LGBM_DatasetAddFeaturesFrom(ds._handle, other._handle))

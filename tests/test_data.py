@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import shutil
+from pathlib import Path
 
 import lightgbm as lgb
 import numpy as np
@@ -279,7 +280,7 @@ def test_v5_round_trip(v5, tiny_v5_dir, split):
         assert frame[col].dtype == string_dtype()
         assert frame[col].tolist() == reference[col].tolist()
     for target in v5.targets:
-        assert frame[target].dtype == np.float64
+        assert frame[target].dtype == np.float32  # as the file stores them (exact)
         np.testing.assert_array_equal(frame[target].to_numpy(), reference[target].to_numpy())
     assert frame["target"].isna().all() == (split == "live")
     assert frame["target"].isna().equals(frame["data_type"] != "train") or split != "train"
@@ -896,3 +897,43 @@ def test_benchmark_frames_share_their_splits_ids(v5, tiny_v5_dir, tmp_path):
         assert other.index.tolist() == reordered["id"].tolist()
         assert not np.shares_memory(fixed_width_bytes(other.index), fixed_width_bytes(own))
         pd.testing.assert_frame_equal(other.iloc[::-1], bench, check_index_type=False)
+
+
+@pytest.mark.parametrize("step", [2, 3])
+def test_train_benchmarks_keep_only_the_kept_eras(v5, tiny_v5_dir, step):
+    """With ``era_step`` > 1 train's benchmark frame holds the rows of the training eras kept, no
+    other (it held the whole file before), equal to pandas' reading of the file filtered, and
+    shares the train split's ids; validation's and live's are whole."""
+    sub = load_data(tiny_v5_dir, era_step=step)
+    bench = sub.benchmark_models["train"]
+    reference = pd.read_parquet(tiny_v5_dir / "train_benchmark_models.parquet")
+    kept = reference[reference["era"].isin(set(sub.train["era"]))]
+    assert 0 < len(kept) < len(reference)
+    assert set(bench["era"]) == set(kept["era"]) <= set(sub.train["era"])
+    assert bench.index.tolist() == kept.index.tolist()
+    np.testing.assert_array_equal(bench.drop(columns="era"), kept.drop(columns="era"))
+    own = sub.train.index
+    start = own.get_loc(bench.index[0])
+    assert np.shares_memory(
+        fixed_width_bytes(bench.index), fixed_width_bytes(own[start : start + len(bench)])
+    )
+    for split in ("validation", "live"):
+        pd.testing.assert_frame_equal(sub.benchmark_models[split], v5.benchmark_models[split])
+
+
+def test_the_train_footer_is_parsed_once(tiny_v5_dir, monkeypatch):
+    """load_data opens train.parquet once (it opened it twice: its footer, 436 MiB parsed at
+    2,376 features, was read two times)."""
+    import nbutils.data.load as load_module
+
+    opened: list[str] = []
+    real = load_module.pq.ParquetFile
+
+    def counting(path, *args, **kwargs):
+        opened.append(Path(path).name)
+        return real(path, *args, **kwargs)
+
+    monkeypatch.setattr(load_module.pq, "ParquetFile", counting)
+    load_data(tiny_v5_dir, era_step=2)
+    assert opened.count("train.parquet") == 1
+    assert opened.count("validation.parquet") == 1

@@ -12,7 +12,7 @@ their footers (no data page is read). The model (bytes, ``n`` rows kept, ``F`` f
 
 - load (``load_data``, all three splits resident at the end)::
 
-      load = baseline + LOAD_OVERHEAD[pandas major] + READ_BUFFER + n_all * (ROW_BYTES + 8 * n_targets)
+      load = baseline + LOAD_OVERHEAD[pandas major] + READ_BUFFER + n_all * (ROW_BYTES + 4 * n_targets)
              + n_all * F * s + benchmark files (BENCHMARK_ROW_BYTES + 8 per model, a row)
              + FOOTER_BYTES * train file's column chunks
 
@@ -21,7 +21,8 @@ their footers (no data page is read). The model (bytes, ``n`` rows kept, ``F`` f
   data; ``READ_BUFFER`` the parquet read of one row group's column slice
   (``nbutils.data.load.PARQUET_READ_BUDGET``) and the parquet footers; a benchmark file's row
   holds its era, its models as float64 and, while read, one Arrow column (its ids are shared
-  with its split's when they are the same). Fitted at 2.9M rows x 705 features, 9 targets
+  with its split's when they are the same; train's file: the kept eras' rows only); targets are
+  float32 (4 bytes; ``TARGET_BYTES``). Fitted at 2.9M rows x 705 features, 9 targets
   (``bench/bench_load.py``'s data): plan 1.03-1.06x the measured peak; at 2,376 features with
   ``era_step=4``, 1.02x.
 - training (notebook 03 with notebook 02's default feature spec: 3 group statistics per feature
@@ -114,6 +115,10 @@ LOAD_OVERHEAD = {2: 30 * 1024**2, 3: 60 * 1024**2}
 #: above the baseline) and 3 alike; at 2.75M x 705 it is 1.03-1.06x the measured peaks
 READ_BUFFER = 36 * 1024**2
 ROW_BYTES = 64
+#: per target and row: v5 targets load as float32 (nbutils.data.load.target_values; a column
+#: the cast would change stays float64, 8 bytes, which the plan does not foresee: 12 MiB a column
+#: at 2.9M rows)
+TARGET_BYTES = 4
 #: per row of a benchmark-models file, besides 8 bytes per model (see the module docstring)
 BENCHMARK_ROW_BYTES = 60
 #: per column chunk of the train file: its parsed footer takes about 1,040 bytes a chunk while the
@@ -423,9 +428,10 @@ def _footer_rows(path: Path, what: str) -> tuple[int, int]:
     return meta.num_rows, meta.num_row_groups * meta.num_columns
 
 
-def _benchmark_bytes(path: Path) -> int:
-    """Bytes ``load_data`` holds for the benchmark files present (read whole, every split, float64
-    columns plus id and era): from their footers only."""
+def _benchmark_bytes(path: Path, era_step: int = 1) -> int:
+    """Bytes ``load_data`` holds for the benchmark files present (float64 columns plus id and era;
+    validation's and live's whole, train's for every ``era_step``-th era): from their footers
+    only."""
     total = 0
     for split in BENCHMARK_SPLITS:
         file = path / V5_FILES[f"{split}_benchmark_models"]
@@ -435,7 +441,8 @@ def _benchmark_bytes(path: Path) -> int:
             meta = pq.ParquetFile(file).metadata
         except (pa.ArrowException, OSError) as err:
             raise corrupt(file, err) from None
-        total += meta.num_rows * (BENCHMARK_ROW_BYTES + 8 * max(meta.num_columns - 2, 0))
+        rows = math.ceil(meta.num_rows / era_step) if split == "train" else meta.num_rows
+        total += rows * (BENCHMARK_ROW_BYTES + 8 * max(meta.num_columns - 2, 0))
     return total
 
 
@@ -508,9 +515,13 @@ def plan_memory(
         base
         + LOAD_OVERHEAD[min(pandas_major(), 3)]
         + READ_BUFFER
-        + n_all * (ROW_BYTES + 8 * n_targets)
+        + n_all * (ROW_BYTES + TARGET_BYTES * n_targets)
     )
-    load += _benchmark_bytes(path) + n_all * f * _ITEMSIZE[dtype] + FOOTER_BYTES * chunks["train"]
+    load += (
+        _benchmark_bytes(path, era_step)
+        + n_all * f * _ITEMSIZE[dtype]
+        + FOOTER_BYTES * chunks["train"]
+    )
     features02 = load + _notebook_02_bytes(n_train, rows["validation"], f, 3 * len(groups), e)
     notes = []
     binned = int(BIN_BYTES * n_train * (f + e)) + 4 * BATCH_ROWS * (f + e)
