@@ -157,7 +157,8 @@ def test_the_binned_dataset_keeps_no_push_buffer():
     held, peak = (int(v) for v in out.stdout.split())
     payload = rows * cols  # the label adds 0.1 (float32)
     assert 0.5 * payload < held < 0.8 * payload, (held, payload)  # was 1.2
-    assert peak < payload, (peak, payload)  # was 1.5
+    # 0.93x on pandas 3.1 / numpy 2.4, 1.10x at the minimums (pandas 2.2, numpy 2.0); was 1.5
+    assert peak < 1.2 * payload, (peak, payload)
 
 
 def test_building_the_dataset_prints_nothing(capfd):
