@@ -515,3 +515,46 @@ def test_the_notebook_line_counts_rounds_and_redraws_every_step(monkeypatch):
         "LightGBM: 20 / 20 ラウンド（100%）",
     ]
     assert len(shown) == 6 and shown[-1].startswith("LightGBM: 20 ラウンドの学習が終わりました")
+
+
+def _mixed_frame(n: int = 20_000) -> pd.DataFrame:
+    """int8 features beside float64 and nullable-float engineered columns, as 02's spec gives."""
+    rng = np.random.default_rng(3)
+    df = pd.DataFrame(rng.integers(0, 5, size=(n, 50), dtype=np.int8))
+    df.columns = [f"f{i}" for i in range(50)]
+    for k in range(5):
+        df[f"e{k}"] = rng.random(n)
+    df["nullable"] = pd.array(np.where(rng.random(n) < 0.1, None, rng.random(n)), dtype="Float64")
+    return df
+
+
+def test_iter_batches_gives_the_frames_values_as_float32():
+    """Every batch equals pandas' own float32 conversion of those rows (missing values NaN),
+    for all rows and for a selection of rows, the last batch shorter."""
+    from nbutils._lgb_dataset import iter_batches
+
+    df = _mixed_frame(1_000)
+    features = list(df.columns)
+    expected = df.to_numpy(dtype=np.float32, na_value=np.nan)
+    rows = np.random.default_rng(0).permutation(len(df))[:777]
+    for take, want in ((None, expected), (rows, expected[rows])):
+        got = np.concatenate([b.copy() for b in iter_batches(df, features, take, batch_rows=300)])
+        assert got.dtype == np.float32 and got.flags.c_contiguous
+        np.testing.assert_array_equal(got, want)
+
+
+def test_iter_batches_holds_one_float32_batch():
+    """Converting mixed int8/float64 columns holds the float32 batch only (pandas'
+    ``iloc[...].to_numpy(float32)`` interleaved them as float64 first: about 4x the batch)."""
+    from nbutils._lgb_dataset import iter_batches
+
+    df = _mixed_frame()[[f"f{i}" for i in range(50)] + [f"e{k}" for k in range(5)]]
+    batch_bytes = len(df) * df.shape[1] * 4
+    tracemalloc.start()
+    try:
+        for batch in iter_batches(df, list(df.columns), batch_rows=len(df) // 2):
+            assert batch.shape[1] == df.shape[1]
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 0.6 * batch_bytes, (peak, batch_bytes)  # half the rows a batch, one at a time
