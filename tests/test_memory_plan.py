@@ -27,6 +27,7 @@ from nbutils.data import (
     smaller_choices,
 )
 from nbutils.data.plan import (
+    CHECK_ROWS,
     LEGACY_SKIP,
     NOTEBOOK_01,
     NOTEBOOK_02,
@@ -188,6 +189,16 @@ def test_notebook_02s_comparison_rows_are_the_plans(tmp_path):
         if cell.cell_type == "code"
     )
     assert f"QUICK_ROWS = {QUICK_ROWS:_}" in source
+
+
+def test_notebook_03s_check_rows_are_the_plans():
+    """The plan counts notebook 03's tutorial check at CHECK_ROWS rows: the notebook uses that."""
+    source = "".join(
+        cell.source
+        for cell in nbformat.read(NOTEBOOKS / NOTEBOOK_03, as_version=4).cells
+        if cell.cell_type == "code"
+    )
+    assert f"check_rows = 20, {CHECK_ROWS:_}" in source
 
 
 def test_a_notebook_that_would_not_fit_is_named_and_nothing_is_loaded(tiny_v5_dir, monkeypatch):
@@ -452,3 +463,11 @@ def test_generating_the_synthetic_data_hands_its_memory_back(tmp_path):
     m = json.loads(done.stdout.strip().splitlines()[-1])
     assert m["hwm"] - m["base"] > 50 * 2**20  # the generation did use memory
     assert m["rss"] - m["base"] < 0.5 * (m["hwm"] - m["base"]), m
+
+
+def test_the_plans_training_block_is_the_trainers():
+    """The plan's blocked Dataset term uses the block size nbutils.train builds with."""
+    from nbutils import train
+    from nbutils.data import plan
+
+    assert plan.TRAIN_BLOCK_BYTES == train.BLOCK_BYTES

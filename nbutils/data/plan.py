@@ -29,8 +29,9 @@ their footers (no data page is read). The model (bytes, ``n`` rows kept, ``F`` f
   group and the pairwise products of 3 features, ``E`` float64 columns; engine "local")::
 
       train = load + n_train * E * 8 + max(SAMPLE_BYTES * min(n_train, 200_000) * (F + E),
-                                           BIN_BYTES * n_train * (F + E) + 4 * BATCH_ROWS * (F + E))
-              + 16 * n_train
+                                           binned + 4 * BATCH_ROWS * (F + E)) + 16 * n_train
+      binned = n_train * (BIN_BYTES * (P + E) + COPIED_BYTES * (F - P)),
+      P = min(F, 1 + TRAIN_BLOCK_BYTES // n_train)
 
   LightGBM first holds its row sample for the bin boundaries (``bin_construct_sample_cnt`` rows,
   float64 value plus int32 index per non-zero value, about 10 bytes a value for 0..4 bins), frees
@@ -38,35 +39,43 @@ their footers (no data page is read). The model (bytes, ``n`` rows kept, ``F`` f
   (``nbutils.train.build_dataset``); 16 bytes a row are the gradients, hessians and scores.
   ``BIN_BYTES``: LightGBM's Dataset measured 1.04 bytes a value once allocated and 1.08-1.11
   after the push, for 4-bit bins (5 values) as for 8-bit ones (a 4-bit bin keeps its push
-  buffer, ``buf_.clear()`` in LightGBM's ``dense_bin.hpp``). At 2.75M rows x 705 features plus
-  21 engineered ones (3 trees) the plan is 1.06x the measured peak.
+  buffer, ``buf_.clear()`` in LightGBM's ``dense_bin.hpp``). The Dataset is built in blocks of
+  ``TRAIN_BLOCK_BYTES`` values whose features are copied into the first block's Dataset: a copied
+  4-bit feature holds its data only (``COPIED_BYTES``); at the peak the first feature and the last
+  raw block (``P`` features) still hold their push buffers; the engineered (float) features keep
+  ``BIN_BYTES``. When every feature fits one block (the default sizes) ``binned`` is
+  ``BIN_BYTES * n_train * (F + E)``.
 - notebook 02 (it loads the data again; ``S`` float32 group statistics, ``q = min(n_train,
   QUICK_ROWS)`` rows of its group-statistics comparison, ``v`` validation rows)::
 
       features = load + 2 * 4 * n_train * E + max(SCORE_ROW_BYTES * n_train + 2 * block,
                                                   SAMPLE_BYTES * q * (F + S) + q * (2F + S)
-                                                  + 8 * min(v, PREDICT_ROWS) * (F + S))
+                                                  + 4 * min(v, PREDICT_ROWS) * (F + S))
 
   the engineered columns are held twice (added, then scored); every feature is scored per era
   a ``block`` of float64 columns at a time (at most ``SCORE_BLOCK_BYTES``); the comparison holds
   its rows' copy, LightGBM's bin sample and binned data, then predicts the validation rows in
-  float32 batches, each held twice (pandas' array and its C-ordered copy,
-  ``nbutils._lgb_dataset.iter_batches``). The sample and the batches are not held at once: their
+  float32 batches, one at a time in one buffer (``nbutils._lgb_dataset.iter_batches``). The sample and the batches are not held at once: their
   sum also covers what 02 still holds above its load and engineered columns when the comparison
   starts (its statistics and scored frames; figures below).
-- every notebook's peak (01 load, 02 features, 03 training + ``NOTEBOOK_03_EXTRA``) is checked
-  before loading; notebook
+- notebook 03: the larger of training and its tutorial check, plus ``NOTEBOOK_03_EXTRA``::
+
+      notebook03 = max(train, load + n_train * E * 8 + CHECK_VALUE_BYTES * c * (F + E))
+                   + NOTEBOOK_03_EXTRA,   c = min(n_train, CHECK_ROWS)
+
+  the check runs the tutorial's own LightGBM code on the first ``check_rows`` rows (float64
+  frames, LightGBM's float64 conversion and its bin sample of every value); at Numerai's shape
+  it is 03's peak, training in blocks adding less.
+- every notebook's peak (01 load, 02 features, 03 as above) is checked before loading; notebook
   01's own peak is at least its kernel's peak so far (VmHWM: e.g. generating the synthetic data).
 
 Against the notebooks' own kernels (VmHWM polled every 0.5 s, the dataset on disk, the baseline
-notebook 01 measured; README, "The chain at Numerai's shape", 2026-12-05): at 2.75M x 705 with
-``era_step=4`` (687,500 training rows) the plan is 1.07x, 1.09x and 1.02x the peaks of 01, 02 and
-03 (1,141, 2,001 and 2,720 MiB); at the synthetic default 1.06x, 1.08x and 1.08x (350, 434 and
-447 MiB). That holds because 02 and 03 delete their tutorial checks' frames and call
+notebook 01 measured; README, "The chain at Numerai's shape", 2026-12-05, 15:00 UTC): at 2.75M x 705
+with ``era_step=4`` (687,500 training rows) the plan is 1.02x, 1.09x and 1.03x the peaks of 01, 02
+and 03 (1,058, 1,703 and 1,657 MiB); at the synthetic default (the dataset generated in 01) 1.10x,
+1.09x and 1.08x (333, 407 and 421 MiB). 02 and 03 delete their tutorial checks' frames and call
 ``release_memory()`` before their heaviest cells (02's comparison, 03's training): held, those
-frames put 02's and 03's peaks 216 and 257 MiB higher, above the plan (0.93x, 0.97x). In 02 the
-comparison cell added 666 MiB to the 1,335 the kernel held when it started (the load, the
-statistics, the scored frames); the terms above the load (110 + 857 MiB) cover both.
+frames had put 02's and 03's peaks 216 and 257 MiB higher.
 - engine "dask": the notebook's process holds no training data; the cluster's workers hold the
   binned data and one partition each. The plan counts the binned data plus one baseline per
   worker on this machine (a local cluster); this part is coarse and not measured in the tests.
@@ -127,6 +136,18 @@ BENCHMARK_ROW_BYTES = 60
 FOOTER_BYTES = 512
 #: LightGBM's binned Dataset, bytes per value (see the module docstring)
 BIN_BYTES = 1.1
+#: a 4-bit feature copied out of its block's Dataset (``LGBM_DatasetAddFeaturesFrom``): its data
+#: only, half a byte a value, without the push buffer; bytes per value (see the module docstring)
+COPIED_BYTES = 0.55
+#: ``nbutils.train.BLOCK_BYTES``: the feature values of one block of the Dataset's build
+TRAIN_BLOCK_BYTES = 64 * 1024**2
+#: notebook 03's tutorial check (the tutorial's own LightGBM code) on its first ``check_rows``
+#: training rows: their copy and ``fillna(0)`` copy, LightGBM's float64 conversion and bin sample
+#: of every value, and the same for the validation rows it predicts; bytes per value, fitted at
+#: Numerai's shape (50,000 rows x 726 columns: 474 MiB, 13.7 bytes a value)
+CHECK_VALUE_BYTES = 14.5
+#: notebook 03's ``check_rows``
+CHECK_ROWS = 50_000
 SAMPLE_BYTES = 10
 BIN_SAMPLE_ROWS = 200_000  # LightGBM's bin_construct_sample_cnt default
 BATCH_ROWS = 4_096  # nbutils.train's float32 batch
@@ -136,13 +157,11 @@ QUICK_ROWS = 60_000
 #: (nbutils._score_inputs.PRED_BLOCK_BYTES) and float64 arrays per training row
 SCORE_BLOCK_BYTES = 64 * 1024**2
 SCORE_ROW_BYTES = 64
-PREDICT_ROWS = 65_536  # nbutils.train.predict's float32 batch (held twice: C order)
-#: what notebook 03's kernel holds at its peak besides the training term: at the default size
-#: its predictions, scores and figures after training (the kernel peaked 19 MiB above the
-#: training term, the tutorial check's frames freed before training); at 2.75M x 705 LightGBM's
-#: allocations beside its row sample during training (the training cell grew 90 MiB more than
-#: the sample term); the plan is 1.08x and 1.02x those kernels' peaks (module docstring)
-NOTEBOOK_03_EXTRA = 56 * 1024**2
+PREDICT_ROWS = 65_536  # nbutils.train.predict's float32 batch (one buffer, reused)
+#: what notebook 03's kernel holds at its peak besides the larger of its training and its check
+#: (its predictions, scores and figures; LightGBM's own allocations): fitted so that the plan is
+#: at or above 03's kernel peak at the default size and at 2.75M x 705 (module docstring)
+NOTEBOOK_03_EXTRA = 24 * 1024**2
 DASK_WORKER_BASELINE = 250 * 1024**2
 DEFAULT_DASK_WORKERS = 2
 _ITEMSIZE = {"int8": 1, "float32": 4}
@@ -173,6 +192,7 @@ class MemoryPlan:
     load_bytes: int
     train_bytes: int
     features_bytes: int = 0
+    notebook03_bytes: int = 0
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -182,7 +202,7 @@ class MemoryPlan:
         return {
             NOTEBOOK_01: self.load_bytes,
             NOTEBOOK_02: max(self.features_bytes, self.load_bytes),
-            NOTEBOOK_03: self.train_bytes + NOTEBOOK_03_EXTRA,
+            NOTEBOOK_03: max(self.notebook03_bytes, self.train_bytes + NOTEBOOK_03_EXTRA),
         }
 
     @property
@@ -368,6 +388,21 @@ def current_hwm() -> int:
     return 0
 
 
+def _dataset_bytes(n: int, f: int, e: int) -> int:
+    """LightGBM's Dataset at its peak while :func:`nbutils.train.build_dataset` builds it from
+    ``n`` rows of ``f`` 4-bit and ``e`` engineered features (module docstring): with one block,
+    the larger of the bin sample and the pushed data; with several, every feature copied
+    (``COPIED_BYTES`` a 4-bit value, ``BIN_BYTES`` an engineered one) plus one block being
+    built (its sample, or its pushed data)."""
+    total, width = f + e, max(1, TRAIN_BLOCK_BYTES // n)
+    batch = 4 * BATCH_ROWS * total
+    sample = SAMPLE_BYTES * min(n, BIN_SAMPLE_ROWS)
+    if 1 + width >= total:
+        return int(max(sample * total, BIN_BYTES * n * total)) + batch
+    held = n * (COPIED_BYTES * f + BIN_BYTES * e)
+    return int(held + max(sample * width, BIN_BYTES * n * width)) + batch
+
+
 def _notebook_02_bytes(n_train: int, n_valid: int, f: int, s: int, e: int) -> int:
     """Notebook 02's bytes above its loaded data (module docstring): the engineered float32
     columns twice (added, then scored), then the larger of the per-feature scores and the
@@ -377,7 +412,7 @@ def _notebook_02_bytes(n_train: int, n_valid: int, f: int, s: int, e: int) -> in
     quick = (
         SAMPLE_BYTES * min(q, BIN_SAMPLE_ROWS) * (f + s)
         + q * (2 * f + s)
-        + 8 * min(n_valid, PREDICT_ROWS) * (f + s)
+        + 4 * min(n_valid, PREDICT_ROWS) * (f + s)
     )
     return 2 * 4 * n_train * e + max(scores, quick)
 
@@ -526,10 +561,13 @@ def plan_memory(
     notes = []
     binned = int(BIN_BYTES * n_train * (f + e)) + 4 * BATCH_ROWS * (f + e)
     if engine == "local":
-        sample = SAMPLE_BYTES * min(n_train, BIN_SAMPLE_ROWS) * (f + e)
-        train = load + n_train * e * 8 + max(sample, binned) + 16 * n_train
+        trained = load + n_train * e * 8  # 03's frame: the data and its engineered columns
+        train = trained + _dataset_bytes(n_train, f, e) + 16 * n_train
+        check = trained + CHECK_VALUE_BYTES * min(n_train, CHECK_ROWS) * (f + e)
+        notebook03 = max(train, check) + NOTEBOOK_03_EXTRA
     else:
         train = base + dask_workers * DASK_WORKER_BASELINE + binned
+        notebook03 = train + NOTEBOOK_03_EXTRA
         notes.append(
             "engine='dask': 学習のピークは目安です / the dask training peak is a coarse estimate"
         )
@@ -546,6 +584,7 @@ def plan_memory(
         load_bytes=int(max(load, already)),
         train_bytes=int(train),
         features_bytes=int(features02),
+        notebook03_bytes=int(notebook03),
         notes=notes,
     )
 
