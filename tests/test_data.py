@@ -280,7 +280,7 @@ def test_v5_round_trip(v5, tiny_v5_dir, split):
         assert frame[col].dtype == string_dtype()
         assert frame[col].tolist() == reference[col].tolist()
     for target in v5.targets:
-        assert frame[target].dtype == np.float32  # as the file stores them (exact)
+        assert frame[target].dtype == np.float64  # the file's float32, widened (exact)
         np.testing.assert_array_equal(frame[target].to_numpy(), reference[target].to_numpy())
     assert frame["target"].isna().all() == (split == "live")
     assert frame["target"].isna().equals(frame["data_type"] != "train") or split != "train"

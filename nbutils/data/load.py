@@ -205,23 +205,17 @@ def _table_columns(table: pa.Table) -> ColumnReader:
     return lambda name: table.column(name) if name in table.column_names else None
 
 
-def target_values(values: np.ndarray, narrow: bool) -> np.ndarray:
-    """One target column as loaded: float32 when ``narrow`` and every value (NaN included) is
-    exactly a float32, else float64.
+def target_values(values: np.ndarray) -> np.ndarray:
+    """One target column as loaded: float64, NaN kept, the loader's own (writable) array.
 
-    Numerai's targets are multiples of 0.25 (0, 0.25, ..., 1) and NaN, stored as float32 in
-    the v5 files: float32 holds them exactly, at half the memory (100 MiB less for 9 targets
-    at 2.9M rows), and every score converts them to float64 with no change. A column that the
-    cast would change (a float64 file with other values) keeps float64 (docs/data.md).
+    Numerai's files store the targets as float32 (0, 0.25, ..., 1 and NaN). They are loaded as
+    float64 although float32 holds them exactly: a learner's plain pandas on float32 targets
+    (``target - target.mean()``, powers) runs in float32 and drifts from numerai-tools' float64
+    by about 4e-9 relative on 5,000-row eras, which notebook 04's hand computation of the
+    numerai corr refused at Numerai's shape (docs/design-decisions.md). 100 MiB more at
+    2.9M rows x 9 targets.
     """
-    if not narrow:
-        return values.astype(np.float64)
-    narrowed = values.astype(np.float32)  # a copy: Arrow's zero-copy view is read-only
-    if values.dtype == np.float32 or np.array_equal(
-        narrowed, values, equal_nan=values.dtype.kind == "f"
-    ):
-        return narrowed
-    return values.astype(np.float64)
+    return values.astype(np.float64)  # a copy: Arrow's zero-copy view is read-only
 
 
 def _frame(
@@ -230,11 +224,10 @@ def _frame(
     features: list[str],
     targets: list[str],
     data_type: str,
-    narrow_targets: bool = False,
 ) -> pd.DataFrame:
     """id index, era and data_type (Arrow-backed strings, :func:`_strings`), features (one block,
-    no copy), targets (:func:`target_values`: float32 when ``narrow_targets`` and exact, else
-    float64; NaN for a target the file does not have).
+    no copy), targets (:func:`target_values`: float64; NaN for a target the file does not
+    have).
 
     Columns are read one at a time from ``column``, so that at most one of them is held as Arrow
     data next to the frame. ``data_type`` fills that column when the file has none.
@@ -250,9 +243,9 @@ def _frame(
     for name in targets:
         values_t = column(name)
         frame[name] = (
-            np.full(len(frame), np.nan, dtype=np.float32 if narrow_targets else np.float64)
+            np.full(len(frame), np.nan, dtype=np.float64)
             if values_t is None
-            else target_values(values_t.to_numpy(), narrow_targets)
+            else target_values(values_t.to_numpy())
         )
     return frame
 
@@ -341,7 +334,7 @@ def _read_parquet_split(
     pf: pq.ParquetFile | None = None,
 ) -> pd.DataFrame:
     """One v5 split: only the columns asked for (column projection), rows of the kept eras;
-    targets float32 when exact (:func:`target_values`).
+    targets float64 (:func:`target_values`).
 
     Features stream row group by row group into one preallocated array, so peak memory is about
     the feature array itself plus one decoded slice. ``pf``: the file already opened (its footer
@@ -374,7 +367,7 @@ def _read_parquet_split(
             read = pf.read(columns=[name], use_threads=True).column(name)
             return read if mask is None else read.filter(mask)
 
-        frame = _frame(column, values, features, targets, what, narrow_targets=True)
+        frame = _frame(column, values, features, targets, what)
     except (pa.ArrowException, OSError) as err:
         raise corrupt(path, err) from err
     release_memory()

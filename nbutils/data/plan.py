@@ -22,7 +22,7 @@ their footers (no data page is read). The model (bytes, ``n`` rows kept, ``F`` f
   (``nbutils.data.load.PARQUET_READ_BUDGET``) and the parquet footers; a benchmark file's row
   holds its era, its models as float64 and, while read, one Arrow column (its ids are shared
   with its split's when they are the same; train's file: the kept eras' rows only); targets are
-  float32 (4 bytes; ``TARGET_BYTES``). Fitted at 2.9M rows x 705 features, 9 targets
+  float64 (``TARGET_BYTES``). Fitted at 2.9M rows x 705 features, 9 targets
   (``bench/bench_load.py``'s data): plan 1.03-1.06x the measured peak; at 2,376 features with
   ``era_step=4``, 1.02x.
 - training (notebook 03 with notebook 02's default feature spec: 3 group statistics per feature
@@ -124,10 +124,8 @@ LOAD_OVERHEAD = {2: 30 * 1024**2, 3: 60 * 1024**2}
 #: above the baseline) and 3 alike; at 2.75M x 705 it is 1.03-1.06x the measured peaks
 READ_BUFFER = 36 * 1024**2
 ROW_BYTES = 64
-#: per target and row: v5 targets load as float32 (nbutils.data.load.target_values; a column
-#: the cast would change stays float64, 8 bytes, which the plan does not foresee: 12 MiB a column
-#: at 2.9M rows)
-TARGET_BYTES = 4
+#: per target and row: targets load as float64 (nbutils.data.load.target_values)
+TARGET_BYTES = 8
 #: per row of a benchmark-models file, besides 8 bytes per model (see the module docstring)
 BENCHMARK_ROW_BYTES = 60
 #: per column chunk of the train file: its parsed footer takes about 1,040 bytes a chunk while the
