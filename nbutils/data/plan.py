@@ -366,24 +366,24 @@ def available_memory() -> int:
     return memory_headroom().available
 
 
-def current_rss() -> int:
-    """This process's resident size in bytes (VmRSS), 0 where /proc is missing."""
+def _status_bytes(key: str) -> int:
+    """A size line of /proc/self/status (``VmRSS``, ``VmHWM``) in bytes, 0 where it is missing."""
     status = Path("/proc/self/status")
     if status.is_file():
         for line in status.read_text().splitlines():
-            if line.startswith("VmRSS:"):
+            if line.startswith(f"{key}:"):
                 return int(line.split()[1]) * 1024
     return 0
+
+
+def current_rss() -> int:
+    """This process's resident size in bytes (VmRSS), 0 where /proc is missing."""
+    return _status_bytes("VmRSS")
 
 
 def current_hwm() -> int:
     """This process's peak resident size so far in bytes (VmHWM), 0 where /proc is missing."""
-    status = Path("/proc/self/status")
-    if status.is_file():
-        for line in status.read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) * 1024
-    return 0
+    return _status_bytes("VmHWM")
 
 
 def _dataset_bytes(n: int, f: int, e: int) -> int:
